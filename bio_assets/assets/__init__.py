@@ -1,0 +1,1 @@
+"""Dagster assets of bio-assets, built per registered dataset."""

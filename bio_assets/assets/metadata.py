@@ -1,0 +1,52 @@
+"""Metadata values shared by assets: image grids, file tables, progress logging."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+
+import dagster as dg
+import numpy as np
+
+from bio_assets.core.grids import image_grid_png
+from bio_assets.core.ingest import FileIssue
+
+
+def image_grid_markdown(images: np.ndarray, title: str, max_images: int = 16) -> dg.MarkdownMetadataValue:
+    """Markdown with an inline base64 PNG grid of ``images`` uint8 ``(N, H, W, 3)``."""
+    png = base64.b64encode(image_grid_png(images, columns=8, max_images=max_images)).decode()
+    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{png})")
+
+
+FILE_ISSUE_SCHEMA = dg.TableSchema(
+    columns=[dg.TableColumn("file", "string"), dg.TableColumn("kind", "string"), dg.TableColumn("reason", "string")]
+)
+
+
+def file_issue_table(issues: list[FileIssue]) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"file": i.file_name, "kind": i.kind, "reason": i.reason}) for i in issues],
+        schema=FILE_ISSUE_SCHEMA,
+    )
+
+
+def progress_logger(context: dg.AssetExecutionContext, what: str) -> Callable[[int, int], None]:
+    """A core progress callback that logs ``what: done/total`` about every 25% to the run log."""
+
+    def report(done: int, total: int) -> None:
+        step = max(total // 4, 1)
+        if done == total or done % step == 0:
+            context.log.info(f"{what}: {done}/{total}")
+
+    return report
+
+
+def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> dict[str, object]:
+    """Raw metadata values of the newest materialization of ``key`` (and partition), or ``{}``."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition is not None else None), limit=1
+    ).records
+    if not records:
+        return {}
+    materialization = records[0].asset_materialization
+    return {name: value.value for name, value in (materialization.metadata if materialization else {}).items()}

@@ -1,0 +1,52 @@
+"""Asset checks that guard the data: disjoint splits, non-empty splits, balance, no leakage."""
+
+import dagster as dg
+
+from bio_assets.assets.metadata import latest_metadata
+from bio_assets.core.records import SPLIT_NAMES, ImageSet, ImageSplits
+from bio_assets.partitions import asset_key, class_partitions
+
+
+def overlapping_hashes(splits: ImageSplits) -> dict[str, int]:
+    """Number of shared file hashes for each pair of splits."""
+    sets = {name: set(getattr(splits, name).sha256.tolist()) for name in SPLIT_NAMES}
+    return {f"{a}&{b}": len(sets[a] & sets[b]) for i, a in enumerate(SPLIT_NAMES) for b in SPLIT_NAMES[i + 1 :]}
+
+
+def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
+    partitions = class_partitions(dataset)
+    splits_key = asset_key(dataset, "image_splits")
+    augmented_key = asset_key(dataset, "augmented_dataset")
+
+    @dg.asset_check(asset=splits_key, partitions_def=partitions, blocking=True, description="No source image (by SHA-256) is in two splits.")
+    def splits_disjoint(image_splits: ImageSplits) -> dg.AssetCheckResult:
+        overlaps = overlapping_hashes(image_splits)
+        return dg.AssetCheckResult(passed=not any(overlaps.values()), metadata={f"shared_{k}": v for k, v in overlaps.items()})
+
+    @dg.asset_check(asset=splits_key, partitions_def=partitions, blocking=True, description="With 3 or more images, train, val and test all hold images.")
+    def splits_non_empty(image_splits: ImageSplits) -> dg.AssetCheckResult:
+        sizes = {name: len(getattr(image_splits, name)) for name in SPLIT_NAMES}
+        applies = sum(sizes.values()) >= 3
+        return dg.AssetCheckResult(passed=not applies or min(sizes.values()) > 0, metadata={**sizes, "applies": applies})
+
+    @dg.asset_check(asset=augmented_key, partitions_def=partitions, blocking=True, description="The class reached target_per_class images.")
+    def augmented_reaches_target(context: dg.AssetCheckExecutionContext, augmented_dataset: ImageSet) -> dg.AssetCheckResult:
+        partition = context.op_execution_context.partition_key
+        target = latest_metadata(context.instance, augmented_key, partition).get("target_per_class")
+        if target is None:
+            raise ValueError(f"{augmented_key.to_user_string()} [{partition}] has no recorded target_per_class")
+        return dg.AssetCheckResult(passed=len(augmented_dataset) >= int(target), metadata={"num_images": len(augmented_dataset), "target_per_class": int(target)})
+
+    @dg.asset_check(
+        asset=augmented_key,
+        partitions_def=partitions,
+        blocking=True,
+        additional_ins={"image_splits": dg.AssetIn(key=splits_key)},
+        description="Every augmented image comes from the train split: none from validation or test.",
+    )
+    def augmented_from_train_only(augmented_dataset: ImageSet, image_splits: ImageSplits) -> dg.AssetCheckResult:
+        held_out = set(image_splits.val.sha256.tolist()) | set(image_splits.test.sha256.tolist())
+        leaked = sorted(set(augmented_dataset.sha256.tolist()) & held_out)
+        return dg.AssetCheckResult(passed=not leaked, metadata={"num_leaked_sources": len(leaked)})
+
+    return [splits_disjoint, splits_non_empty, augmented_reaches_target, augmented_from_train_only]

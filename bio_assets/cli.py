@@ -1,0 +1,139 @@
+"""The ``bio-assets`` console script: materialize a dataset's graph, manage the registry."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bio_assets.core.registry import BUILTIN_DEMO, PROFILES, DatasetEntry, find_entry, load_registry, renamed, save_registry, with_entry
+from resources.paths import registry_path
+
+DATASET_ENV = "BIO_ASSETS_DATASET_DIR"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bio-assets", description="Materialize bio-assets datasets into the Dagster instance at $DAGSTER_HOME.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("materialize", help="sync class partitions, then materialize a selection in dependency order")
+    run.add_argument("--profile", choices=PROFILES, help="run-config preset (default: the dataset's profile in the registry)")
+    run.add_argument("--dataset", metavar="DIR", help=f"image folder with one sub-folder per class; registered under --name (also ${DATASET_ENV})")
+    run.add_argument("--name", help="dataset name (default: the folder's name with --dataset, else 'demo')")
+    run.add_argument("--file-pattern", default=None, help="glob inside each class folder, e.g. '**/CROPPED/*.bmp' (with --dataset)")
+    run.add_argument("--strip-prefix", default=None, help="removed from class folder names, e.g. 'im_' (with --dataset)")
+    run.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'key:\"demo/image_splits\"+' (default: everything)")
+
+    datasets = commands.add_parser("datasets", help="list, add, rename or remove registry entries")
+    actions = datasets.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="show the registry")
+    add = actions.add_parser("add", help="register a folder")
+    add.add_argument("name")
+    add.add_argument("folder")
+    add.add_argument("--file-pattern", default="*")
+    add.add_argument("--strip-prefix", default="")
+    add.add_argument("--profile", choices=PROFILES, default="paper")
+    rename = actions.add_parser("rename", help="rename an entry (its materialized assets stay under the old prefix)")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    rename.add_argument("--force", action="store_true", help="rename even though assets were materialized under the old name")
+    remove = actions.add_parser("remove", help="remove an entry (nothing on disk is deleted)")
+    remove.add_argument("name")
+    remove.add_argument("--force", action="store_true", help="remove even though assets were materialized for it")
+
+    summary = commands.add_parser("summary", help="print what is materialized for a dataset")
+    summary.add_argument("--name", default="demo")
+    return parser
+
+
+def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
+    """The dataset to run: a folder to register (``--dataset`` / env) or a registered name."""
+    entries = load_registry(registry)
+    folder = args.dataset or os.environ.get(DATASET_ENV)
+    if folder is None:
+        return find_entry(entries, args.name or "demo")
+    path = Path(folder).expanduser().absolute()
+    if not path.is_dir():
+        raise ValueError(f"dataset folder {path} does not exist or is not a folder")
+    name = args.name or path.name.lower().replace("-", "_").replace(" ", "_")
+    existing = next((e for e in entries if e.name == name), None)
+    entry = DatasetEntry(
+        name=name,
+        folder=str(path),
+        file_pattern=args.file_pattern or (existing.file_pattern if existing else "*"),
+        strip_prefix=args.strip_prefix if args.strip_prefix is not None else (existing.strip_prefix if existing else ""),
+        profile=existing.profile if existing else "paper",
+    )
+    if existing and existing.folder != entry.folder and existing.folder != BUILTIN_DEMO:
+        raise ValueError(f"dataset {name!r} is registered with folder {existing.folder}; choose another --name or rename it first")
+    if existing != entry:
+        save_registry(registry, with_entry(entries, entry))
+        print(f"registered dataset {name!r} -> {path} in {registry}")
+    return entry
+
+
+def _materialized_assets(dataset: str) -> list[str]:
+    from bio_assets.driver import open_instance
+
+    with open_instance() as instance:
+        return sorted(k.to_user_string() for k in instance.get_asset_keys(prefix=[dataset]))
+
+
+def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
+    entries = load_registry(registry)
+    if args.action == "list":
+        for e in entries:
+            extra = f" pattern={e.file_pattern}" if e.file_pattern != "*" else ""
+            extra += f" strip_prefix={e.strip_prefix}" if e.strip_prefix else ""
+            print(f"{e.name}\t{e.folder}\tprofile={e.profile}{extra}")
+        return 0
+    if args.action == "add":
+        if any(e.name == args.name for e in entries):
+            raise ValueError(f"dataset {args.name!r} is already registered")
+        entry = DatasetEntry(args.name, str(Path(args.folder).expanduser().absolute()), args.file_pattern, args.strip_prefix, profile=args.profile)
+        save_registry(registry, entries + [entry])
+        print(f"registered {entry.name!r} -> {entry.folder}")
+        return 0
+    name = args.old if args.action == "rename" else args.name
+    find_entry(entries, name)
+    dependants = _materialized_assets(name)
+    if dependants and not args.force:
+        raise ValueError(
+            f"dataset {name!r} has materialized assets ({', '.join(dependants)}); pass --force to {args.action} it anyway "
+            "(stored values and history are kept, never deleted)"
+        )
+    if args.action == "rename":
+        save_registry(registry, renamed(entries, args.old, args.new))
+        print(f"renamed {args.old!r} to {args.new!r}; history stays under {args.old}/")
+    else:
+        save_registry(registry, [e for e in entries if e.name != name])
+        print(f"removed {name!r} from the registry; its files and history were kept")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    registry = registry_path()
+    try:
+        if args.command == "datasets":
+            return _datasets_command(args, registry)
+        from bio_assets.driver import materialize_dataset, print_summary
+
+        if args.command == "summary":
+            find_entry(load_registry(registry), args.name)
+            print_summary(args.name, outcomes={})
+            return 0
+        entry = _entry_for_run(args, registry)
+        failures = materialize_dataset(entry, args.profile or entry.profile, args.select, registry)
+    except ValueError as err:
+        print(f"bio-assets: error: {err}", file=sys.stderr)
+        return 2
+    if failures:
+        print("bio-assets: failed: " + "; ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Walking a dataset folder (one sub-folder per class) into validated image sets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bio_assets.core.imaging import DecodeLimits, ImageRejected, decode_image
+from bio_assets.core.records import ImageSet
+
+
+@dataclass(frozen=True)
+class ClassNameRule:
+    """Maps a class folder name to a class name (SIPaKMeD: strip the ``im_`` prefix)."""
+
+    strip_prefix: str = ""
+    strip_suffix: str = ""
+
+    def apply(self, folder_name: str) -> str:
+        name = folder_name
+        if self.strip_prefix and name.startswith(self.strip_prefix):
+            name = name[len(self.strip_prefix) :]
+        if self.strip_suffix and name.endswith(self.strip_suffix):
+            name = name[: -len(self.strip_suffix)]
+        return name
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Where the images of each class live under the dataset root."""
+
+    root: Path
+    file_pattern: str = "*"  # glob inside each class folder, e.g. "**/CROPPED/*.bmp"
+    class_name_rule: ClassNameRule = ClassNameRule()
+
+    def class_folders(self) -> dict[str, Path]:
+        """Class name -> class folder; hidden folders and links leaving the root are ignored."""
+        root = Path(self.root)
+        if not root.is_dir():
+            raise ValueError(f"dataset folder {root} does not exist or is not a folder")
+        folders: dict[str, Path] = {}
+        for entry in sorted(root.iterdir()):
+            if entry.name.startswith(".") or not entry.is_dir() or not _inside(entry, root):
+                continue
+            name = self.class_name_rule.apply(entry.name)
+            if not name:
+                raise ValueError(f"class folder {entry} maps to an empty class name")
+            if name in folders:
+                raise ValueError(f"class folders {folders[name]} and {entry} both map to class {name!r}")
+            folders[name] = entry
+        return folders
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    """A file left out of a class, with the reason; ``kind`` is 'rejected' or 'skipped'."""
+
+    file_name: str
+    kind: str
+    reason: str
+
+
+@dataclass
+class ClassIngestion:
+    """Result of ingesting one class folder: the good images and every file left out."""
+
+    images: ImageSet
+    issues: list[FileIssue] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> list[FileIssue]:
+        return [i for i in self.issues if i.kind == "rejected"]
+
+    @property
+    def skipped(self) -> list[FileIssue]:
+        return [i for i in self.issues if i.kind == "skipped"]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def candidate_files(class_dir: Path, pattern: str, root: Path) -> tuple[list[Path], list[FileIssue]]:
+    """Regular, visible files matching ``pattern`` whose real path stays inside ``root``."""
+    accepted: list[Path] = []
+    skipped: list[FileIssue] = []
+    for path in sorted(class_dir.glob(pattern)):
+        relative = path.relative_to(class_dir)
+        name = relative.as_posix()
+        if any(part.startswith(".") for part in relative.parts):
+            skipped.append(FileIssue(name, "skipped", "hidden file"))
+            continue
+        if path.is_symlink() and not _inside(path, root):
+            skipped.append(FileIssue(name, "skipped", "symbolic link leading outside the dataset folder"))
+            continue
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as err:
+            skipped.append(FileIssue(name, "skipped", f"cannot stat: {err.strerror}"))
+            continue
+        if stat.S_ISDIR(mode):
+            continue
+        if not stat.S_ISREG(mode):
+            skipped.append(FileIssue(name, "skipped", "not a regular file"))
+            continue
+        accepted.append(path)
+    return accepted, skipped
+
+
+def ingest_class(
+    class_dir: Path,
+    class_name: str,
+    size: int,
+    root: Path,
+    pattern: str = "*",
+    limits: DecodeLimits = DecodeLimits(),
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ClassIngestion:
+    """Decode every candidate file of one class; bad files are listed, never fatal.
+
+    Raises ``ValueError`` naming the folder when not a single valid image remains.
+    """
+    files, issues = candidate_files(class_dir, pattern, root)
+    arrays: list[np.ndarray] = []
+    names: list[str] = []
+    hashes: list[str] = []
+    first_with_hash: dict[str, str] = {}
+    for done, path in enumerate(files, start=1):
+        name = path.relative_to(class_dir).as_posix()
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            issues.append(FileIssue(name, "rejected", f"unreadable: {err.strerror}"))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in first_with_hash:
+            # Identical bytes in two splits would leak; keep the first copy only.
+            issues.append(FileIssue(name, "rejected", f"duplicate content of {first_with_hash[digest]}"))
+            continue
+        try:
+            arrays.append(decode_image(data, size, limits))
+        except ImageRejected as err:
+            issues.append(FileIssue(name, "rejected", err.reason))
+            continue
+        first_with_hash[digest] = name
+        names.append(name)
+        hashes.append(digest)
+        if on_progress is not None:
+            on_progress(done, len(files))
+    if not arrays:
+        raise ValueError(
+            f"class folder {class_dir} has no valid image "
+            f"({len(files)} candidate files matching {pattern!r}, {len(issues)} left out)"
+        )
+    images = ImageSet(
+        images=np.stack(arrays),
+        file_names=np.array(names, dtype=np.str_),
+        sha256=np.array(hashes, dtype=np.str_),
+        class_name=class_name,
+    )
+    return ClassIngestion(images=images, issues=issues)

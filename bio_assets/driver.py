@@ -1,0 +1,140 @@
+"""Materializes a dataset's asset graph against the persistent instance at ``$DAGSTER_HOME``.
+
+A Dagster run materializes one partition, so the driver runs the per-class assets one
+run per class first, then the unpartitioned downstream assets in one run; every run
+and materialization lands in the instance that ``make ui`` opens.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from bio_assets.assets.metadata import latest_metadata
+from bio_assets.core.registry import DatasetEntry
+from bio_assets.definitions import load_definitions
+from bio_assets.partitions import class_partitions_name
+from jobs.pipelines import pipeline_job_name
+from jobs.presets import run_config
+from resources.image_dataset import ImageDatasetResource
+
+GPU_POOL = "gpu"
+SUMMARY_NUMBERS = ("num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented")
+LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+
+
+@contextmanager
+def open_instance() -> Iterator[dg.DagsterInstance]:
+    if not os.environ.get("DAGSTER_HOME"):
+        raise ValueError("DAGSTER_HOME is not set; run through `make demo` or export DAGSTER_HOME=<folder with dagster.yaml>")
+    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance:
+        yield instance
+
+
+def sync_class_partitions(instance: dg.DagsterInstance, dataset: str, class_names: list[str]) -> None:
+    """Make the dataset's class partitions exactly its class folders."""
+    name = class_partitions_name(dataset)
+    existing = set(instance.get_dynamic_partitions(name))
+    if set(class_names) - existing:
+        instance.add_dynamic_partitions(name, sorted(set(class_names) - existing))
+    for gone in sorted(existing - set(class_names)):
+        instance.delete_dynamic_partition(name, gone)
+
+
+def _failures(result: dg.ExecuteInProcessResult, where: str) -> list[str]:
+    messages = []
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.event_specific_data.error if event.event_specific_data else None
+            messages.append(f"{event.step_key} [{where}]: {error.message.strip() if error else 'failed'}")
+    return messages or [f"run for {where} failed"]
+
+
+def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry: Path) -> list[str]:
+    """Materialize ``select`` (restricted to ``entry``'s assets); returns failure messages."""
+    defs = load_definitions(registry)
+    graph = defs.resolve_asset_graph()
+    try:
+        selected = dg.AssetSelection.from_string(select).resolve(graph)
+    except Exception as err:  # Dagster raises several types for a bad selection string
+        raise ValueError(f"invalid --select {select!r}: {err}") from None
+    keys = sorted((k for k in selected if k.path[0] == entry.name), key=lambda k: k.to_user_string())
+    if not keys:
+        raise ValueError(f"selection {select!r} matches no asset of dataset {entry.name!r}")
+    per_class = [k for k in keys if graph.get(k).partitions_def is not None]
+    downstream = [k for k in keys if graph.get(k).partitions_def is None]
+
+    classes = sorted(ImageDatasetResource().layout(entry.name).class_folders())
+    failures: list[str] = []
+    outcomes: dict[tuple[str, str | None], str] = {}
+    started = time.perf_counter()
+    with open_instance() as instance:
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
+        sync_class_partitions(instance, entry.name, classes)
+        job = defs.get_job_def(pipeline_job_name(entry.name, profile))
+        config = {**run_config(entry.name, profile, [k.path[-1] for k in per_class]), **LOG_CONFIG}
+        for class_name in classes if per_class else []:
+            print(f"== {entry.name}: class {class_name} ({', '.join(k.path[-1] for k in per_class)})", flush=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = job.execute_in_process(
+                    instance=instance, partition_key=class_name, asset_selection=per_class, run_config=config, raise_on_error=False, tags={"bio_assets/profile": profile}
+                )
+            for key in per_class:
+                outcomes[(key.to_user_string(), class_name)] = "ok" if result.success else "failed"
+            if not result.success:
+                failures += _failures(result, f"{entry.name} class {class_name}")
+        if downstream:
+            print(f"== {entry.name}: {', '.join(k.path[-1] for k in downstream)}", flush=True)
+            job = defs.get_implicit_job_def_for_assets(downstream)
+            result = job.execute_in_process(
+                instance=instance, asset_selection=downstream, run_config={**run_config(entry.name, profile, [k.path[-1] for k in downstream]), **LOG_CONFIG}, raise_on_error=False
+            )
+            for key in downstream:
+                outcomes[(key.to_user_string(), None)] = "ok" if result.success else "failed"
+            if not result.success:
+                failures += _failures(result, entry.name)
+    print_summary(entry.name, outcomes)
+    print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}")
+    print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")
+    return failures
+
+
+def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partition: str | None) -> tuple[int, int]:
+    """(passed, evaluated) over the newest evaluation of each check of ``key`` for ``partition``."""
+    passed = evaluated = 0
+    for check_key in graph.get_check_keys_for_assets([key]):
+        history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=50)
+        latest = next((r for r in history if r.partition == partition), None)
+        if latest is not None and latest.evaluation is not None:
+            evaluated += 1
+            passed += int(latest.evaluation.passed)
+    return passed, evaluated
+
+
+def print_summary(dataset: str, outcomes: dict[tuple[str, str | None], str]) -> None:
+    """One line per asset and partition: status of this invocation and key numbers."""
+    defs = load_definitions()
+    graph = defs.resolve_asset_graph()
+    rows = [("asset", "partition", "status", "numbers")]
+    with open_instance() as instance:
+        partitions = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
+        for key in sorted((k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()):
+            for partition in partitions if graph.get(key).partitions_def is not None else [None]:
+                metadata = latest_metadata(instance, key, partition)
+                status = outcomes.get((key.to_user_string(), partition), "materialized" if metadata else "missing")
+                numbers = ", ".join(f"{n}={metadata[n]}" for n in SUMMARY_NUMBERS if n in metadata)
+                passed, total = check_outcomes(instance, graph, key, partition)
+                checks = f"checks {passed}/{total} passed" if total else ""
+                rows.append((key.to_user_string(), partition or "-", status, "; ".join(p for p in (numbers, checks) if p)))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
+    print()
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])

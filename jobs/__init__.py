@@ -1,0 +1,1 @@
+"""Asset jobs with run-config presets, schedules and sensors."""

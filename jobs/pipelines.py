@@ -1,0 +1,36 @@
+"""Per-dataset asset jobs: ``<dataset>__demo_pipeline`` and ``<dataset>__paper_pipeline``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from bio_assets.assets.data import build_data_assets
+from bio_assets.core.registry import PROFILES
+from bio_assets.partitions import class_partitions
+from jobs.presets import run_config
+
+# Asset names of the per-class chain, in dependency order.
+CLASS_ASSET_NAMES: tuple[str, ...] = ("raw_images", "image_splits", "augmented_dataset")
+
+
+def pipeline_job_name(dataset: str, profile: str) -> str:
+    return f"{dataset}__{profile}_pipeline"
+
+
+def build_pipeline_jobs(dataset: str) -> list[dg.UnresolvedAssetJobDefinition]:
+    """One job per profile over the dataset's per-class assets, with that profile's config."""
+    selection = dg.AssetSelection.assets(*[dg.AssetKey([dataset, name]) for name in CLASS_ASSET_NAMES])
+    return [
+        dg.define_asset_job(
+            name=pipeline_job_name(dataset, profile),
+            selection=selection,
+            partitions_def=class_partitions(dataset),
+            config=run_config(dataset, profile, CLASS_ASSET_NAMES) or None,
+            description=f"Per-class data assets of '{dataset}' with the {profile} settings.",
+        )
+        for profile in PROFILES
+    ]
+
+
+def build_dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
+    return build_data_assets(dataset)

@@ -1,0 +1,1 @@
+"""Dagster resources and IO managers of bio-assets."""

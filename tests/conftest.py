@@ -1,0 +1,43 @@
+"""Shared fixtures: isolated data folders and instances, tiny generated datasets."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+from PIL import Image
+
+from bio_assets.core.demo_data import DEMO_CLASSES, render_cell_image
+
+
+@pytest.fixture(autouse=True)
+def isolated_paths(tmp_path, monkeypatch):
+    """Every test gets its own data home and registry; nothing touches the checkout."""
+    monkeypatch.setenv("BIO_ASSETS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BIO_ASSETS_REGISTRY", str(tmp_path / "datasets.yaml"))
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+def write_class_images(folder: Path, class_name: str, count: int, seed: int = 0, size: int = 64) -> list[Path]:
+    """``count`` demo-style cell images of ``class_name`` as PNG files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    index = DEMO_CLASSES.index(class_name)
+    paths = []
+    for i in range(count):
+        path = folder / f"img_{i:03d}.png"
+        Image.fromarray(render_cell_image(class_name, np.random.default_rng([seed, index, i]), size)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path) -> Path:
+    """Three classes of 8 images each, 64x64 PNG."""
+    root = tmp_path / "tiny"
+    for class_name in DEMO_CLASSES[:3]:
+        write_class_images(root / class_name, class_name, 8)
+    return root
