@@ -118,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "datasets":
             return _datasets_command(args, registry)
-        from bio_assets.driver import materialize_dataset, print_summary
+        from bio_assets.driver import materialize_dataset, summarize
 
         if args.command == "summary":
             find_entry(load_registry(registry), args.name)
-            print_summary(args.name, outcomes={})
+            summarize(args.name, registry)
             return 0
         entry = _entry_for_run(args, registry)
         failures = materialize_dataset(entry, args.profile or entry.profile, args.select, registry)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from bio_assets.assets.metadata import latest_metadata
 from bio_assets.core.registry import DatasetEntry
@@ -26,6 +26,7 @@ from resources.image_dataset import ImageDatasetResource
 
 GPU_POOL = "gpu"
 SUMMARY_NUMBERS = ("num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented")
+CHECK_DONE = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -48,63 +49,75 @@ def sync_class_partitions(instance: dg.DagsterInstance, dataset: str, class_name
         instance.delete_dynamic_partition(name, gone)
 
 
-def _failures(result: dg.ExecuteInProcessResult, where: str) -> list[str]:
-    messages = []
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.event_specific_data.error if event.event_specific_data else None
-            messages.append(f"{event.step_key} [{where}]: {error.message.strip() if error else 'failed'}")
+def root_cause(error) -> str:
+    """The innermost message of a Dagster ``SerializableErrorInfo`` chain: the user's own error."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip() if error is not None else "failed"
+
+
+def step_failures(result: dg.ExecuteInProcessResult, where: str) -> list[str]:
+    """``step [where]: reason`` for each failed step of a run."""
+    messages = [
+        f"{event.step_key} [{where}]: {root_cause(event.event_specific_data.error)}"
+        for event in result.all_events
+        if event.is_step_failure and event.event_specific_data is not None
+    ]
     return messages or [f"run for {where} failed"]
 
 
 def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry: Path) -> list[str]:
     """Materialize ``select`` (restricted to ``entry``'s assets); returns failure messages."""
-    defs = load_definitions(registry)
-    graph = defs.resolve_asset_graph()
-    try:
-        selected = dg.AssetSelection.from_string(select).resolve(graph)
-    except Exception as err:  # Dagster raises several types for a bad selection string
-        raise ValueError(f"invalid --select {select!r}: {err}") from None
-    keys = sorted((k for k in selected if k.path[0] == entry.name), key=lambda k: k.to_user_string())
-    if not keys:
-        raise ValueError(f"selection {select!r} matches no asset of dataset {entry.name!r}")
-    per_class = [k for k in keys if graph.get(k).partitions_def is not None]
-    downstream = [k for k in keys if graph.get(k).partitions_def is None]
-
-    classes = sorted(ImageDatasetResource().layout(entry.name).class_folders())
+    started = time.perf_counter()
     failures: list[str] = []
     outcomes: dict[tuple[str, str | None], str] = {}
-    started = time.perf_counter()
     with open_instance() as instance:
+        # Definitions are loaded inside the instance scope: Dagster reads its state storage from there.
+        defs = load_definitions(registry)
+        graph = defs.resolve_asset_graph()
+        try:
+            selected = dg.AssetSelection.from_string(select).resolve(graph)
+        except Exception as err:  # Dagster raises several types for a bad selection string
+            raise ValueError(f"invalid --select {select!r}: {err}") from None
+        keys = sorted((k for k in selected if k.path[0] == entry.name), key=lambda k: k.to_user_string())
+        if not keys:
+            raise ValueError(f"selection {select!r} matches no asset of dataset {entry.name!r}")
+        per_class = [k for k in keys if graph.get(k).partitions_def is not None]
+        downstream = [k for k in keys if graph.get(k).partitions_def is None]
+
+        classes = sorted(ImageDatasetResource().layout(entry.name).class_folders())
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
         sync_class_partitions(instance, entry.name, classes)
-        job = defs.get_job_def(pipeline_job_name(entry.name, profile))
+        job = defs.resolve_job_def(pipeline_job_name(entry.name, profile))
         config = {**run_config(entry.name, profile, [k.path[-1] for k in per_class]), **LOG_CONFIG}
         for class_name in classes if per_class else []:
             print(f"== {entry.name}: class {class_name} ({', '.join(k.path[-1] for k in per_class)})", flush=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = job.execute_in_process(
-                    instance=instance, partition_key=class_name, asset_selection=per_class, run_config=config, raise_on_error=False, tags={"bio_assets/profile": profile}
-                )
+            result = job.execute_in_process(
+                instance=instance, partition_key=class_name, asset_selection=per_class, run_config=config, raise_on_error=False, tags={"bio_assets/profile": profile}
+            )
             for key in per_class:
                 outcomes[(key.to_user_string(), class_name)] = "ok" if result.success else "failed"
             if not result.success:
-                failures += _failures(result, f"{entry.name} class {class_name}")
+                failures += step_failures(result, f"{entry.name} class {class_name}")
         if downstream:
             print(f"== {entry.name}: {', '.join(k.path[-1] for k in downstream)}", flush=True)
-            job = defs.get_implicit_job_def_for_assets(downstream)
-            result = job.execute_in_process(
+            result = defs.get_implicit_job_def_for_assets(downstream).execute_in_process(
                 instance=instance, asset_selection=downstream, run_config={**run_config(entry.name, profile, [k.path[-1] for k in downstream]), **LOG_CONFIG}, raise_on_error=False
             )
             for key in downstream:
                 outcomes[(key.to_user_string(), None)] = "ok" if result.success else "failed"
             if not result.success:
-                failures += _failures(result, entry.name)
-    print_summary(entry.name, outcomes)
+                failures += step_failures(result, entry.name)
+        print_summary(instance, graph, entry.name, outcomes)
     print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}")
     print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")
     return failures
+
+
+def summarize(dataset: str, registry: Path) -> None:
+    """Print what is materialized for ``dataset`` in the instance."""
+    with open_instance() as instance:
+        print_summary(instance, load_definitions(registry).resolve_asset_graph(), dataset, outcomes={})
 
 
 def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partition: str | None) -> tuple[int, int]:
@@ -112,28 +125,26 @@ def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partit
     passed = evaluated = 0
     for check_key in graph.get_check_keys_for_assets([key]):
         history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=50)
-        latest = next((r for r in history if r.partition == partition), None)
-        if latest is not None and latest.evaluation is not None:
+        # Planned-but-never-run evaluations (their run failed first) do not count.
+        latest = next((r for r in history if r.partition == partition and r.status in CHECK_DONE), None)
+        if latest is not None:
             evaluated += 1
-            passed += int(latest.evaluation.passed)
+            passed += int(latest.status == AssetCheckExecutionRecordStatus.SUCCEEDED)
     return passed, evaluated
 
 
-def print_summary(dataset: str, outcomes: dict[tuple[str, str | None], str]) -> None:
-    """One line per asset and partition: status of this invocation and key numbers."""
-    defs = load_definitions()
-    graph = defs.resolve_asset_graph()
+def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: dict[tuple[str, str | None], str]) -> None:
+    """One line per asset and partition: status of this invocation, key numbers, checks."""
     rows = [("asset", "partition", "status", "numbers")]
-    with open_instance() as instance:
-        partitions = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
-        for key in sorted((k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()):
-            for partition in partitions if graph.get(key).partitions_def is not None else [None]:
-                metadata = latest_metadata(instance, key, partition)
-                status = outcomes.get((key.to_user_string(), partition), "materialized" if metadata else "missing")
-                numbers = ", ".join(f"{n}={metadata[n]}" for n in SUMMARY_NUMBERS if n in metadata)
-                passed, total = check_outcomes(instance, graph, key, partition)
-                checks = f"checks {passed}/{total} passed" if total else ""
-                rows.append((key.to_user_string(), partition or "-", status, "; ".join(p for p in (numbers, checks) if p)))
+    partitions = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
+    for key in sorted((k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()):
+        for partition in partitions if graph.get(key).partitions_def is not None else [None]:
+            metadata = latest_metadata(instance, key, partition)
+            status = outcomes.get((key.to_user_string(), partition), "materialized" if metadata else "missing")
+            numbers = ", ".join(f"{n}={metadata[n]}" for n in SUMMARY_NUMBERS if n in metadata)
+            passed, total = check_outcomes(instance, graph, key, partition)
+            checks = f"checks {passed}/{total} passed" if total else ""
+            rows.append((key.to_user_string(), partition or "-", status, "; ".join(p for p in (numbers, checks) if p)))
     widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
     print()
     for row in rows:

@@ -6,7 +6,6 @@ import dagster as dg
 
 from bio_assets.assets.data import build_data_assets
 from bio_assets.core.registry import PROFILES
-from bio_assets.partitions import class_partitions
 from jobs.presets import run_config
 
 # Asset names of the per-class chain, in dependency order.
@@ -24,7 +23,6 @@ def build_pipeline_jobs(dataset: str) -> list[dg.UnresolvedAssetJobDefinition]:
         dg.define_asset_job(
             name=pipeline_job_name(dataset, profile),
             selection=selection,
-            partitions_def=class_partitions(dataset),
             config=run_config(dataset, profile, CLASS_ASSET_NAMES) or None,
             description=f"Per-class data assets of '{dataset}' with the {profile} settings.",
         )

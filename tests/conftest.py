@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+from dagster._core.storage.defs_state.base import set_defs_state_storage
 from PIL import Image
 
 from bio_assets.core.demo_data import DEMO_CLASSES, render_cell_image
@@ -20,6 +21,18 @@ def isolated_paths(tmp_path, monkeypatch):
     monkeypatch.setenv("BIO_ASSETS_REGISTRY", str(tmp_path / "datasets.yaml"))
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
+
+
+@pytest.fixture(autouse=True)
+def isolated_defs_state_storage():
+    """Each test starts without a current Dagster defs-state storage.
+
+    Every DagsterInstance installs its storage in a process-wide ContextVar and restores
+    the previous one when disposed; instances of earlier tests (whose temporary folders
+    are gone) must not be what a later test's definitions read.
+    """
+    with set_defs_state_storage(None):
+        yield
 
 
 def write_class_images(folder: Path, class_name: str, count: int, seed: int = 0, size: int = 64) -> list[Path]:

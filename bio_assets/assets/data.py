@@ -13,7 +13,7 @@ from bio_assets.core.ingest import ingest_class
 from bio_assets.core.records import ImageSet, ImageSplits
 from bio_assets.core.seeding import derive_seed, torch_generator
 from bio_assets.core.splits import SplitParams, split_images
-from bio_assets.partitions import class_partitions
+from bio_assets.partitions import asset_key, class_partitions
 from resources.image_dataset import ImageDatasetResource
 
 GROUP = "data"
@@ -89,7 +89,13 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
             },
         )
 
-    @dg.asset(name="image_splits", code_version="1", automation_condition=dg.AutomationCondition.eager(), **common)
+    @dg.asset(
+        name="image_splits",
+        code_version="1",
+        ins={"raw_images": dg.AssetIn(key=asset_key(dataset, "raw_images"))},
+        automation_condition=dg.AutomationCondition.eager(),
+        **common,
+    )
     def image_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_images: ImageSet) -> dg.MaterializeResult:
         """Train, validation and test images of one class, split by source image before any augmentation."""
         splits = split_images(raw_images, config.to_params())
@@ -105,7 +111,13 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
             },
         )
 
-    @dg.asset(name="augmented_dataset", code_version="1", automation_condition=dg.AutomationCondition.eager(), **common)
+    @dg.asset(
+        name="augmented_dataset",
+        code_version="1",
+        ins={"image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits"))},
+        automation_condition=dg.AutomationCondition.eager(),
+        **common,
+    )
     def augmented_dataset(context: dg.AssetExecutionContext, config: AugmentConfig, image_splits: ImageSplits) -> dg.MaterializeResult:
         """The train split of one class enlarged to the target count by random affine and elastic distortions."""
         params = config.to_params(context.partition_key)

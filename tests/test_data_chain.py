@@ -1,0 +1,99 @@
+"""One materialize() chain over the data group, and its checks on planted defects."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from bio_assets.core.registry import DatasetEntry, save_registry
+from bio_assets.definitions import build_definitions
+from bio_assets.driver import step_failures
+from resources.image_dataset import ImageDatasetResource
+from resources.io_manager import AssetFileIOManager
+
+
+@pytest.fixture
+def chain(tmp_path, tiny_dataset):
+    registry = tmp_path / "registry.yaml"
+    save_registry(registry, [DatasetEntry("tiny", str(tiny_dataset))])
+    storage = tmp_path / "storage"
+    resources = {"image_dataset": ImageDatasetResource(registry_file=str(registry)), "io_manager": AssetFileIOManager(root=str(storage))}
+    defs = build_definitions([DatasetEntry("tiny", str(tiny_dataset))], resources)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tiny__classes", ["Dyskeratotic", "Koilocytotic", "Metaplastic"])
+        yield defs, instance, storage
+
+
+def run_class(defs, instance, class_name, target=20):
+    job = defs.resolve_job_def("tiny__paper_pipeline")
+    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": target, "seed": 1}}}}
+    return job.execute_in_process(instance=instance, partition_key=class_name, run_config=config, raise_on_error=False)
+
+
+def test_chain_materializes_all_three_assets_with_metadata_and_passing_checks(chain):
+    defs, instance, storage = chain
+    result = run_class(defs, instance, "Koilocytotic")
+    assert result.success
+    by_asset = {m.asset_key.path[-1]: m for m in result.asset_materializations_for_node("tiny__raw_images")}
+    raw = by_asset["raw_images"].metadata
+    assert raw["num_images"].value == 8 and raw["num_rejected"].value == 0
+    assert "data:image/png;base64," in raw["samples"].value
+    splits = result.asset_materializations_for_node("tiny__image_splits")[0].metadata
+    assert (splits["num_train"].value, splits["num_val"].value, splits["num_test"].value) == (6, 1, 1)
+    augmented = result.asset_materializations_for_node("tiny__augmented_dataset")[0].metadata
+    assert augmented["num_images"].value == 20
+    evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert evaluations == {"splits_disjoint": True, "splits_non_empty": True, "augmented_reaches_target": True, "augmented_from_train_only": True}
+    assert (storage / "tiny" / "augmented_dataset" / "Koilocytotic.npz").is_file()
+
+
+def test_materialize_helper_runs_the_data_group_in_one_call(chain, tmp_path):
+    defs, instance, _ = chain
+    graph_assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    result = dg.materialize(
+        graph_assets,
+        instance=instance,
+        partition_key="Metaplastic",
+        resources=defs.resources,
+        selection=dg.AssetSelection.groups("data"),
+        run_config={"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}},
+    )
+    assert result.success
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "tiny/raw_images",
+        "tiny/image_splits",
+        "tiny/augmented_dataset",
+    }
+
+
+def test_a_class_folder_without_images_fails_its_partition_only(chain, tiny_dataset):
+    defs, instance, _ = chain
+    for path in (tiny_dataset / "Metaplastic").iterdir():
+        path.write_bytes(b"not an image")
+    failed = run_class(defs, instance, "Metaplastic")
+    assert not failed.success
+    (message,) = step_failures(failed, "Metaplastic")
+    assert message.startswith("tiny__raw_images [Metaplastic]: ValueError: class folder")
+    assert f"class folder {tiny_dataset / 'Metaplastic'} has no valid image" in message
+    assert run_class(defs, instance, "Dyskeratotic").success
+
+
+def test_leak_check_fails_on_a_planted_test_image(chain):
+    from bio_assets.checks import build_data_checks
+    from bio_assets.core.records import ImageSet
+
+    defs, instance, _ = chain
+    assert run_class(defs, instance, "Koilocytotic").success
+    manager = defs.resources["io_manager"]
+    splits = manager._load_one(dg.AssetKey(["tiny", "image_splits"]), "Koilocytotic")
+    augmented = manager._load_one(dg.AssetKey(["tiny", "augmented_dataset"]), "Koilocytotic")
+    leaked = ImageSet(
+        np.concatenate([augmented.images, splits.test.images[:1]]),
+        np.concatenate([augmented.file_names, splits.test.file_names[:1]]),
+        np.concatenate([augmented.sha256, splits.test.sha256[:1]]),
+        augmented.class_name,
+    )
+    leak_check = next(c for c in build_data_checks("tiny") if "augmented_from_train_only" in [k.name for k in c.check_keys])
+    result = leak_check(augmented_dataset=leaked, image_splits=splits)
+    assert result.passed is False and result.metadata["num_leaked_sources"].value == 1
