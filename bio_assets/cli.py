@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from bio_assets.core.registry import BUILTIN_DEMO, PROFILES, DatasetEntry, find_entry, load_registry, renamed, save_registry, with_entry
+from bio_assets.core.profiles import PROFILES
+from bio_assets.core.registry import BUILTIN_DEMO, DatasetEntry, find_entry, load_registry, renamed, save_registry, with_entry
 from resources.paths import registry_path
 
 DATASET_ENV = "BIO_ASSETS_DATASET_DIR"

@@ -77,7 +77,14 @@ def build_automation(entries: list[DatasetEntry], jobs: list) -> list:
                 del seen[gone]
         return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests, cursor=json.dumps(requested, sort_keys=True))
 
-    return [dataset_sensor] + [build_nightly_schedule(entry) for entry in entries]
+    follow_upstream = dg.AutomationConditionSensorDefinition(
+        "follow_upstream",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        description="Brings assets with automation conditions (eager: follow their parents) up to date.",
+    )
+    return [dataset_sensor, follow_upstream] + [build_nightly_schedule(entry) for entry in entries]
 
 
 def build_nightly_schedule(entry: DatasetEntry) -> dg.ScheduleDefinition:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from bio_assets.assets.data import build_data_assets
-from bio_assets.core.registry import PROFILES
+from bio_assets.core.profiles import PROFILES
 from jobs.presets import run_config
 
 # Asset names of the per-class chain, in dependency order.

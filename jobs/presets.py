@@ -1,18 +1,11 @@
-"""Run-config presets: ``paper`` is every config class's defaults (the source's values);
-``demo`` shrinks what must shrink for a CPU laptop."""
+"""Run-config presets of the jobs: each profile's settings written out as run config,
+so the launchpad shows them and a run of another profile's job overrides them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from bio_assets.core.registry import PROFILES
-
-PROFILE_ASSET_CONFIG: dict[str, dict[str, dict]] = {
-    "paper": {},
-    "demo": {
-        "augmented_dataset": {"target_per_class": 120},
-    },
-}
+from bio_assets.core.profiles import PROFILE_SETTINGS, PROFILES
 
 
 def op_name(dataset: str, asset_name: str) -> str:
@@ -27,7 +20,7 @@ def run_config(dataset: str, profile: str, asset_names: Iterable[str] | None = N
     wanted = None if asset_names is None else set(asset_names)
     ops = {
         op_name(dataset, name): {"config": config}
-        for name, config in PROFILE_ASSET_CONFIG[profile].items()
+        for name, config in PROFILE_SETTINGS[profile].items()
         if wanted is None or name in wanted
     }
     return {"ops": ops} if ops else {}

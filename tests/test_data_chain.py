@@ -97,3 +97,20 @@ def test_leak_check_fails_on_a_planted_test_image(chain):
     leak_check = next(c for c in build_data_checks("tiny") if "augmented_from_train_only" in [k.name for k in c.check_keys])
     result = leak_check(augmented_dataset=leaked, image_splits=splits)
     assert result.passed is False and result.metadata["num_leaked_sources"].value == 1
+
+
+def test_run_without_preset_uses_the_dataset_profile(tmp_path, tiny_dataset):
+    """Automation-started runs carry no run config: the target comes from the dataset's profile."""
+    targets = {}
+    for profile in ("demo", "paper"):
+        entries = [DatasetEntry("tiny", str(tiny_dataset), profile=profile)]
+        save_registry(tmp_path / f"{profile}.yaml", entries)
+        resources = {"image_dataset": ImageDatasetResource(registry_file=str(tmp_path / f"{profile}.yaml")), "io_manager": AssetFileIOManager(root=str(tmp_path / profile))}
+        defs = build_definitions(entries, resources)
+        with dg.instance_for_test() as instance:
+            instance.add_dynamic_partitions("tiny__classes", ["Parabasal", "Koilocytotic"])
+            assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+            result = dg.materialize(assets, instance=instance, partition_key="Koilocytotic", resources=defs.resources)
+            (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "augmented_dataset"]
+            targets[profile] = event.materialization.metadata["num_images"].value
+    assert targets == {"demo": 120, "paper": 200}

@@ -41,3 +41,11 @@ def test_rename_refuses_an_existing_name():
     with pytest.raises(ValueError, match="already exists"):
         renamed(entries, "a", "b")
     assert [e.name for e in renamed(entries, "a", "c")] == ["c", "b"]
+
+
+def test_the_shipped_example_registry_parses():
+    from pathlib import Path
+
+    entries = load_registry(Path(__file__).resolve().parents[1] / "datasets.example.yaml")
+    sipakmed = next(e for e in entries if e.name == "sipakmed")
+    assert sipakmed.file_pattern == "**/CROPPED/*.bmp" and sipakmed.strip_prefix == "im_"

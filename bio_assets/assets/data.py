@@ -10,6 +10,7 @@ from bio_assets.core.augment import AugmentParams, augment_class
 from bio_assets.core.fingerprint import class_fingerprint
 from bio_assets.core.imaging import RESAMPLING
 from bio_assets.core.ingest import ingest_class
+from bio_assets.core.profiles import profile_setting
 from bio_assets.core.records import ImageSet, ImageSplits
 from bio_assets.core.seeding import derive_seed, torch_generator
 from bio_assets.core.splits import SplitParams, split_images
@@ -30,7 +31,9 @@ class SplitConfig(dg.Config):
 
 
 class AugmentConfig(dg.Config):
-    target_per_class: int = Field(default=200, description="images per class after augmentation (paper: 200)")
+    target_per_class: int | None = Field(
+        default=None, description="images per class after augmentation; unset: the dataset profile's value (paper 200, demo 120)"
+    )
     probability: float = Field(default=0.5, description="probability of each operation")
     max_rotation_deg: float = 30.0
     scale_min: float = 0.85
@@ -40,9 +43,10 @@ class AugmentConfig(dg.Config):
     elastic_sigma: float = 4.0
     seed: int = 0
 
-    def to_params(self, class_name: str) -> AugmentParams:
+    def to_params(self, class_name: str, profile: str) -> AugmentParams:
+        target = self.target_per_class if self.target_per_class is not None else profile_setting(profile, "augmented_dataset", "target_per_class")
         return AugmentParams(
-            target_per_class=self.target_per_class,
+            target_per_class=int(target),
             probability=self.probability,
             max_rotation_deg=self.max_rotation_deg,
             scale_range=(self.scale_min, self.scale_max),
@@ -118,9 +122,12 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         automation_condition=dg.AutomationCondition.eager(),
         **common,
     )
-    def augmented_dataset(context: dg.AssetExecutionContext, config: AugmentConfig, image_splits: ImageSplits) -> dg.MaterializeResult:
+    def augmented_dataset(
+        context: dg.AssetExecutionContext, config: AugmentConfig, image_dataset: ImageDatasetResource, image_splits: ImageSplits
+    ) -> dg.MaterializeResult:
         """The train split of one class enlarged to the target count by random affine and elastic distortions."""
-        params = config.to_params(context.partition_key)
+        profile = image_dataset.entry(dataset).profile
+        params = config.to_params(context.partition_key, profile)
         started = time.perf_counter()
         augmented = augment_class(image_splits.train, params, torch_generator(params.seed), progress_logger(context, "augmented"))
         return dg.MaterializeResult(
@@ -130,6 +137,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "num_originals": len(image_splits.train),
                 "num_augmented": len(augmented) - len(image_splits.train),
                 "target_per_class": params.target_per_class,
+                "profile": profile,
                 "seed": config.seed,
                 "class_seed": str(params.seed),
                 "seconds": round(time.perf_counter() - started, 3),

@@ -1,8 +1,10 @@
 """Decoding any accepted image file into a validated, resized 8-bit RGB array.
 
 Resampling: every image is resized to ``size x size`` with Pillow's Lanczos filter
-(antialiased when shrinking). The aspect ratio is not kept, as in the source method,
-which resized whole photographs and cell crops to 64x64.
+(antialiased when shrinking), with ``reducing_gap=3``: large photos are first reduced by
+an integer box filter to at least 3x the target, which Pillow documents as visually
+indistinguishable and which is exact for reductions of 3x or less. The aspect ratio is
+not kept, as in the source method, which resized whole photographs and cell crops to 64x64.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow format names we accept, detected from the file content, never the extension.
 ACCEPTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "TIFF")
 RESAMPLING = Image.Resampling.LANCZOS
+REDUCING_GAP = 3.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def decode_image(
         except (OSError, SyntaxError, ValueError) as err:
             raise ImageRejected(f"truncated or corrupt image data: {err}") from None
     if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), RESAMPLING)
+        rgb = rgb.resize((size, size), RESAMPLING, reducing_gap=REDUCING_GAP)
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 

@@ -23,9 +23,9 @@ import yaml
 
 from bio_assets.core.atomic import atomic_write
 from bio_assets.core.ingest import ClassNameRule, DatasetLayout
+from bio_assets.core.profiles import PROFILES
 
 BUILTIN_DEMO = "builtin:demo"
-PROFILES = ("demo", "paper")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
