@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
+from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from bio_assets.assets.metadata import latest_metadata
@@ -77,7 +79,7 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
         graph = defs.resolve_asset_graph()
         try:
             selected = dg.AssetSelection.from_string(select).resolve(graph)
-        except Exception as err:  # Dagster raises several types for a bad selection string
+        except DagsterInvalidAssetSelectionError as err:
             raise ValueError(f"invalid --select {select!r}: {err}") from None
         keys = sorted((k for k in selected if k.path[0] == entry.name), key=lambda k: k.to_user_string())
         if not keys:
@@ -124,10 +126,12 @@ def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partit
     """(passed, evaluated) over the newest evaluation of each check of ``key`` for ``partition``."""
     passed = evaluated = 0
     for check_key in graph.get_check_keys_for_assets([key]):
-        history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=50)
         # Planned-but-never-run evaluations (their run failed first) do not count.
-        latest = next((r for r in history if r.partition == partition and r.status in CHECK_DONE), None)
-        if latest is not None:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            check_key, limit=1, status=set(CHECK_DONE), partition_filter=PartitionKeyFilter(key=partition) if partition is not None else None
+        )
+        if history:
+            latest = history[0]
             evaluated += 1
             passed += int(latest.status == AssetCheckExecutionRecordStatus.SUCCEEDED)
     return passed, evaluated

@@ -29,6 +29,12 @@ class ClassChange:
         )
 
 
+def current_fingerprints(image_dataset: ImageDatasetResource, dataset: str) -> dict[str, str]:
+    """Class name -> content fingerprint of the dataset's class folders as they are now."""
+    layout = image_dataset.layout(dataset)
+    return dataset_fingerprints(layout.class_folders(), layout.file_pattern, layout.root)
+
+
 def stale_classes(instance: dg.DagsterInstance, dataset: str, fingerprints: dict[str, str]) -> list[ClassChange]:
     """Classes whose current files differ from those behind their newest ``raw_images``."""
     key = asset_key(dataset, "raw_images")
@@ -66,7 +72,7 @@ def build_automation(entries: list[DatasetEntry], jobs: list) -> list:
         requested: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
         run_requests, partition_requests = [], []
         for entry in entries:
-            fingerprints = dataset_fingerprints(image_dataset.layout(entry.name))
+            fingerprints = current_fingerprints(image_dataset, entry.name)
             partition_requests += partition_sync_requests(context.instance, entry.name, set(fingerprints))
             seen = requested.setdefault(entry.name, {})
             for change in stale_classes(context.instance, entry.name, fingerprints):
@@ -98,7 +104,7 @@ def build_nightly_schedule(entry: DatasetEntry) -> dg.ScheduleDefinition:
         description=f"Every night at 02:00, rebuilds the classes of '{entry.name}' that are missing or whose files changed.",
     )
     def nightly_rebuild(context: dg.ScheduleEvaluationContext, image_dataset: ImageDatasetResource):
-        fingerprints = dataset_fingerprints(image_dataset.layout(entry.name))
+        fingerprints = current_fingerprints(image_dataset, entry.name)
         known = set(context.instance.get_dynamic_partitions(class_partitions_name(entry.name)))
         requests = [c.run_request(entry.profile) for c in stale_classes(context.instance, entry.name, fingerprints) if c.class_name in known]
         return requests or dg.SkipReason("every class is up to date")

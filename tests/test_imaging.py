@@ -140,3 +140,19 @@ def test_file_size_limit():
     data = encode(Image.new("RGB", (16, 16)), "BMP")
     with pytest.raises(ImageRejected, match="above the limit"):
         decode_image(data, size=64, limits=DecodeLimits(max_file_bytes=100))
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (65535, 255),  # 16-bit data held in 32-bit mode "I" (as some PNG/TIFF writers do): scaled from 16 bits
+        (32768, 128),
+        (2**31 - 1, 255),  # true 32-bit (signed) range: scaled from 2**31 - 1
+        (2**30, 128),
+    ],
+)
+def test_thirty_two_bit_integer_mode_is_scaled_by_its_range(value, expected):
+    image = Image.fromarray(np.full((4, 4), value, dtype=np.int32))
+    assert image.mode == "I"
+    out = decode_image(encode(image, "TIFF"), size=4)
+    assert tuple(out[0, 0]) == (expected,) * 3

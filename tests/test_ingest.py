@@ -115,3 +115,27 @@ def test_hidden_class_folders_are_ignored(tmp_path):
     for name in (".cache", "Parabasal"):
         (tmp_path / name).mkdir()
     assert list(DatasetLayout(tmp_path).class_folders()) == ["Parabasal"]
+
+
+def test_fingerprint_from_ingestion_equals_the_sensor_fingerprint(corpus):
+    root, folder, _ = corpus
+    from bio_assets.core.fingerprint import class_fingerprint
+
+    assert ingest_class(folder, "Parabasal", 64, root).fingerprint == class_fingerprint(folder, "*", root)
+
+
+def test_fingerprint_follows_content_not_mtime(tmp_path):
+    from bio_assets.core.fingerprint import class_fingerprint
+
+    folder = tmp_path / "A"
+    folder.mkdir()
+    image = folder / "x.png"
+    image.write_bytes(encode(Image.new("RGB", (8, 8), (1, 1, 1)), "PNG"))
+    before = class_fingerprint(folder, "*", tmp_path)
+    os.utime(image, (0, 0))
+    assert class_fingerprint(folder, "*", tmp_path) == before
+    image.write_bytes(encode(Image.new("RGB", (8, 8), (2, 1, 1)), "PNG"))
+    edited = class_fingerprint(folder, "*", tmp_path)
+    assert edited != before
+    image.rename(folder / "y.png")
+    assert class_fingerprint(folder, "*", tmp_path) not in (before, edited)

@@ -7,7 +7,6 @@ from pydantic import Field
 
 from bio_assets.assets.metadata import file_issue_table, image_grid_markdown, progress_logger
 from bio_assets.core.augment import AugmentParams, augment_class
-from bio_assets.core.fingerprint import class_fingerprint
 from bio_assets.core.imaging import RESAMPLING
 from bio_assets.core.ingest import ingest_class
 from bio_assets.core.profiles import profile_setting
@@ -74,10 +73,9 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         result = ingest_class(
             folders[class_name], class_name, image_dataset.image_size, layout.root, layout.file_pattern, image_dataset.limits(), progress_logger(context, "decoded")
         )
-        fingerprint = class_fingerprint(folders[class_name], layout)
         return dg.MaterializeResult(
             value=result.images,
-            data_version=dg.DataVersion(fingerprint),
+            data_version=dg.DataVersion(result.fingerprint),
             metadata={
                 "num_images": len(result.images),
                 "num_rejected": len(result.rejected),
@@ -87,7 +85,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "file_pattern": layout.file_pattern,
                 "image_size": image_dataset.image_size,
                 "resampling": f"Pillow {RESAMPLING.name}, aspect ratio not kept",
-                "source_fingerprint": fingerprint,
+                "source_fingerprint": result.fingerprint,
                 "seconds": round(time.perf_counter() - started, 3),
                 "samples": image_grid_markdown(result.images.images, f"{class_name}: first images"),
             },
@@ -100,7 +98,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         automation_condition=dg.AutomationCondition.eager(),
         **common,
     )
-    def image_splits(context: dg.AssetExecutionContext, config: SplitConfig, raw_images: ImageSet) -> dg.MaterializeResult:
+    def image_splits(config: SplitConfig, raw_images: ImageSet) -> dg.MaterializeResult:
         """Train, validation and test images of one class, split by source image before any augmentation."""
         splits = split_images(raw_images, config.to_params())
         return dg.MaterializeResult(

@@ -9,7 +9,7 @@ import dagster as dg
 import numpy as np
 
 from bio_assets.core.grids import image_grid_png
-from bio_assets.core.ingest import FileIssue
+from bio_assets.core.walk import FileIssue
 
 
 def image_grid_markdown(images: np.ndarray, title: str, max_images: int = 16) -> dg.MarkdownMetadataValue:

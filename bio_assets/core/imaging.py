@@ -104,7 +104,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         return Image.alpha_composite(white, rgba).convert("RGB")
     if mode.startswith("I;16") or mode == "I":
         values = np.asarray(image, dtype=np.float64)  # (H, W)
-        full_scale = 65535.0 if mode.startswith("I;16") or values.max(initial=0) <= 65535 else 2**32 - 1
+        # Mode "I" is signed 32-bit: data that fits 16 bits is scaled as 16-bit, the rest from 2**31 - 1.
+        full_scale = 65535.0 if mode.startswith("I;16") or values.max(initial=0) <= 65535 else 2**31 - 1
         return _gray_to_rgb(np.clip(values, 0, None) * (255.0 / full_scale))
     if mode == "F":
         values = np.asarray(image, dtype=np.float64)

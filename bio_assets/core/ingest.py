@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from bio_assets.core.fingerprint import UNREADABLE, combine_file_digests
 from bio_assets.core.imaging import DecodeLimits, ImageRejected, decode_image
 from bio_assets.core.records import ImageSet
+from bio_assets.core.walk import FileIssue, candidate_files, inside
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class DatasetLayout:
             raise ValueError(f"dataset folder {root} does not exist or is not a folder")
         folders: dict[str, Path] = {}
         for entry in sorted(root.iterdir()):
-            if entry.name.startswith(".") or not entry.is_dir() or not _inside(entry, root):
+            if entry.name.startswith(".") or not entry.is_dir() or not inside(entry, root):
                 continue
             name = self.class_name_rule.apply(entry.name)
             if not name:
@@ -57,20 +57,13 @@ class DatasetLayout:
         return folders
 
 
-@dataclass(frozen=True)
-class FileIssue:
-    """A file left out of a class, with the reason; ``kind`` is 'rejected' or 'skipped'."""
-
-    file_name: str
-    kind: str
-    reason: str
-
-
 @dataclass
 class ClassIngestion:
-    """Result of ingesting one class folder: the good images and every file left out."""
+    """Result of ingesting one class folder: the good images, every file left out, and the
+    content fingerprint of the folder as read (see ``fingerprint.class_fingerprint``)."""
 
     images: ImageSet
+    fingerprint: str
     issues: list[FileIssue] = field(default_factory=list)
 
     @property
@@ -80,37 +73,6 @@ class ClassIngestion:
     @property
     def skipped(self) -> list[FileIssue]:
         return [i for i in self.issues if i.kind == "skipped"]
-
-
-def _inside(path: Path, root: Path) -> bool:
-    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
-
-
-def candidate_files(class_dir: Path, pattern: str, root: Path) -> tuple[list[Path], list[FileIssue]]:
-    """Regular, visible files matching ``pattern`` whose real path stays inside ``root``."""
-    accepted: list[Path] = []
-    skipped: list[FileIssue] = []
-    for path in sorted(class_dir.glob(pattern)):
-        relative = path.relative_to(class_dir)
-        name = relative.as_posix()
-        if any(part.startswith(".") for part in relative.parts):
-            skipped.append(FileIssue(name, "skipped", "hidden file"))
-            continue
-        if path.is_symlink() and not _inside(path, root):
-            skipped.append(FileIssue(name, "skipped", "symbolic link leading outside the dataset folder"))
-            continue
-        try:
-            mode = os.stat(path).st_mode
-        except OSError as err:
-            skipped.append(FileIssue(name, "skipped", f"cannot stat: {err.strerror}"))
-            continue
-        if stat.S_ISDIR(mode):
-            continue
-        if not stat.S_ISREG(mode):
-            skipped.append(FileIssue(name, "skipped", "not a regular file"))
-            continue
-        accepted.append(path)
-    return accepted, skipped
 
 
 def ingest_class(
@@ -131,14 +93,18 @@ def ingest_class(
     names: list[str] = []
     hashes: list[str] = []
     first_with_hash: dict[str, str] = {}
+    file_digests: list[tuple[str, bytes]] = []
     for done, path in enumerate(files, start=1):
         name = path.relative_to(class_dir).as_posix()
         try:
             data = path.read_bytes()
         except OSError as err:
+            file_digests.append((name, UNREADABLE))
             issues.append(FileIssue(name, "rejected", f"unreadable: {err.strerror}"))
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        raw_digest = hashlib.sha256(data).digest()
+        file_digests.append((name, raw_digest))
+        digest = raw_digest.hex()
         if digest in first_with_hash:
             # Identical bytes in two splits would leak; keep the first copy only.
             issues.append(FileIssue(name, "rejected", f"duplicate content of {first_with_hash[digest]}"))
@@ -164,4 +130,4 @@ def ingest_class(
         sha256=np.array(hashes, dtype=np.str_),
         class_name=class_name,
     )
-    return ClassIngestion(images=images, issues=issues)
+    return ClassIngestion(images=images, fingerprint=combine_file_digests(file_digests), issues=issues)

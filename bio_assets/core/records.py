@@ -6,7 +6,7 @@ and is registered under a stable type name; loading refuses unknown type names.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar
 
 import numpy as np
@@ -122,7 +122,3 @@ class ImageSplits:
             prefix = f"{split}/"
             parts[split] = ImageSet.from_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
         return cls(seed=int(arrays["seed"]), **parts)
-
-
-def record_fields(record: object) -> list[str]:
-    return [f.name for f in fields(record)]  # type: ignore[arg-type]

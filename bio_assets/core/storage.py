@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as serialize_safetensors
 
@@ -49,8 +50,6 @@ def save_weights(path: Path, state_dict: dict[str, torch.Tensor], spec: dict) ->
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """Return ``(state_dict, spec)`` from a file written by ``save_weights``."""
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
     if "spec" not in metadata:
