@@ -13,10 +13,28 @@ def overlapping_hashes(splits: ImageSplits) -> dict[str, int]:
     return {f"{a}&{b}": len(sets[a] & sets[b]) for i, a in enumerate(SPLIT_NAMES) for b in SPLIT_NAMES[i + 1 :]}
 
 
+def image_defects(images: ImageSet, size: int) -> dict[str, int]:
+    """Counts of invalid rows: wrong shape, blank (one colour), repeated content hash."""
+    shape_ok = images.images.shape[1:] == (size, size, 3)
+    flat = images.images.reshape(len(images), -1)
+    blank = int((flat.min(axis=1) == flat.max(axis=1)).sum())
+    return {"wrong_shape": 0 if shape_ok else len(images), "blank": blank, "duplicate_hashes": len(images) - len(set(images.sha256.tolist()))}
+
+
 def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     partitions = class_partitions(dataset)
+    raw_key = asset_key(dataset, "raw_images")
     splits_key = asset_key(dataset, "image_splits")
     augmented_key = asset_key(dataset, "augmented_dataset")
+
+    @dg.asset_check(asset=raw_key, partitions_def=partitions, blocking=True, description="Images have the configured size, none is blank, none repeats.")
+    def raw_images_valid(context: dg.AssetCheckExecutionContext, raw_images: ImageSet) -> dg.AssetCheckResult:
+        partition = context.op_execution_context.partition_key
+        size = latest_metadata(context.instance, raw_key, partition).get("image_size")
+        if size is None:
+            raise ValueError(f"{raw_key.to_user_string()} [{partition}] has no recorded image_size")
+        defects = image_defects(raw_images, int(size))
+        return dg.AssetCheckResult(passed=not any(defects.values()), metadata={**defects, "image_size": int(size)})
 
     @dg.asset_check(asset=splits_key, partitions_def=partitions, blocking=True, description="No source image (by SHA-256) is in two splits.")
     def splits_disjoint(image_splits: ImageSplits) -> dg.AssetCheckResult:
@@ -49,4 +67,4 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         leaked = sorted(set(augmented_dataset.sha256.tolist()) & held_out)
         return dg.AssetCheckResult(passed=not leaked, metadata={"num_leaked_sources": len(leaked)})
 
-    return [splits_disjoint, splits_non_empty, augmented_reaches_target, augmented_from_train_only]
+    return [raw_images_valid, splits_disjoint, splits_non_empty, augmented_reaches_target, augmented_from_train_only]

@@ -44,7 +44,7 @@ def test_chain_materializes_all_three_assets_with_metadata_and_passing_checks(ch
     augmented = result.asset_materializations_for_node("tiny__augmented_dataset")[0].metadata
     assert augmented["num_images"].value == 20
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations == {"splits_disjoint": True, "splits_non_empty": True, "augmented_reaches_target": True, "augmented_from_train_only": True}
+    assert evaluations == {"raw_images_valid": True, "splits_disjoint": True, "splits_non_empty": True, "augmented_reaches_target": True, "augmented_from_train_only": True}
     assert (storage / "tiny" / "augmented_dataset" / "Koilocytotic.npz").is_file()
 
 
@@ -114,3 +114,14 @@ def test_run_without_preset_uses_the_dataset_profile(tmp_path, tiny_dataset):
             (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "augmented_dataset"]
             targets[profile] = event.materialization.metadata["num_images"].value
     assert targets == {"demo": 120, "paper": 200}
+
+
+def test_image_defects_finds_blank_repeated_and_misshapen_images():
+    from bio_assets.checks import image_defects
+    from bio_assets.core.records import ImageSet
+
+    images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
+    images[1] = 17  # a blank image
+    sample = ImageSet(images, np.array(list("abcd")), np.array(["h1", "h2", "h3", "h1"]), "A")
+    assert image_defects(sample, 8) == {"wrong_shape": 0, "blank": 1, "duplicate_hashes": 1}
+    assert image_defects(sample, 16)["wrong_shape"] == 4
