@@ -88,3 +88,12 @@ def test_bad_parameters_are_refused():
         AugmentParams(target_per_class=0)
     with pytest.raises(ValueError, match="probability"):
         AugmentParams(probability=1.5)
+
+
+def test_rotated_in_corners_take_the_border_colour_without_a_seam():
+    """A uniform image rotated stays uniform: no darker seam along the rotated-in corners."""
+    image = torch.full((3, 32, 32), 200, dtype=torch.uint8)
+    params = AugmentParams(probability=1.0, max_rotation_deg=45, scale_range=(0.7, 0.7), max_shear_deg=10, elastic_alpha=30)
+    out, ops = augment_image(image, params, torch_generator(3))
+    assert {"rotate", "scale", "shear", "elastic"} <= set(ops)
+    assert out.min().item() == 200 and out.max().item() == 200

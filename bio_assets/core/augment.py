@@ -49,23 +49,27 @@ def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return float(low + (high - low) * torch.rand((), generator=generator))
 
 
-def _border_fill(image: torch.Tensor) -> list[float]:
-    """Median colour of the image border: the background that rotated-in corners take."""
+def _border_fill(image: torch.Tensor) -> torch.Tensor:
+    """Median colour ``(3, 1, 1)`` of the image border: the background rotated-in corners take."""
     border = torch.cat([image[:, 0, :], image[:, -1, :], image[:, :, 0], image[:, :, -1]], dim=1)  # (3, 4W)
-    return border.float().median(dim=1).values.tolist()
+    return border.median(dim=1).values[:, None, None]
 
 
 def augment_image(image: torch.Tensor, params: AugmentParams, generator: torch.Generator) -> tuple[torch.Tensor, list[str]]:
     """Apply a random subset of the operations to one uint8 ``(3, H, W)`` image.
 
     Draws again when no operation was picked, so an augmented image is never a copy.
+    Warps run on ``image - fill`` with zero padding and add ``fill`` back: since
+    interpolation is linear this equals padding with ``fill`` exactly, without the dark
+    seam that torchvision's fill blending leaves along the edge of rotated-in corners.
     """
     while True:
         chosen = [op for op in OPERATIONS if float(torch.rand((), generator=generator)) < params.probability]
         if chosen:
             break
-    fill = _border_fill(image)
-    out = image
+    pixels = image.float()  # (3, H, W) in 0..255
+    fill = _border_fill(pixels)
+    out = pixels - fill
     if "hflip" in chosen:
         out = TF.horizontal_flip(out)
     if "vflip" in chosen:
@@ -78,10 +82,10 @@ def augment_image(image: torch.Tensor, params: AugmentParams, generator: torch.G
         else [0.0, 0.0]
     )
     if {"rotate", "scale", "shear"} & set(chosen):
-        out = TF.affine(out, angle=angle, translate=[0, 0], scale=scale, shear=shear, interpolation=InterpolationMode.BILINEAR, fill=fill)
+        out = TF.affine(out, angle=angle, translate=[0, 0], scale=scale, shear=shear, interpolation=InterpolationMode.BILINEAR)
     if "elastic" in chosen:
-        out = TF.elastic(out, _elastic_displacement(out.shape[-2:], params, generator), interpolation=InterpolationMode.BILINEAR, fill=fill)
-    return out, chosen
+        out = TF.elastic(out, _elastic_displacement(out.shape[-2:], params, generator), interpolation=InterpolationMode.BILINEAR)
+    return (out + fill).round().clamp(0, 255).to(torch.uint8), chosen
 
 
 def _elastic_displacement(size: torch.Size, params: AugmentParams, generator: torch.Generator) -> torch.Tensor:
