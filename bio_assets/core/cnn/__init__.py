@@ -1,0 +1,1 @@
+"""CNN search spaces: cell and macro genotypes, operations, networks, training."""

@@ -1,0 +1,1 @@
+"""Architecture search: aging evolution and random search over any genotype."""
