@@ -15,6 +15,7 @@ from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
 from resources.paths import registry_path
+from resources.search_executor import SearchExecutorResource
 
 
 # Per-class asset checks (partitions_def on a check) are a Dagster preview feature; we rely on
@@ -34,6 +35,7 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
         "compute": ComputeResource(),
         "image_dataset": ImageDatasetResource(),
         "io_manager": AssetFileIOManager(),
+        "search_executor": SearchExecutorResource(),
     }
     automation = build_automation(entries, jobs)
     return dg.Definitions(

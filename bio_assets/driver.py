@@ -27,7 +27,10 @@ from jobs.presets import run_config
 from resources.image_dataset import ImageDatasetResource
 
 GPU_POOL = "gpu"
-SUMMARY_NUMBERS = ("num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented")
+SUMMARY_NUMBERS = (
+    "num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented",
+    "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "wall_seconds",
+)
 CHECK_DONE = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -103,7 +106,7 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
                 failures += step_failures(result, f"{entry.name} class {class_name}")
         if downstream:
             print(f"== {entry.name}: {', '.join(k.path[-1] for k in downstream)}", flush=True)
-            result = defs.get_implicit_job_def_for_assets(downstream).execute_in_process(
+            result = defs.resolve_implicit_job_def_def_for_assets(downstream).execute_in_process(
                 instance=instance, asset_selection=downstream, run_config={**run_config(entry.name, profile, [k.path[-1] for k in downstream]), **LOG_CONFIG}, raise_on_error=False
             )
             for key in downstream:
@@ -137,6 +140,10 @@ def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partit
     return passed, evaluated
 
 
+def _short(value: object) -> object:
+    return round(value, 4) if isinstance(value, float) else value
+
+
 def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: dict[tuple[str, str | None], str]) -> None:
     """One line per asset and partition: status of this invocation, key numbers, checks."""
     rows = [("asset", "partition", "status", "numbers")]
@@ -145,7 +152,7 @@ def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: d
         for partition in partitions if graph.get(key).partitions_def is not None else [None]:
             metadata = latest_metadata(instance, key, partition)
             status = outcomes.get((key.to_user_string(), partition), "materialized" if metadata else "missing")
-            numbers = ", ".join(f"{n}={metadata[n]}" for n in SUMMARY_NUMBERS if n in metadata)
+            numbers = ", ".join(f"{n}={_short(metadata[n])}" for n in SUMMARY_NUMBERS if n in metadata)
             passed, total = check_outcomes(instance, graph, key, partition)
             checks = f"checks {passed}/{total} passed" if total else ""
             rows.append((key.to_user_string(), partition or "-", status, "; ".join(p for p in (numbers, checks) if p)))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from bio_assets.assets.classifier import build_classifier_asset
+from bio_assets.assets.cnn_search import build_cnn_search_assets
 from bio_assets.assets.data import build_data_assets
 from bio_assets.core.profiles import PROFILES
 from jobs.presets import run_config
@@ -31,4 +33,4 @@ def build_pipeline_jobs(dataset: str) -> list[dg.UnresolvedAssetJobDefinition]:
 
 
 def build_dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    return build_data_assets(dataset)
+    return [*build_data_assets(dataset), *build_cnn_search_assets(dataset), build_classifier_asset(dataset)]

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import torch
 from pydantic import Field
+
+from bio_assets.core.cnn.training import Precision
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_device(request: str) -> torch.device:
@@ -49,6 +62,22 @@ class ComputeResource(dg.ConfigurableResource):
     def torch_device(self) -> torch.device:
         return resolve_device(self.device)
 
+    def precision(self) -> Precision:
+        """Channels-last everywhere; autocast to float16 on CUDA, bfloat16 on CPUs with bf16 units, when ``amp``."""
+        device = self.torch_device()
+        if device.type == "cuda":
+            return Precision(channels_last=True, autocast_dtype=torch.float16 if self.amp else None)
+        if device.type == "cpu":
+            return Precision(channels_last=True, autocast_dtype=torch.bfloat16 if self.amp and cpu_has_bf16_units() else None)
+        return Precision()
+
     def describe(self) -> dict[str, str | int | bool]:
         """What was used, for asset metadata."""
-        return {"device": str(self.torch_device()), "threads": torch.get_num_threads(), "deterministic": self.deterministic, "amp": self.amp}
+        precision = self.precision()
+        return {
+            "device": str(self.torch_device()),
+            "threads": torch.get_num_threads(),
+            "deterministic": self.deterministic,
+            "channels_last": precision.channels_last,
+            "autocast": str(precision.autocast_dtype).removeprefix("torch.") if precision.autocast_dtype else "off",
+        }

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import dagster as dg
 from pydantic import Field
 
+import bio_assets.core.search.records  # noqa: F401  (registers SearchOutcome for loading)
 from bio_assets.core.storage import ModelWeights, load_record, load_weights, save_record, save_weights
 from resources.paths import data_home
 

@@ -12,10 +12,14 @@ from bio_assets.core.grids import image_grid_png
 from bio_assets.core.walk import FileIssue
 
 
+def png_markdown(png: bytes, title: str) -> dg.MarkdownMetadataValue:
+    """Markdown with an inline base64 PNG under a bold title."""
+    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})")
+
+
 def image_grid_markdown(images: np.ndarray, title: str, max_images: int = 16) -> dg.MarkdownMetadataValue:
     """Markdown with an inline base64 PNG grid of ``images`` uint8 ``(N, H, W, 3)``."""
-    png = base64.b64encode(image_grid_png(images, columns=8, max_images=max_images)).decode()
-    return dg.MetadataValue.md(f"**{title}**\n\n![{title}](data:image/png;base64,{png})")
+    return png_markdown(image_grid_png(images, columns=8, max_images=max_images), title)
 
 
 FILE_ISSUE_SCHEMA = dg.TableSchema(

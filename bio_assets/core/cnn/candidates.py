@@ -1,0 +1,67 @@
+"""Evaluating one search candidate: build its network, train it, score it on validation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from bio_assets.core.cnn.networks import NetworkSpec, SearchedNetwork
+from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams, evaluate_classifier, train_classifier
+from bio_assets.core.seeding import derive_seed
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """Training and validation images of every class, held in memory (never the test split)."""
+
+    train: LabelledImages
+    val: LabelledImages
+    class_names: tuple[str, ...]
+    version: str  # changes whenever any image changes; part of the cache key
+
+
+def build_seeded(spec: NetworkSpec, seed: int) -> SearchedNetwork:
+    """The network with weights initialised from ``seed`` (global RNG forked and restored)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SearchedNetwork(spec)
+
+
+@dataclass(frozen=True)
+class CandidateEvaluator:
+    """Picklable ``code -> result`` for executors: trains the network a genotype code stands for.
+
+    ``searching`` says which part of the network the code is: ``"cell"`` (micro search, the
+    network is ``fixed_macro`` with that cell) or ``"macro"`` (with ``fixed_cell``).
+    """
+
+    data: SearchData
+    train_params: TrainParams
+    channels: int
+    searching: str
+    fixed_cell: str = ""
+    fixed_macro: str = "1-[]"
+    device: str = "cpu"
+    precision: Precision = Precision()
+    threads: int = 0
+
+    def spec(self, code: str) -> NetworkSpec:
+        cell, macro = (code, self.fixed_macro) if self.searching == "cell" else (self.fixed_cell, code)
+        return NetworkSpec(cell=cell, macro=macro, channels=self.channels, num_classes=len(self.data.class_names))
+
+    def __call__(self, code: str) -> dict:
+        if self.threads:
+            torch.set_num_threads(self.threads)  # workers of a pool share the cores
+        started = time.perf_counter()
+        device = torch.device(self.device)
+        model = build_seeded(self.spec(code), derive_seed(self.train_params.seed, "candidate", code))
+        report = train_classifier(model, self.data.train, self.train_params, device, self.precision)
+        scores = evaluate_classifier(model, self.data.val, len(self.data.class_names), device, self.precision, self.train_params.input_size)
+        return {
+            "fitness": scores["accuracy"],
+            "val_macro_f1": scores["macro_f1"],
+            "train_images_per_second": report.images_per_second,
+            "seconds": time.perf_counter() - started,
+        }

@@ -1,0 +1,158 @@
+"""Training and evaluating classifiers on in-memory uint8 images.
+
+Images stay uint8 ``(N, H, W, 3)`` tensors; each batch is converted on the device to
+float ``(B, 3, H, W)`` in [-1, 1] (resized when the model wants another input size), so
+no image is decoded per candidate or epoch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bio_assets.core.metrics.classification import accuracy, confusion_matrix, macro_f1
+
+OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "nadam": torch.optim.NAdam,
+    "adadelta": torch.optim.Adadelta,
+    "adagrad": torch.optim.Adagrad,
+    "adamax": torch.optim.Adamax,
+}
+
+
+class LabelledImages(NamedTuple):
+    images: torch.Tensor  # uint8 (N, H, W, 3)
+    labels: torch.Tensor  # int64 (N,)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the device computes: chosen by the ``compute`` resource, not here."""
+
+    channels_last: bool = False
+    autocast_dtype: torch.dtype | None = None  # torch.bfloat16 on CPUs with bf16 units, float16 on CUDA
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"
+    learning_rate: float | None = 1e-3  # None: the optimizer's library default
+    input_size: int | None = None  # resize batches to this size (baselines' native inputs)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+
+
+def make_optimizer(name: str, parameters, learning_rate: float | None) -> torch.optim.Optimizer:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer {name!r} is not one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](parameters) if learning_rate is None else OPTIMIZERS[name](parameters, lr=learning_rate)
+
+
+def model_input(batch: torch.Tensor, device: torch.device, precision: Precision, size: int | None) -> torch.Tensor:
+    """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, S, S)`` in [-1, 1] on ``device``."""
+    x = batch.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    if size is not None and x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+    return x.contiguous(memory_format=torch.channels_last) if precision.channels_last else x
+
+
+def _autocast(device: torch.device, precision: Precision):
+    return torch.autocast(device.type, dtype=precision.autocast_dtype, enabled=precision.autocast_dtype is not None)
+
+
+@dataclass
+class TrainReport:
+    epoch_losses: list[float]
+    epoch_accuracies: list[float]
+    seconds: float
+    images_per_second: float
+
+
+def train_classifier(
+    model: nn.Module,
+    train: LabelledImages,
+    params: TrainParams,
+    device: torch.device,
+    precision: Precision = Precision(),
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> TrainReport:
+    """Cross-entropy training with shuffled mini-batches drawn from a seeded generator."""
+    if len(train.labels) == 0:
+        raise ValueError("cannot train on an empty training set")
+    model.to(device)
+    if precision.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(params.optimizer, model.parameters(), params.learning_rate)
+    generator = torch.Generator().manual_seed(params.seed)
+    losses, accuracies = [], []
+    started = time.perf_counter()
+    for epoch in range(params.epochs):
+        model.train()
+        order = torch.randperm(len(train.labels), generator=generator)
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(order), params.batch_size):
+            rows = order[start : start + params.batch_size]
+            if len(rows) < 2 and len(order) > 1:
+                continue  # BatchNorm cannot train on a batch of one
+            x = model_input(train.images[rows], device, precision, params.input_size)
+            y = train.labels[rows].to(device)
+            with _autocast(device, precision):
+                logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.item() * len(rows)
+            correct += int((logits.argmax(1) == y).sum())
+        losses.append(total_loss / len(order))
+        accuracies.append(correct / len(order))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, losses[-1], accuracies[-1])
+    seconds = time.perf_counter() - started
+    return TrainReport(losses, accuracies, seconds, params.epochs * len(train.labels) / seconds)
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, images: torch.Tensor, device: torch.device, precision: Precision = Precision(), input_size: int | None = None, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities ``(N, K)`` as float64 numpy."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        with _autocast(device, precision):
+            logits = model(model_input(images[start : start + batch_size], device, precision, input_size))
+        outputs.append(torch.softmax(logits.float(), dim=1).cpu())
+    return torch.cat(outputs).double().numpy()
+
+
+def evaluate_classifier(model: nn.Module, data: LabelledImages, num_classes: int, device: torch.device, precision: Precision = Precision(), input_size: int | None = None) -> dict:
+    """Accuracy, macro F1, confusion matrix and probabilities on ``data``."""
+    probabilities = predict_probabilities(model, data.images, device, precision, input_size)
+    labels = data.labels.numpy()
+    predictions = probabilities.argmax(1)
+    return {
+        "accuracy": accuracy(labels, predictions),
+        "macro_f1": macro_f1(labels, predictions, num_classes),
+        "confusion": confusion_matrix(labels, predictions, num_classes),
+        "probabilities": probabilities,
+    }

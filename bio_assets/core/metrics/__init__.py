@@ -1,0 +1,1 @@
+"""Metrics with known-answer tests: classification now, image-generation metrics later."""

@@ -1,0 +1,42 @@
+"""Plots as PNG bytes (matplotlib, no display): search fitness, ROC curves."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import numpy as np  # noqa: E402
+
+
+def _png(figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def fitness_plot(fitness: np.ndarray, cached: np.ndarray, title: str) -> bytes:
+    """Fitness of each evaluation in order, cache hits hollow, and the running best."""
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    order = np.arange(1, len(fitness) + 1)
+    axis.scatter(order[~cached], fitness[~cached], s=12, label="trained")
+    axis.scatter(order[cached], fitness[cached], s=12, facecolors="none", edgecolors="grey", label="cache hit")
+    axis.plot(order, np.maximum.accumulate(fitness), color="black", linewidth=1.2, label="best so far")
+    axis.set(xlabel="evaluation", ylabel="validation accuracy", title=title)
+    axis.legend(loc="lower right", fontsize=8)
+    return _png(figure)
+
+
+def roc_plot(curves: dict[int, tuple[np.ndarray, np.ndarray]], aucs: dict[int, float], micro: tuple[np.ndarray, np.ndarray], micro_auc: float, class_names: tuple[str, ...], title: str) -> bytes:
+    """One-vs-rest ROC curve per class and the micro average."""
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    for k, (fpr, tpr) in curves.items():
+        axis.plot(fpr, tpr, linewidth=1, label=f"{class_names[k]} (AUC {aucs[k]:.3f})")
+    axis.plot(*micro, color="black", linestyle="--", linewidth=1.5, label=f"micro average (AUC {micro_auc:.3f})")
+    axis.plot([0, 1], [0, 1], color="grey", linewidth=0.5)
+    axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    axis.legend(loc="lower right", fontsize=7)
+    return _png(figure)
