@@ -104,7 +104,12 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
                 outcomes[(key.to_user_string(), class_name)] = "ok" if result.success else "failed"
             if not result.success:
                 failures += step_failures(result, f"{entry.name} class {class_name}")
-        if downstream:
+        if downstream and failures:
+            # Downstream assets read every class: running them on the classes that worked would be wrong.
+            for key in downstream:
+                outcomes[(key.to_user_string(), None)] = "skipped"
+            failures.append(f"{', '.join(k.path[-1] for k in downstream)} [{entry.name}]: skipped because class runs failed")
+        elif downstream:
             print(f"== {entry.name}: {', '.join(k.path[-1] for k in downstream)}", flush=True)
             result = defs.resolve_implicit_job_def_def_for_assets(downstream).execute_in_process(
                 instance=instance, asset_selection=downstream, run_config={**run_config(entry.name, profile, [k.path[-1] for k in downstream]), **LOG_CONFIG}, raise_on_error=False

@@ -1,0 +1,59 @@
+"""One materialize() chain over the cnn_search group with tiny settings on a tiny dataset."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+
+from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
+from bio_assets.core.registry import DatasetEntry, save_registry
+from bio_assets.definitions import build_definitions
+from resources.compute import ComputeResource
+from resources.image_dataset import ImageDatasetResource
+from resources.io_manager import AssetFileIOManager
+from resources.search_executor import SearchExecutorResource
+
+TINY_SEARCH = {"population_size": 3, "cycles": 2, "sample_size": 2, "epochs": 1, "input_size": 16, "batch_size": 16}
+
+
+def test_search_and_classifier_chain(tmp_path, tiny_dataset):
+    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
+    save_registry(tmp_path / "r.yaml", entries)
+    resources = {
+        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
+        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
+        "search_executor": SearchExecutorResource(state_root=str(tmp_path / "search")),
+        "compute": ComputeResource(device="cpu", amp=False),
+    }
+    defs = build_definitions(entries, resources)
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    classes = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
+    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tiny__classes", classes)
+        for class_name in classes:
+            assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config).success
+        search_config = {
+            "tiny__searched_cell": {"config": {**TINY_SEARCH, "channels": 4, "max_nodes": 4}},
+            "tiny__macro_architecture": {"config": {**TINY_SEARCH, "channels": 4}},
+            "tiny__classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 4}},
+        }
+        result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=dg.AssetSelection.groups("cnn_search"), run_config={"ops": search_config})
+        assert result.success
+        metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    cell = metadata["searched_cell"]
+    assert CellGenotype.parse(cell["genotype"].value).nodes <= 4
+    assert cell["num_evaluations"].value == 5 and 1 <= cell["num_trainings"].value <= 5
+    assert len(cell["top_k"].value.records) >= 1 and "data:image/png;base64," in cell["fitness_plot"].value
+    macro = metadata["macro_architecture"]
+    MacroGenotype.parse(macro["genotype"].value)
+    assert macro["cell"].value == cell["genotype"].value
+    classifier = metadata["classifier"]
+    assert 0.0 <= classifier["test_accuracy"].value <= 1.0 and classifier["seeds"].value == [0, 1]
+    assert classifier["num_test_images"].value == 3  # one real test image per class, never augmented
+    assert "data:image/png;base64," in classifier["roc"].value and "| true \\ predicted |" in classifier["confusion_matrix"].value
+    weights = list((tmp_path / "storage" / "tiny" / "classifier").glob("*.safetensors"))
+    assert len(weights) == 1
+    search_files = sorted(p.name for p in (tmp_path / "search" / "tiny").iterdir())
+    assert "cell-cache.json" in search_files and any(n.startswith("macro-state-") for n in search_files)
+    assert np.isfinite(classifier["test_macro_f1"].value)

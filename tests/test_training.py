@@ -1,0 +1,96 @@
+"""Trainer, candidate evaluator and architecture specs on tiny tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bio_assets.core.cnn.architectures import architecture_spec, build_architecture
+from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
+from bio_assets.core.cnn.networks import NetworkSpec
+from bio_assets.core.cnn.training import OPTIMIZERS, LabelledImages, Precision, TrainParams, evaluate_classifier, model_input, train_classifier
+
+CPU = torch.device("cpu")
+
+
+def separable(n: int = 48, size: int = 16, seed: int = 0) -> LabelledImages:
+    """Two classes told apart by brightness: any working trainer learns them."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 2
+    base = torch.where(labels[:, None, None, None] == 1, 180, 60)
+    noise = torch.randint(-30, 30, (n, size, size, 3), generator=generator)
+    return LabelledImages((base + noise).clamp(0, 255).to(torch.uint8), labels)
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_every_optimizer_trains_at_its_defaults(optimizer):
+    data = separable()
+    report = train_classifier(tiny_net(), data, TrainParams(epochs=3, batch_size=8, optimizer=optimizer, learning_rate=None), CPU)
+    assert len(report.epoch_losses) == 3 and all(np.isfinite(report.epoch_losses))
+
+
+def test_training_learns_an_easy_problem_and_is_deterministic():
+    data = separable()
+    params = TrainParams(epochs=15, batch_size=8, learning_rate=0.05)
+    first, second = tiny_net(), tiny_net()
+    train_classifier(first, data, params, CPU)
+    train_classifier(second, data, params, CPU)
+    for a, b in zip(first.parameters(), second.parameters()):
+        torch.testing.assert_close(a, b)
+    assert evaluate_classifier(first, separable(seed=1), 2, CPU)["accuracy"] >= 0.9
+
+
+def test_model_input_scales_resizes_and_keeps_layout():
+    batch = torch.full((2, 8, 8, 3), 255, dtype=torch.uint8)
+    x = model_input(batch, CPU, Precision(channels_last=True), size=16)
+    assert x.shape == (2, 3, 16, 16) and x.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(x, torch.ones_like(x))
+
+
+def test_bad_settings_are_refused():
+    with pytest.raises(ValueError, match="optimizer 'lbfgs'"):
+        TrainParams(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="empty training set"):
+        train_classifier(tiny_net(), LabelledImages(torch.zeros((0, 8, 8, 3), dtype=torch.uint8), torch.zeros(0, dtype=torch.long)), TrainParams(), CPU)
+
+
+def test_candidate_evaluation_is_reproducible():
+    data = separable(size=16)
+    search_data = SearchData(data, separable(seed=2), ("dark", "bright"), "v1")
+    evaluator = CandidateEvaluator(search_data, TrainParams(epochs=2, batch_size=8), channels=4, searching="cell")
+    first, second = evaluator("32-1"), evaluator("32-1")
+    assert first["fitness"] == second["fitness"] and 0.0 <= first["fitness"] <= 1.0
+
+
+def factory_for_tests(num_classes: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))
+
+
+@pytest.mark.parametrize(
+    "architecture, kind",
+    [("3501-110-44-1/5-[1]", "searched_cnn"), ("resnet18", "torchvision"), ("mobilenet_v3_small", "torchvision"), ("tests.test_training:factory_for_tests", "factory")],
+)
+def test_architecture_choices_build_untrained_models(architecture, kind):
+    spec = architecture_spec(architecture, num_classes=3, channels=8)
+    assert spec["kind"] == kind
+    model = build_architecture(spec).eval()
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3)
+
+
+def test_searched_architecture_uses_the_search_result():
+    spec = architecture_spec("searched", 4, 8, NetworkSpec("32-1", "2-[0]", 8, 4))
+    assert (spec["cell"], spec["macro"], spec["num_classes"]) == ("32-1", "2-[0]", 4)
+
+
+def test_unknown_architectures_are_explained():
+    with pytest.raises(ValueError, match="unknown architecture 'resnet9000'"):
+        architecture_spec("resnet9000", 3, 8)
+    with pytest.raises(ValueError, match="cannot import architecture factory"):
+        build_architecture(architecture_spec("no_such_module:make", 3, 8))
