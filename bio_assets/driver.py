@@ -29,7 +29,7 @@ from resources.image_dataset import ImageDatasetResource
 GPU_POOL = "gpu"
 SUMMARY_NUMBERS = (
     "num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented",
-    "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "wall_seconds",
+    "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "source_accuracy", "wall_seconds",
 )
 CHECK_DONE = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -87,8 +87,14 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
         keys = sorted((k for k in selected if k.path[0] == entry.name), key=lambda k: k.to_user_string())
         if not keys:
             raise ValueError(f"selection {select!r} matches no asset of dataset {entry.name!r}")
-        per_class = [k for k in keys if graph.get(k).partitions_def is not None]
+        class_partitions = class_partitions_name(entry.name)
+        per_class = [k for k in keys if isinstance(graph.get(k).partitions_def, dg.DynamicPartitionsDefinition) and graph.get(k).partitions_def.name == class_partitions]
         downstream = [k for k in keys if graph.get(k).partitions_def is None]
+        # Other partitioned assets (baselines per model, optimizers): one run per key, after the rest.
+        static_groups: dict[tuple[str, ...], list[dg.AssetKey]] = {}
+        for k in keys:
+            if k not in per_class and k not in downstream:
+                static_groups.setdefault(tuple(graph.get(k).partitions_def.get_partition_keys()), []).append(k)
 
         classes = sorted(ImageDatasetResource().layout(entry.name).class_folders())
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
@@ -104,20 +110,25 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
                 outcomes[(key.to_user_string(), class_name)] = "ok" if result.success else "failed"
             if not result.success:
                 failures += step_failures(result, f"{entry.name} class {class_name}")
-        if downstream and failures:
-            # Downstream assets read every class: running them on the classes that worked would be wrong.
-            for key in downstream:
-                outcomes[(key.to_user_string(), None)] = "skipped"
-            failures.append(f"{', '.join(k.path[-1] for k in downstream)} [{entry.name}]: skipped because class runs failed")
-        elif downstream:
-            print(f"== {entry.name}: {', '.join(k.path[-1] for k in downstream)}", flush=True)
-            result = defs.resolve_implicit_job_def_def_for_assets(downstream).execute_in_process(
-                instance=instance, asset_selection=downstream, run_config={**run_config(entry.name, profile, [k.path[-1] for k in downstream]), **LOG_CONFIG}, raise_on_error=False
+        later = [(None, downstream)] if downstream else []
+        later += [(partition, group) for partitions, group in static_groups.items() for partition in partitions]
+        for partition, group in later:
+            names = [k.path[-1] for k in group]
+            where = f"{entry.name}" + (f" {partition}" if partition else "")
+            if failures and per_class:
+                # Later assets read every class: running them on the classes that worked would be wrong.
+                for key in group:
+                    outcomes[(key.to_user_string(), partition)] = "skipped"
+                failures.append(f"{', '.join(names)} [{where}]: skipped because class runs failed")
+                continue
+            print(f"== {where}: {', '.join(names)}", flush=True)
+            result = defs.resolve_implicit_job_def_def_for_assets(group).execute_in_process(
+                instance=instance, asset_selection=group, partition_key=partition, run_config={**run_config(entry.name, profile, names), **LOG_CONFIG}, raise_on_error=False
             )
-            for key in downstream:
-                outcomes[(key.to_user_string(), None)] = "ok" if result.success else "failed"
+            for key in group:
+                outcomes[(key.to_user_string(), partition)] = "ok" if result.success else "failed"
             if not result.success:
-                failures += step_failures(result, entry.name)
+                failures += step_failures(result, where)
         print_summary(instance, graph, entry.name, outcomes)
     print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}")
     print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")
@@ -152,9 +163,16 @@ def _short(value: object) -> object:
 def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: dict[tuple[str, str | None], str]) -> None:
     """One line per asset and partition: status of this invocation, key numbers, checks."""
     rows = [("asset", "partition", "status", "numbers")]
-    partitions = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
+    classes = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
     for key in sorted((k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()):
-        for partition in partitions if graph.get(key).partitions_def is not None else [None]:
+        partitions_def = graph.get(key).partitions_def
+        if partitions_def is None:
+            partitions: list[str | None] = [None]
+        elif isinstance(partitions_def, dg.DynamicPartitionsDefinition):
+            partitions = list(classes)
+        else:
+            partitions = list(partitions_def.get_partition_keys())
+        for partition in partitions:
             metadata = latest_metadata(instance, key, partition)
             status = outcomes.get((key.to_user_string(), partition), "materialized" if metadata else "missing")
             numbers = ", ".join(f"{n}={_short(metadata[n])}" for n in SUMMARY_NUMBERS if n in metadata)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from bio_assets.assets.baselines import build_baseline_assets
 from bio_assets.assets.classifier import build_classifier_asset
 from bio_assets.assets.cnn_search import build_cnn_search_assets
 from bio_assets.assets.data import build_data_assets
@@ -33,4 +34,4 @@ def build_pipeline_jobs(dataset: str) -> list[dg.UnresolvedAssetJobDefinition]:
 
 
 def build_dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    return [*build_data_assets(dataset), *build_cnn_search_assets(dataset), build_classifier_asset(dataset)]
+    return [*build_data_assets(dataset), *build_cnn_search_assets(dataset), build_classifier_asset(dataset), *build_baseline_assets(dataset)]

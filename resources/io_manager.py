@@ -57,8 +57,8 @@ class AssetFileIOManager(dg.ConfigurableIOManager):
         if not context.has_asset_partitions:
             return self._load_one(key, None)
         partitions = list(context.asset_partition_keys)
-        if context.has_partition_key and len(partitions) == 1:
+        if context.has_partition_key and partitions == [context.partition_key]:
             # Same-partition dependency (class -> class): the value itself.
             return self._load_one(key, partitions[0])
-        # Unpartitioned consumer of a per-class asset: every class, by name.
+        # A consumer of every class (unpartitioned, or partitioned otherwise): all classes by name.
         return {partition: self._load_one(key, partition) for partition in sorted(partitions)}

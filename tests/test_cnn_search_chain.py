@@ -38,7 +38,8 @@ def test_search_and_classifier_chain(tmp_path, tiny_dataset):
             "tiny__macro_architecture": {"config": {**TINY_SEARCH, "channels": 4}},
             "tiny__classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 4}},
         }
-        result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=dg.AssetSelection.groups("cnn_search"), run_config={"ops": search_config})
+        search_keys = [dg.AssetKey(["tiny", name]) for name in ("searched_cell", "macro_architecture", "classifier")]
+        result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=search_keys, run_config={"ops": search_config})
         assert result.success
         metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     cell = metadata["searched_cell"]
@@ -57,3 +58,31 @@ def test_search_and_classifier_chain(tmp_path, tiny_dataset):
     search_files = sorted(p.name for p in (tmp_path / "search" / "tiny").iterdir())
     assert "cell-cache.json" in search_files and any(n.startswith("macro-state-") for n in search_files)
     assert np.isfinite(classifier["test_macro_f1"].value)
+
+
+def test_baseline_and_optimizer_partitions_read_every_class(tmp_path, tiny_dataset):
+    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
+    save_registry(tmp_path / "r.yaml", entries)
+    resources = {
+        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
+        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
+        "compute": ComputeResource(device="cpu", amp=False),
+    }
+    defs = build_definitions(entries, resources)
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    classes = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tiny__classes", classes)
+        for class_name in classes:
+            assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"),
+                                  run_config={"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}).success
+        baseline = dg.materialize(assets, instance=instance, partition_key="lenet5", resources=defs.resources, selection=[dg.AssetKey(["tiny", "baseline_classifiers"])],
+                                  run_config={"ops": {"tiny__baseline_classifiers": {"config": {"epochs": 1, "batch_size": 8, "input_size": 32}}}})
+        optimizer = dg.materialize(assets, instance=instance, partition_key="adagrad", resources=defs.resources, selection=[dg.AssetKey(["tiny", "optimizer_comparison"])],
+                                   run_config={"ops": {"tiny__optimizer_comparison": {"config": {"epochs": 1}}}})
+    (lenet,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
+    assert lenet["num_train_images"].value == 36 and lenet["num_test_images"].value == 3  # all three classes
+    assert lenet["source_accuracy"].value == 0.65 and lenet["input_size"].value == 32
+    (adagrad,) = [e.materialization.metadata for e in optimizer.get_asset_materialization_events()]
+    assert adagrad["source_accuracy"].value == 0.9488 and adagrad["learning_rate"].value == "library default"
+    assert len(adagrad["training_curve"].value.records) == 1

@@ -28,7 +28,7 @@ class ClassifierConfig(dg.Config):
         default="searched",
         description="'searched', 'CELL/MACRO' genotype codes, a torchvision model name, or 'package.module:factory'",
     )
-    epochs: int | None = Field(default=None, description="unset: the dataset profile's value (paper 50, demo 15)")
+    epochs: int | None = Field(default=None, description="unset: the dataset profile's value (paper 50, demo 8)")
     seeds: int | None = Field(default=None, description="independent trainings reported as mean ± std (paper 3, demo 1)")
     batch_size: int = 64
     optimizer: str = Field(default="adam", description="adam, sgd, rmsprop, nadam, adadelta, adagrad or adamax")

@@ -18,12 +18,16 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "searched_cell": _PAPER_SEARCH,
         "macro_architecture": _PAPER_SEARCH,
         "classifier": {"epochs": 50, "seeds": 3},
+        "optimizer_comparison": {"epochs": 30, "seeds": 3},
     },
     "demo": {
         "augmented_dataset": {"target_per_class": 120},
         "searched_cell": _DEMO_SEARCH,
         "macro_architecture": _DEMO_SEARCH,
-        "classifier": {"epochs": 15, "seeds": 1},
+        "classifier": {"epochs": 8, "seeds": 1},
+        # Per-model paper values (epochs, batch, native input) live in core.cnn.baselines.
+        "baseline_classifiers": {"epochs": 8, "batch_size": 32, "input_size": 0, "seeds": 1},  # same epochs as the classifier
+        "optimizer_comparison": {"epochs": 3, "seeds": 1},
     },
 }
 

@@ -8,6 +8,7 @@ import importlib
 import torchvision
 from torch import nn
 
+from bio_assets.core.cnn.baselines import build_baseline
 from bio_assets.core.cnn.networks import NetworkSpec, SearchedNetwork
 
 
@@ -35,6 +36,8 @@ def build_architecture(spec: dict) -> nn.Module:
     kind = spec.get("kind")
     if kind == "searched_cnn":
         return SearchedNetwork(NetworkSpec.from_dict(spec))
+    if kind == "baseline":
+        return build_baseline(spec["name"], spec["num_classes"])
     if kind == "torchvision":
         return torchvision.models.get_model(spec["name"], weights=None, num_classes=spec["num_classes"])
     if kind == "factory":
