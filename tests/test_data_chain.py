@@ -110,7 +110,7 @@ def test_run_without_preset_uses_the_dataset_profile(tmp_path, tiny_dataset):
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("tiny__classes", ["Parabasal", "Koilocytotic"])
             assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-            result = dg.materialize(assets, instance=instance, partition_key="Koilocytotic", resources=defs.resources)
+            result = dg.materialize(assets, instance=instance, partition_key="Koilocytotic", resources=defs.resources, selection=dg.AssetSelection.groups("data"))
             (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "augmented_dataset"]
             targets[profile] = event.materialization.metadata["num_images"].value
     assert targets == {"demo": 120, "paper": 200}
