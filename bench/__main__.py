@@ -1,6 +1,8 @@
 """``python -m bench``: run every benchmark in order."""
 
-from bench import bench_ingest
+from bench import bench_ingest, bench_search, bench_training
 
 if __name__ == "__main__":
-    bench_ingest.main()
+    bench_ingest.main([])
+    bench_training.main()
+    bench_search.main()
