@@ -14,7 +14,7 @@ $(BIN)/python:
 # Reinstall when the dependency list changes; the project itself is an editable install.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,cluster]'
 	touch $@
 
 install: $(STAMP)

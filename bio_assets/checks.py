@@ -21,6 +21,15 @@ def image_defects(images: ImageSet, size: int) -> dict[str, int]:
     return {"wrong_shape": 0 if shape_ok else len(images), "blank": blank, "duplicate_hashes": len(images) - len(set(images.sha256.tolist()))}
 
 
+def recorded_value(context: dg.AssetCheckExecutionContext, key: dg.AssetKey, name: str) -> int:
+    """A number the checked asset recorded in its metadata for this partition; fails loudly if absent."""
+    partition = context.op_execution_context.partition_key
+    value = latest_metadata(context.instance, key, partition).get(name)
+    if value is None:
+        raise ValueError(f"{key.to_user_string()} [{partition}] has no recorded {name}")
+    return int(value)
+
+
 def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     partitions = class_partitions(dataset)
     raw_key = asset_key(dataset, "raw_images")
@@ -29,12 +38,9 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=raw_key, partitions_def=partitions, blocking=True, description="Images have the configured size, none is blank, none repeats.")
     def raw_images_valid(context: dg.AssetCheckExecutionContext, raw_images: ImageSet) -> dg.AssetCheckResult:
-        partition = context.op_execution_context.partition_key
-        size = latest_metadata(context.instance, raw_key, partition).get("image_size")
-        if size is None:
-            raise ValueError(f"{raw_key.to_user_string()} [{partition}] has no recorded image_size")
-        defects = image_defects(raw_images, int(size))
-        return dg.AssetCheckResult(passed=not any(defects.values()), metadata={**defects, "image_size": int(size)})
+        size = recorded_value(context, raw_key, "image_size")
+        defects = image_defects(raw_images, size)
+        return dg.AssetCheckResult(passed=not any(defects.values()), metadata={**defects, "image_size": size})
 
     @dg.asset_check(asset=splits_key, partitions_def=partitions, blocking=True, description="No source image (by SHA-256) is in two splits.")
     def splits_disjoint(image_splits: ImageSplits) -> dg.AssetCheckResult:
@@ -49,11 +55,8 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=augmented_key, partitions_def=partitions, blocking=True, description="The class reached target_per_class images.")
     def augmented_reaches_target(context: dg.AssetCheckExecutionContext, augmented_dataset: ImageSet) -> dg.AssetCheckResult:
-        partition = context.op_execution_context.partition_key
-        target = latest_metadata(context.instance, augmented_key, partition).get("target_per_class")
-        if target is None:
-            raise ValueError(f"{augmented_key.to_user_string()} [{partition}] has no recorded target_per_class")
-        return dg.AssetCheckResult(passed=len(augmented_dataset) >= int(target), metadata={"num_images": len(augmented_dataset), "target_per_class": int(target)})
+        target = recorded_value(context, augmented_key, "target_per_class")
+        return dg.AssetCheckResult(passed=len(augmented_dataset) >= target, metadata={"num_images": len(augmented_dataset), "target_per_class": target})
 
     @dg.asset_check(
         asset=augmented_key,

@@ -6,20 +6,14 @@ import hashlib
 import time
 
 from bio_assets.core.cnn.genotypes import CellGenotype
+from bio_assets.core.cnn import spaces
 from bio_assets.core.search.evolution import SearchSpace
 
 TARGET = CellGenotype.parse("3501-110-44-1")
 
 
 def cell_space(probability: float = 0.05) -> SearchSpace:
-    return SearchSpace(
-        name="cell",
-        random=CellGenotype.random,
-        mutate=lambda g, rng: g.mutate(rng, probability),
-        parse=CellGenotype.parse,
-        code=lambda g: g.code,
-        key=lambda g: g.key,
-    )
+    return spaces.cell_space(3, 6, probability)
 
 
 def similarity_fitness(code: str) -> dict:
@@ -37,9 +31,7 @@ def jittery_fitness(code: str) -> dict:
 
 
 def macro_space(probability: float = 0.05) -> SearchSpace:
-    from bio_assets.core.cnn.genotypes import MacroGenotype
-
-    return SearchSpace(name="macro", random=MacroGenotype.random, mutate=lambda g, rng: g.mutate(rng, probability), parse=MacroGenotype.parse, code=lambda g: g.code, key=lambda g: g.key)
+    return spaces.macro_space(probability)
 
 
 class CountingMacroFitness:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 import numpy as np
+import pytest
 
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
 from bio_assets.core.registry import DatasetEntry, save_registry
@@ -13,10 +14,12 @@ from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
 from resources.search_executor import SearchExecutorResource
 
-TINY_SEARCH = {"population_size": 3, "cycles": 2, "sample_size": 2, "epochs": 1, "input_size": 16, "batch_size": 16}
+CLASSES = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
 
 
-def test_search_and_classifier_chain(tmp_path, tiny_dataset):
+@pytest.fixture
+def prepared(tmp_path, tiny_dataset):
+    """Definitions over the tiny dataset, and an instance with its data group materialized."""
     entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
     save_registry(tmp_path / "r.yaml", entries)
     resources = {
@@ -27,21 +30,28 @@ def test_search_and_classifier_chain(tmp_path, tiny_dataset):
     }
     defs = build_definitions(entries, resources)
     assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    classes = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
     config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tiny__classes", classes)
-        for class_name in classes:
+        instance.add_dynamic_partitions("tiny__classes", CLASSES)
+        for class_name in CLASSES:
             assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config).success
-        search_config = {
-            "tiny__searched_cell": {"config": {**TINY_SEARCH, "channels": 4, "max_nodes": 4}},
-            "tiny__macro_architecture": {"config": {**TINY_SEARCH, "channels": 4}},
-            "tiny__classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 4}},
-        }
-        search_keys = [dg.AssetKey(["tiny", name]) for name in ("searched_cell", "macro_architecture", "classifier")]
-        result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=search_keys, run_config={"ops": search_config})
-        assert result.success
-        metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+        yield defs, assets, instance
+
+
+TINY_SEARCH = {"population_size": 3, "cycles": 2, "sample_size": 2, "epochs": 1, "input_size": 16, "batch_size": 16}
+
+
+def test_search_and_classifier_chain(tmp_path, prepared):
+    defs, assets, instance = prepared
+    search_config = {
+        "tiny__searched_cell": {"config": {**TINY_SEARCH, "channels": 4, "max_nodes": 4}},
+        "tiny__macro_architecture": {"config": {**TINY_SEARCH, "channels": 4}},
+        "tiny__classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 4}},
+    }
+    search_keys = [dg.AssetKey(["tiny", name]) for name in ("searched_cell", "macro_architecture", "classifier")]
+    result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=search_keys, run_config={"ops": search_config})
+    assert result.success
+    metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     cell = metadata["searched_cell"]
     assert CellGenotype.parse(cell["genotype"].value).nodes <= 4
     assert cell["num_evaluations"].value == 5 and 1 <= cell["num_trainings"].value <= 5
@@ -60,26 +70,12 @@ def test_search_and_classifier_chain(tmp_path, tiny_dataset):
     assert np.isfinite(classifier["test_macro_f1"].value)
 
 
-def test_baseline_and_optimizer_partitions_read_every_class(tmp_path, tiny_dataset):
-    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
-    save_registry(tmp_path / "r.yaml", entries)
-    resources = {
-        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
-        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
-        "compute": ComputeResource(device="cpu", amp=False),
-    }
-    defs = build_definitions(entries, resources)
-    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    classes = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tiny__classes", classes)
-        for class_name in classes:
-            assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"),
-                                  run_config={"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}).success
-        baseline = dg.materialize(assets, instance=instance, partition_key="lenet5", resources=defs.resources, selection=[dg.AssetKey(["tiny", "baseline_classifiers"])],
-                                  run_config={"ops": {"tiny__baseline_classifiers": {"config": {"epochs": 1, "batch_size": 8, "input_size": 32}}}})
-        optimizer = dg.materialize(assets, instance=instance, partition_key="adagrad", resources=defs.resources, selection=[dg.AssetKey(["tiny", "optimizer_comparison"])],
-                                   run_config={"ops": {"tiny__optimizer_comparison": {"config": {"epochs": 1}}}})
+def test_baseline_and_optimizer_partitions_read_every_class(prepared):
+    defs, assets, instance = prepared
+    baseline = dg.materialize(assets, instance=instance, partition_key="lenet5", resources=defs.resources, selection=[dg.AssetKey(["tiny", "baseline_classifiers"])],
+                              run_config={"ops": {"tiny__baseline_classifiers": {"config": {"epochs": 1, "batch_size": 8, "input_size": 32}}}})
+    optimizer = dg.materialize(assets, instance=instance, partition_key="adagrad", resources=defs.resources, selection=[dg.AssetKey(["tiny", "optimizer_comparison"])],
+                               run_config={"ops": {"tiny__optimizer_comparison": {"config": {"epochs": 1}}}})
     (lenet,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
     assert lenet["num_train_images"].value == 36 and lenet["num_test_images"].value == 3  # all three classes
     assert lenet["source_accuracy"].value == 0.65 and lenet["input_size"].value == 32
