@@ -79,6 +79,7 @@ def test_baseline_and_optimizer_partitions_read_every_class(prepared):
     (lenet,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
     assert lenet["num_train_images"].value == 36 and lenet["num_test_images"].value == 3  # all three classes
     assert lenet["source_accuracy"].value == 0.65 and lenet["input_size"].value == 32
+    assert lenet["init"].value.startswith("random")
     (adagrad,) = [e.materialization.metadata for e in optimizer.get_asset_materialization_events()]
     assert adagrad["source_accuracy"].value == 0.9488 and adagrad["learning_rate"].value == "library default"
     assert len(adagrad["training_curve"].value.records) == 1

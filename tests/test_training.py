@@ -94,3 +94,17 @@ def test_unknown_architectures_are_explained():
         architecture_spec("resnet9000", 3, 8)
     with pytest.raises(ValueError, match="cannot import architecture factory"):
         build_architecture(architecture_spec("no_such_module:make", 3, 8))
+
+
+def test_local_weights_file_initialises_matching_layers_only(tmp_path):
+    from bio_assets.core.cnn.evaluation import load_matching
+    from bio_assets.core.storage import load_weights_file
+
+    source = build_architecture({"kind": "baseline", "name": "resnet18", "num_classes": 10})
+    torch.save(source.state_dict(), tmp_path / "resnet18.pt")
+    target = build_architecture({"kind": "baseline", "name": "resnet18", "num_classes": 3})
+    skipped = load_matching(target, load_weights_file(tmp_path / "resnet18.pt"))
+    assert skipped == ["fc.bias", "fc.weight"]  # the 10-class head does not fit 3 classes
+    torch.testing.assert_close(target.conv1.weight, source.conv1.weight)
+    with pytest.raises(ValueError, match="does not exist"):
+        load_weights_file(tmp_path / "missing.pt")

@@ -10,6 +10,7 @@ from bio_assets.core.cnn.baselines import BASELINES, OPTIMIZER_BATCH, SOURCE_OPT
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.evaluation import train_and_test
 from bio_assets.core.cnn.training import OPTIMIZERS, TrainParams
+from bio_assets.core.storage import load_weights_file
 from bio_assets.core.profiles import resolve_profile
 from bio_assets.partitions import asset_key
 from resources.compute import ComputeResource
@@ -27,6 +28,7 @@ class BaselineConfig(dg.Config):
     seeds: int | None = Field(default=None, description="paper 3, demo 1")
     optimizer: str = "adam"
     learning_rate: float | None = 1e-3
+    weights_path: str = Field(default="", description="local state_dict file to start from (e.g. ImageNet weights); empty: random init")
     seed: int = 0
 
 
@@ -59,10 +61,15 @@ def build_baseline_assets(dataset: str) -> list[dg.AssetsDefinition]:
         data = assemble(augmented_dataset, image_splits)
         spec = {"kind": "baseline", "name": name, "num_classes": len(data.class_names)}
         params = TrainParams(epochs=values["epochs"], batch_size=values["batch_size"], optimizer=config.optimizer, learning_rate=config.learning_rate, input_size=values["input_size"] or None, seed=config.seed)
-        runs = train_and_test(spec, data, params, values["seeds"], compute.torch_device(), compute.precision(), on_seed=lambda r: context.log.info(f"{name} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"))
+        initial = load_weights_file(config.weights_path) if config.weights_path else None
+        runs = train_and_test(
+            spec, data, params, values["seeds"], compute.torch_device(), compute.precision(),
+            on_seed=lambda r: context.log.info(f"{name} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"), initial_state=initial,
+        )
         metadata = classifier_metadata(runs, data, spec, started, compute)
+        init = f"weights from {config.weights_path}" if config.weights_path else "random (no local weights file configured; nothing downloaded)"
         return dg.MaterializeResult(
-            metadata={**metadata, "epochs": params.epochs, "batch_size": params.batch_size, "input_size": params.input_size or "dataset resolution", "init": "random", "source_accuracy": BASELINES[name].source_accuracy}
+            metadata={**metadata, "epochs": params.epochs, "batch_size": params.batch_size, "input_size": params.input_size or "dataset resolution", "init": init, "source_accuracy": BASELINES[name].source_accuracy}
         )
 
     @dg.asset(name="optimizer_comparison", partitions_def=OPTIMIZER_PARTITIONS, **common)

@@ -63,3 +63,16 @@ class ModelWeights:
 
     state_dict: dict[str, torch.Tensor]
     spec: dict
+
+
+def load_weights_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """A user's weights file: safetensors, or a torch ``state_dict`` loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        return load_safetensors(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state_dict of tensors")
+    return state

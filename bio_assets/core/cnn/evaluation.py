@@ -38,6 +38,15 @@ class ClassifierRuns:
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
+def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor of ``state`` whose name and shape match; return the names skipped
+    (e.g. an ImageNet head of 1000 classes on a 5-class model)."""
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(usable, strict=False)
+    return sorted(set(state) - set(usable))
+
+
 def train_and_test(
     spec: dict,
     data: ClassificationData,
@@ -46,8 +55,10 @@ def train_and_test(
     device: torch.device,
     precision: Precision = Precision(),
     on_seed: Callable[[SeedRun], None] | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
 ) -> ClassifierRuns:
-    """Train ``spec`` from scratch ``seeds`` times (seeds params.seed, +1, ...); test each once."""
+    """Train ``spec`` ``seeds`` times (seeds params.seed, +1, ...) from random init, or from
+    ``initial_state`` where names and shapes match; test each once."""
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     runs: list[SeedRun] = []
@@ -57,6 +68,8 @@ def train_and_test(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "init", str(spec)))
             model = build_architecture(spec)
+        if initial_state is not None:
+            load_matching(model, initial_state)
         report = train_classifier(model, data.train, replace(params, seed=seed), device, precision)
         scores = evaluate_classifier(model, data.test, len(data.class_names), device, precision, params.input_size)
         roc = roc_report(data.test.labels.numpy(), scores["probabilities"])
