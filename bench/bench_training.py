@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bench.demo_data import demo_classification_data
 from bio_assets.core.cnn.candidates import build_seeded
 from bio_assets.core.cnn.networks import NetworkSpec
-from bio_assets.core.cnn.training import Precision, TrainParams, train_classifier
+from bio_assets.core.cnn.training import Precision, TrainParams, evaluate_classifier, train_classifier
 from resources.compute import ComputeResource
 
 SPEC = NetworkSpec("3501-110-44-1", "5-[1]", channels=32, num_classes=5)
@@ -60,6 +60,16 @@ def _timed(fn) -> float:
     return time.perf_counter() - started
 
 
+def accuracy_parity(data, precision: Precision, epochs: int = 6) -> tuple[float, float]:
+    """Validation accuracy after the same training in fp32 and in ``precision`` (same seed, same batches)."""
+    scores = []
+    for chosen in (Precision(), precision):
+        model = build_seeded(SPEC, 0)
+        train_classifier(model, data.train, TrainParams(epochs=epochs, seed=0), torch.device("cpu"), chosen)
+        scores.append(evaluate_classifier(model, data.val, len(data.class_names), torch.device("cpu"), chosen)["accuracy"])
+    return scores[0], scores[1]
+
+
 def main() -> None:
     data = demo_classification_data()
     images, labels = data.train
@@ -79,6 +89,9 @@ def main() -> None:
     achieved = ours * flops / 1e9
     print(f"  training FLOPs per image (fwd+bwd): {flops / 1e9:.3f} GFLOP")
     print(f"  achieved {achieved:.1f} GFLOP/s; measured {str(dtype).removeprefix('torch.')} matmul peak {peak:.1f} GFLOP/s; ratio {achieved / peak:.3f}")
+    if precision.autocast_dtype is not None:
+        fp32_accuracy, fast_accuracy = accuracy_parity(data, precision)
+        print(f"  accuracy parity after 6 epochs (validation, {len(data.val.labels)} images): fp32 {fp32_accuracy:.4f}, {precision} {fast_accuracy:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The ``search_executor`` resource: where search candidates are evaluated.
 
 ``in_process`` (default): one candidate at a time in the run's process.
-``process_pool``: N local worker processes, each with cores/N torch threads.
+``process_pool``: N local worker processes, each with cores/N torch threads and, when
+there are several GPUs, its own GPU (worker k sees GPU k mod count).
 ``dask``: a Dask distributed cluster by scheduler address (extra ``[cluster]``).
 """
 
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import torch
 from pydantic import Field
 
 from resources.paths import data_home
@@ -28,6 +30,15 @@ class ExecutorPlan:
     executor: Executor
     workers: int
     threads_per_worker: int  # 0: leave torch's default
+    ordering: str = "fifo"
+
+
+def pin_worker_gpu(counter, gpu_count: int) -> None:
+    """Pool initializer: worker k sees only GPU k mod gpu_count (before CUDA initializes)."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpu_count)
 
 
 class SearchExecutorResource(dg.ConfigurableResource):
@@ -37,6 +48,7 @@ class SearchExecutorResource(dg.ConfigurableResource):
     workers: int = Field(default=2, description="worker processes for process_pool; in-flight candidates for dask")
     dask_address: str = Field(default="", description="scheduler address, e.g. tcp://127.0.0.1:8786 (kind=dask)")
     state_root: str = Field(default_factory=lambda: str(data_home() / "search"), description="search state and evaluation caches")
+    ordering: str = Field(default="fifo", description="fifo: reproducible for a fixed worker count; as_completed: every worker always busy")
 
     def state_dir(self, dataset: str) -> Path:
         return Path(self.state_root) / dataset
@@ -47,14 +59,17 @@ class SearchExecutorResource(dg.ConfigurableResource):
             raise ValueError(f"search_executor kind {self.kind!r} is not one of {KINDS}")
         if self.kind == "in_process":
             with ThreadPoolExecutor(1) as executor:
-                yield ExecutorPlan(executor, 1, 0)
+                yield ExecutorPlan(executor, 1, 0, self.ordering)
         elif self.kind == "process_pool":
             if self.workers < 1:
                 raise ValueError(f"workers must be >= 1, got {self.workers}")
             threads = max(1, (os.cpu_count() or 1) // self.workers)
             # spawn: forking a process that already runs torch threads can deadlock.
-            with ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn")) as executor:
-                yield ExecutorPlan(executor, self.workers, threads)
+            context = multiprocessing.get_context("spawn")
+            gpus = torch.cuda.device_count()
+            pinning = {"initializer": pin_worker_gpu, "initargs": (context.Value("i", 0), gpus)} if gpus > 1 else {}
+            with ProcessPoolExecutor(self.workers, mp_context=context, **pinning) as executor:
+                yield ExecutorPlan(executor, self.workers, threads, self.ordering)
         else:
             if not self.dask_address:
                 raise ValueError("search_executor kind 'dask' needs dask_address (tcp://host:port)")
@@ -63,4 +78,4 @@ class SearchExecutorResource(dg.ConfigurableResource):
             except ImportError:
                 raise ValueError("kind 'dask' needs the optional extra: pip install 'bio-assets[cluster]'") from None
             with Client(self.dask_address) as client:
-                yield ExecutorPlan(client.get_executor(), max(self.workers, 1), 0)
+                yield ExecutorPlan(client.get_executor(), max(self.workers, 1), 0, self.ordering)

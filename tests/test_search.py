@@ -145,3 +145,26 @@ def test_failed_evaluation_names_the_genotype():
 
     with pytest.raises(RuntimeError, match=r"evaluating [0-9-]+ failed: CUDA out of memory"):
         search(EvolutionParams(population_size=2, cycles=0, sample_size=1), broken)
+
+
+def test_as_completed_ordering_finishes_the_same_budget_without_waiting_for_the_oldest():
+    params = EvolutionParams(population_size=6, cycles=14, sample_size=3, seed=13)
+    result = search(params, jittery_fitness, workers=3, ordering="as_completed")
+    assert len(result.history) == 20 and len({e.index for e in result.history}) == 20
+    assert [e.index for e in result.history] != sorted(e.index for e in result.history)  # taken as they finished
+    with pytest.raises(ValueError, match="ordering must be one of"):
+        search(params, ordering="random")
+
+
+def test_pool_workers_are_pinned_to_one_gpu_each(monkeypatch):
+    import multiprocessing
+
+    from resources.search_executor import pin_worker_gpu
+
+    counter = multiprocessing.get_context("spawn").Value("i", 0)
+    seen = []
+    for _ in range(5):
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        pin_worker_gpu(counter, 2)
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["0", "1", "0", "1", "0"]

@@ -119,7 +119,7 @@ def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
         request = config.request("searched_cell", image_dataset.entry(dataset).profile, "cell", channels=config.channels, min_nodes=config.min_nodes, max_nodes=config.max_nodes)
         data = assemble(augmented_dataset, image_splits).for_search()
         with search_executor.open() as plan:
-            run = search_cnn(data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), compute.precision(), plan.threads_per_worker, evaluation_logger(context, started))
+            run = search_cnn(data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), compute.precision(), plan.threads_per_worker, evaluation_logger(context, started), plan.ordering)
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(run, outcome, request, config.top_k, lambda code: f"{CellGenotype.parse(code).nodes} nodes", started, compute)
         return dg.MaterializeResult(value=outcome, metadata={**metadata, "nb201": CellGenotype.parse(run.result.best.code).to_nb201()})
@@ -134,7 +134,7 @@ def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
         request = config.request("macro_architecture", image_dataset.entry(dataset).profile, "macro", channels=config.channels, fixed_cell=searched_cell.best_code)
         data = assemble(augmented_dataset, image_splits).for_search()
         with search_executor.open() as plan:
-            run = search_cnn(data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), compute.precision(), plan.threads_per_worker, evaluation_logger(context, started))
+            run = search_cnn(data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), compute.precision(), plan.threads_per_worker, evaluation_logger(context, started), plan.ordering)
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(run, outcome, request, config.top_k, lambda code: f"{MacroGenotype.parse(code).cells} cells", started, compute)
         return dg.MaterializeResult(value=outcome, metadata={**metadata, "cell": searched_cell.best_code})

@@ -56,6 +56,7 @@ def search_cnn(
     precision: Precision = Precision(),
     threads_per_worker: int = 0,
     on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
+    ordering: str = "fifo",
 ) -> CnnSearchRun:
     """Search with aging evolution (or random search); resumes from ``state_dir`` when interrupted."""
     space = (
@@ -68,8 +69,8 @@ def search_cnn(
         fixed_cell=request.fixed_cell, fixed_macro=request.fixed_macro, device=device, precision=precision, threads=threads_per_worker,
     )
     candidate_hash = settings_hash({**request.candidate_settings(), "precision": str(precision)})
-    run_hash = settings_hash({"candidate": candidate_hash, "evolution": asdict(request.evolution), "nodes": [request.min_nodes, request.max_nodes], "workers": workers})
+    run_hash = settings_hash({"candidate": candidate_hash, "evolution": asdict(request.evolution), "nodes": [request.min_nodes, request.max_nodes], "workers": workers, "ordering": ordering})
     cache = EvaluationCache(Path(state_dir) / f"{request.searching}-cache.json", f"{candidate_hash}/{data.version}")
     state_path = Path(state_dir) / f"{request.searching}-state-{run_hash}-{data.version}.json"
-    result = run_search(space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation)
+    result = run_search(space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering)
     return CnnSearchRun(result, candidate_hash, state_path)

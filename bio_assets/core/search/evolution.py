@@ -1,9 +1,12 @@
 """Aging (regularized) evolution and random search, generic over the genotype.
 
 Candidates are evaluated through a ``concurrent.futures.Executor`` with up to ``workers``
-in flight. Results are taken in submission order (FIFO): candidate ``t + workers`` is
-bred from the population as it stands after result ``t``, so for a fixed worker count the
-history does not depend on timing, and a resumed search repeats an uninterrupted one.
+in flight. ``ordering="fifo"`` (default) takes results in submission order: candidate
+``t + workers`` is bred from the population as it stands after result ``t``, so for a
+fixed worker count the history does not depend on timing, and a resumed search repeats an
+uninterrupted one; a worker that finishes early waits for the oldest candidate.
+``ordering="as_completed"`` takes each result as soon as it arrives and breeds at once, so
+every worker stays busy; the history then depends on timing.
 State (history, population, candidates in flight, RNG state) is written atomically after
 every evaluation; a killed search re-submits only the candidates that were in flight.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -25,6 +28,7 @@ from bio_assets.core.search.cache import EvaluationCache
 
 G = TypeVar("G")
 STRATEGIES = ("aging", "random")
+ORDERINGS = ("fifo", "as_completed")
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,13 @@ def run_search(
     cache: EvaluationCache | None = None,
     state_path: Path | None = None,
     on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
+    ordering: str = "fifo",
 ) -> SearchResult:
     """Run (or resume) a search; ``evaluate(code)`` returns ``{"fitness": float, ...metrics}``."""
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    if ordering not in ORDERINGS:
+        raise ValueError(f"ordering must be one of {ORDERINGS}, got {ordering!r}")
     cache = cache if cache is not None else EvaluationCache(None, "memory")
     state = _load_state(state_path, params)
     rng = np.random.default_rng(params.seed)
@@ -146,7 +153,11 @@ def run_search(
             candidate = _breed(space, params, state, rng)
             state.pending.append(candidate)
             submit(candidate)
-        head = state.pending[0]
+        if ordering == "fifo":
+            head = state.pending[0]
+        else:
+            done, _ = wait([futures[c["index"]] for c in state.pending], return_when=FIRST_COMPLETED)
+            head = next(c for c in state.pending if futures[c["index"]] in done)
         started = time.perf_counter()
         try:
             result = dict(futures.pop(head["index"]).result())
@@ -166,7 +177,7 @@ def run_search(
             state.population.append(len(state.history) - 1)
             if len(state.population) > params.population_size:
                 state.population.pop(0)  # the oldest dies, whatever its fitness
-        state.pending.pop(0)
+        state.pending.remove(head)
         state.rng_state = rng.bit_generator.state
         _save_state(state_path, state)
         if on_evaluation is not None:
