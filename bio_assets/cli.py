@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--name", help="dataset name (default: the folder's name with --dataset, else 'demo')")
     run.add_argument("--file-pattern", default=None, help="glob inside each class folder, e.g. '**/CROPPED/*.bmp' (with --dataset)")
     run.add_argument("--strip-prefix", default=None, help="removed from class folder names, e.g. 'im_' (with --dataset)")
+    run.add_argument("--group-pattern", default=None, help="regex whose first group names a file's source slide, e.g. '^(\\d+)_' (with --dataset)")
     run.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'key:\"demo/image_splits\"+' (default: everything)")
 
     datasets = commands.add_parser("datasets", help="list, add, rename or remove registry entries")
@@ -64,6 +65,7 @@ def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
         folder=str(path),
         file_pattern=args.file_pattern or (existing.file_pattern if existing else "*"),
         strip_prefix=args.strip_prefix if args.strip_prefix is not None else (existing.strip_prefix if existing else ""),
+        group_pattern=args.group_pattern if args.group_pattern is not None else (existing.group_pattern if existing else ""),
         profile=existing.profile if existing else "paper",
     )
     if existing and existing.folder != entry.folder and existing.folder != BUILTIN_DEMO:

@@ -41,6 +41,7 @@ def test_chain_materializes_all_three_assets_with_metadata_and_passing_checks(ch
     assert "data:image/png;base64," in raw["samples"].value
     splits = result.asset_materializations_for_node("tiny__image_splits")[0].metadata
     assert (splits["num_train"].value, splits["num_val"].value, splits["num_test"].value) == (6, 1, 1)
+    assert splits["num_sources"].value == 8 and splits["group_pattern"].value.startswith("none")
     augmented = result.asset_materializations_for_node("tiny__augmented_dataset")[0].metadata
     assert augmented["num_images"].value == 20
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

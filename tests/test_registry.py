@@ -27,6 +27,7 @@ def test_round_trip_with_sipakmed_entry(tmp_path):
         ("datasets:\n  - {name: a, folder: /x}\n  - {name: a, folder: /y}", "names a dataset twice"),
         ("datasets:\n  - {name: a, folder: /x, file_pattern: ../../etc/*}", "must be a relative glob"),
         ("datasets:\n  - {name: a, folder: /x, profile: fast}", "profile 'fast'"),
+        ("datasets:\n  - {name: a, folder: /x, group_pattern: '\\d+'}", "needs a capture group"),
         ("datasets: [", "not valid YAML"),
     ],
 )
@@ -49,3 +50,4 @@ def test_the_shipped_example_registry_parses():
     entries = load_registry(Path(__file__).resolve().parents[1] / "datasets.example.yaml")
     sipakmed = next(e for e in entries if e.name == "sipakmed")
     assert sipakmed.file_pattern == "**/CROPPED/*.bmp" and sipakmed.strip_prefix == "im_"
+    assert sipakmed.group_pattern == r"^(\d+)_"

@@ -74,3 +74,29 @@ def test_stratified_every_class_gets_the_same_proportions():
         counts = (len(splits.train), len(splits.val), len(splits.test))
         assert counts == split_counts(n, SplitParams())
         assert abs(counts[0] / n - 0.70) <= 0.5 / n + 0.12
+
+
+def test_cells_of_one_slide_stay_in_one_split():
+    """SIPaKMeD-style names <slide>_<cell>.bmp: every slide's cells land together."""
+    n = 60
+    names = np.array([f"CROPPED/{slide:03d}_{cell:02d}.bmp" for slide in range(15) for cell in range(4)])
+    images = ImageSet(np.zeros((n, 4, 4, 3), np.uint8), names, np.array([hashlib.sha256(x.encode()).hexdigest() for x in names]), "A")
+    splits = split_images(images, SplitParams(seed=2), group_pattern=r"^(\d+)_")
+    slides = [{str(name).split("/")[-1].split("_")[0] for name in getattr(splits, s).file_names} for s in ("train", "val", "test")]
+    assert not (slides[0] & slides[1]) and not (slides[0] & slides[2]) and not (slides[1] & slides[2])
+    assert len(splits.test) >= 9 and len(splits.val) >= 9 and len(splits.train) > 0  # filled to at least the counts, by whole slides
+    assert len(splits.train) + len(splits.val) + len(splits.test) == n
+
+
+def test_one_huge_group_still_leaves_a_train_split():
+    names = np.array([f"001_{i}.bmp" for i in range(5)])
+    images = ImageSet(np.zeros((5, 4, 4, 3), np.uint8), names, np.array([f"h{i}" for i in range(5)]), "A")
+    splits = split_images(images, SplitParams(), group_pattern=r"^(\d+)_")
+    assert len(splits.train) == 5 and len(splits.val) == len(splits.test) == 0
+
+
+def test_bad_group_patterns_are_explained():
+    with pytest.raises(ValueError, match="needs a capture group"):
+        split_images(make_set(5), SplitParams(), group_pattern=r"^\d+_")
+    with pytest.raises(ValueError, match="not a valid regular expression"):
+        split_images(make_set(5), SplitParams(), group_pattern="(")

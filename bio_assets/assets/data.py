@@ -12,7 +12,7 @@ from bio_assets.core.ingest import ingest_class
 from bio_assets.core.profiles import profile_setting
 from bio_assets.core.records import ImageSet, ImageSplits
 from bio_assets.core.seeding import derive_seed, torch_generator
-from bio_assets.core.splits import SplitParams, split_images
+from bio_assets.core.splits import SplitParams, source_groups, split_images
 from bio_assets.partitions import asset_key, class_partitions
 from resources.image_dataset import ImageDatasetResource
 
@@ -98,9 +98,10 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         automation_condition=dg.AutomationCondition.eager(),
         **common,
     )
-    def image_splits(config: SplitConfig, raw_images: ImageSet) -> dg.MaterializeResult:
+    def image_splits(config: SplitConfig, image_dataset: ImageDatasetResource, raw_images: ImageSet) -> dg.MaterializeResult:
         """Train, validation and test images of one class, split by source image before any augmentation."""
-        splits = split_images(raw_images, config.to_params())
+        group_pattern = image_dataset.entry(dataset).group_pattern
+        splits = split_images(raw_images, config.to_params(), group_pattern)
         return dg.MaterializeResult(
             value=splits,
             metadata={
@@ -110,6 +111,8 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "fractions": f"{config.train_fraction}/{config.val_fraction}/{config.test_fraction}",
                 "seed": config.seed,
                 "split_rule": "seeded SHA-256 ranking of file contents (stable when images are added)",
+                "group_pattern": group_pattern or "none: every file is its own source",
+                "num_sources": len(set(source_groups(raw_images.file_names, raw_images.sha256, group_pattern).tolist())),
             },
         )
 

@@ -9,6 +9,7 @@ datasets:
     folder: /data/SIPaKMeD
     file_pattern: "**/CROPPED/*.bmp"
     strip_prefix: "im_"
+    group_pattern: "^(\\d+)_"     # cells cropped from one slide stay in one split
     profile: paper
 ```
 """
@@ -24,6 +25,7 @@ import yaml
 from bio_assets.core.atomic import atomic_write
 from bio_assets.core.ingest import ClassNameRule, DatasetLayout
 from bio_assets.core.profiles import PROFILES
+from bio_assets.core.splits import compile_group_pattern
 
 BUILTIN_DEMO = "builtin:demo"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -36,6 +38,7 @@ class DatasetEntry:
     file_pattern: str = "*"
     strip_prefix: str = ""
     strip_suffix: str = ""
+    group_pattern: str = ""  # regex; its first group names the source (slide) a file came from
     profile: str = "paper"
 
     def __post_init__(self) -> None:
@@ -48,6 +51,8 @@ class DatasetEntry:
             raise ValueError(f"dataset {self.name!r}: profile {self.profile!r} is not one of {PROFILES}")
         if not self.folder:
             raise ValueError(f"dataset {self.name!r} has no folder")
+        if self.group_pattern:
+            compile_group_pattern(self.group_pattern)
         if not self.file_pattern or Path(self.file_pattern).is_absolute() or ".." in Path(self.file_pattern).parts:
             raise ValueError(f"dataset {self.name!r}: file_pattern {self.file_pattern!r} must be a relative glob inside each class folder")
 

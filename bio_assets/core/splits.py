@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,15 +58,54 @@ def split_rank(sha256: np.ndarray, seed: int) -> np.ndarray:
     return np.argsort(np.array(keys), kind="stable")
 
 
-def split_images(images: ImageSet, params: SplitParams) -> ImageSplits:
-    """Split one class's original images into disjoint train / val / test sets."""
+def source_groups(file_names: np.ndarray, sha256: np.ndarray, group_pattern: str) -> np.ndarray:
+    """Group key of each image: the first capture group of ``group_pattern`` searched in its
+    file name (e.g. the slide a cell was cropped from), or its own content hash when the
+    pattern is empty or does not match."""
+    if not group_pattern:
+        return np.asarray(sha256)
+    rule = compile_group_pattern(group_pattern)
+    keys = []
+    for name, digest in zip(file_names, sha256):
+        match = rule.search(str(name).rsplit("/", 1)[-1])
+        keys.append(f"group:{match.group(1)}" if match else str(digest))
+    return np.array(keys)
+
+
+def compile_group_pattern(group_pattern: str) -> re.Pattern:
+    try:
+        rule = re.compile(group_pattern)
+    except re.error as err:
+        raise ValueError(f"group_pattern {group_pattern!r} is not a valid regular expression: {err}") from None
+    if rule.groups < 1:
+        raise ValueError(f"group_pattern {group_pattern!r} needs a capture group, e.g. '^(\\d+)_' for the slide number")
+    return rule
+
+
+def split_images(images: ImageSet, params: SplitParams, group_pattern: str = "") -> ImageSplits:
+    """Split one class's original images into disjoint train / val / test sets.
+
+    Whole groups (see ``source_groups``) go to one split, so cells cropped from one slide
+    never sit on both sides; test and validation are filled group by group in seeded
+    order up to their counts, so with groups the counts are approximate.
+    """
     n_train, n_val, _ = split_counts(len(images), params)
-    order = split_rank(images.sha256, params.seed)
-    # Test first, then validation: the tail of the ranking is the training set.
     n_test = len(images) - n_train - n_val
-    test_rows = np.sort(order[:n_test])
-    val_rows = np.sort(order[n_test : n_test + n_val])
-    train_rows = np.sort(order[n_test + n_val :])
+    groups = source_groups(images.file_names, images.sha256, group_pattern)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    assignment = np.empty(len(unique), dtype=np.int64)  # 0 test, 1 val, 2 train
+    filled = [0, 0]
+    ranking = split_rank(unique, params.seed)
+    assignment[ranking[-1]] = 2  # the last-ranked group always trains: train is never empty
+    for group in ranking[:-1]:
+        size = int((inverse == group).sum())
+        # Test first, then validation: the tail of the ranking is the training set.
+        target = 0 if filled[0] < n_test else (1 if filled[1] < n_val else 2)
+        assignment[group] = target
+        if target < 2:
+            filled[target] += size
+    row_split = assignment[inverse]
+    test_rows, val_rows, train_rows = (np.nonzero(row_split == k)[0] for k in range(3))
     return ImageSplits(
         train=images.take(train_rows),
         val=images.take(val_rows),
