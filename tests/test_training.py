@@ -108,3 +108,18 @@ def test_local_weights_file_initialises_matching_layers_only(tmp_path):
     torch.testing.assert_close(target.conv1.weight, source.conv1.weight)
     with pytest.raises(ValueError, match="does not exist"):
         load_weights_file(tmp_path / "missing.pt")
+
+
+def test_training_with_dropout_does_not_depend_on_the_global_rng():
+    def dropout_net() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+
+    data = separable()
+    first, second = dropout_net(), dropout_net()
+    torch.manual_seed(123)
+    train_classifier(first, data, TrainParams(epochs=2, batch_size=8), CPU)
+    torch.rand(1000)  # the global RNG moves on, as other work in the process would
+    train_classifier(second, data, TrainParams(epochs=2, batch_size=8), CPU)
+    for a, b in zip(first.parameters(), second.parameters()):
+        torch.testing.assert_close(a, b)

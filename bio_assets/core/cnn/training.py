@@ -95,9 +95,19 @@ def train_classifier(
     precision: Precision = Precision(),
     on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> TrainReport:
-    """Cross-entropy training with shuffled mini-batches drawn from a seeded generator."""
+    """Cross-entropy training with shuffled mini-batches drawn from a seeded generator.
+
+    Dropout and other in-model randomness draw from torch's global RNG: it is forked and
+    seeded from ``params.seed`` here, so a training does not depend on what ran before it.
+    """
     if len(train.labels) == 0:
         raise ValueError("cannot train on an empty training set")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(params.seed)
+        return _train(model, train, params, device, precision, on_epoch)
+
+
+def _train(model: nn.Module, train: LabelledImages, params: TrainParams, device: torch.device, precision: Precision, on_epoch) -> TrainReport:
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
