@@ -12,6 +12,7 @@ from bio_assets.core.registry import DatasetEntry, load_registry
 from jobs.automation import build_automation
 from jobs.pipelines import build_dataset_assets, build_pipeline_jobs
 from resources.compute import ComputeResource
+from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
 from resources.paths import registry_path
@@ -33,6 +34,7 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
         jobs += build_pipeline_jobs(entry.name)
     defaults = {
         "compute": ComputeResource(),
+        "feature_extractor": FeatureExtractorResource(),
         "image_dataset": ImageDatasetResource(),
         "io_manager": AssetFileIOManager(),
         "search_executor": SearchExecutorResource(),

@@ -18,15 +18,28 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def fitness_plot(fitness: np.ndarray, cached: np.ndarray, title: str) -> bytes:
-    """Fitness of each evaluation in order, cache hits hollow, and the running best."""
+def fitness_plot(fitness: np.ndarray, cached: np.ndarray, title: str, ylabel: str = "validation accuracy", higher_is_better: bool = True) -> bytes:
+    """Score of each evaluation in order, cache hits hollow, and the running best."""
     figure, axis = plt.subplots(figsize=(6, 3.2))
     order = np.arange(1, len(fitness) + 1)
     axis.scatter(order[~cached], fitness[~cached], s=12, label="trained")
     axis.scatter(order[cached], fitness[cached], s=12, facecolors="none", edgecolors="grey", label="cache hit")
-    axis.plot(order, np.maximum.accumulate(fitness), color="black", linewidth=1.2, label="best so far")
-    axis.set(xlabel="evaluation", ylabel="validation accuracy", title=title)
-    axis.legend(loc="lower right", fontsize=8)
+    best = np.maximum.accumulate(fitness) if higher_is_better else np.minimum.accumulate(fitness)
+    axis.plot(order, best, color="black", linewidth=1.2, label="best so far")
+    axis.set(xlabel="evaluation", ylabel=ylabel, title=title)
+    axis.legend(loc="lower right" if higher_is_better else "upper right", fontsize=8)
+    return _png(figure)
+
+
+def curve_plot(curves: dict[str, list[tuple[int, float]]], title: str, ylabel: str = "FID (lower is better)") -> bytes:
+    """One line per named curve of (iteration, value) points."""
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    for name, points in curves.items():
+        if points:
+            steps, values = zip(*points)
+            axis.plot(steps, values, marker="o", markersize=3, linewidth=1.2, label=name)
+    axis.set(xlabel="iteration", ylabel=ylabel, title=title)
+    axis.legend(fontsize=8)
     return _png(figure)
 
 

@@ -12,6 +12,13 @@ PROFILES: tuple[str, ...] = ("demo", "paper")
 _PAPER_SEARCH = {"population_size": 100, "cycles": 30, "sample_size": 25, "epochs": 10, "input_size": 0}
 _DEMO_SEARCH = {"population_size": 8, "cycles": 8, "sample_size": 3, "epochs": 6, "input_size": 32}
 
+# GAN networks: image size, widths (generator channels at its first resolution, discriminator
+# channels at full size) and batch are shared by the search, the final training and the baselines.
+_PAPER_GAN = {"image_size": 64, "generator_width": 1024, "discriminator_width": 64, "batch_size": 128}
+_DEMO_GAN = {"image_size": 32, "generator_width": 32, "discriminator_width": 8, "batch_size": 16}
+_PAPER_GAN_SEARCH = {**_PAPER_GAN, "population_size": 100, "cycles": 25, "sample_size": 25, "epochs": 30, "fid_samples": 2000}
+_DEMO_GAN_SEARCH = {**_DEMO_GAN, "population_size": 3, "cycles": 3, "sample_size": 2, "epochs": 1, "fid_samples": 250}
+
 PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "paper": {
         "augmented_dataset": {"target_per_class": 200},
@@ -19,6 +26,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "macro_architecture": _PAPER_SEARCH,
         "classifier": {"epochs": 50, "seeds": 3},
         "optimizer_comparison": {"epochs": 30, "seeds": 3},
+        "feature_extractors": {"biocnn1_epochs": 40, "biocnn2_epochs": 100, "width": 32},
+        "generator": _PAPER_GAN_SEARCH,
+        "discriminator": _PAPER_GAN_SEARCH,
+        "trained_gan": {**_PAPER_GAN, "iterations": 100_000, "fid_every": 5000, "checkpoint_every": 1000, "fid_samples": 2000},
+        # The source's baselines: 15 000 iterations, batch 64, FID after 1k, 5k, 10k and 15k.
+        "gan_baselines": {**_PAPER_GAN, "batch_size": 64, "iterations": 15_000, "fid_every": 1000, "checkpoint_every": 1000, "fid_samples": 2000},
     },
     "demo": {
         "augmented_dataset": {"target_per_class": 120},
@@ -28,6 +41,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         # Per-model paper values (epochs, batch, native input) live in core.cnn.baselines.
         "baseline_classifiers": {"epochs": 8, "batch_size": 32, "input_size": 0, "seeds": 1},  # same epochs as the classifier
         "optimizer_comparison": {"epochs": 3, "seeds": 1},
+        "feature_extractors": {"biocnn1_epochs": 6, "biocnn2_epochs": 4, "width": 8},
+        "generator": _DEMO_GAN_SEARCH,
+        "discriminator": _DEMO_GAN_SEARCH,
+        # trained_gan and gan_baselines share one iteration budget so their FIDs compare.
+        "trained_gan": {**_DEMO_GAN, "iterations": 400, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
+        "gan_baselines": {**_DEMO_GAN, "iterations": 400, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
     },
 }
 

@@ -16,16 +16,13 @@ from functools import cached_property
 
 import numpy as np
 
+from bio_assets.core.cell_codes import edge_list, format_cell_code, live_edges, parse_cell_code
+
 # Index = digit in the code (METHOD section 3: NAS-Bench-201 order plus max-pool).
 CNN_OPERATIONS: tuple[str, ...] = ("none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3", "max_pool_3x3")
 MIN_NODES, MAX_NODES = 3, 6
 MIN_CELLS, MAX_CELLS = 1, 6
 DEAD_CELL_KEY = "dead"  # every cell whose output cannot see its input
-
-
-def edge_list(nodes: int) -> list[tuple[int, int]]:
-    """Edges (i, j), i < j, in code order: grouped by source node."""
-    return [(i, j) for i in range(nodes - 1) for j in range(i + 1, nodes)]
 
 
 @dataclass(frozen=True)
@@ -48,26 +45,11 @@ class CellGenotype:
     @classmethod
     def parse(cls, code: str) -> CellGenotype:
         """Parse the source's code, e.g. ``3501-110-44-1``; ``ValueError`` says what is wrong."""
-        if not isinstance(code, str) or not re.fullmatch(r"[0-9]+(-[0-9]+)+", code.strip()):
-            raise ValueError(f"cell code {code!r} must be digit groups joined by '-', e.g. '012-23-4' for 4 nodes")
-        groups = code.strip().split("-")
-        nodes = len(groups) + 1
-        lengths = [len(g) for g in groups]
-        if lengths != list(range(nodes - 1, 0, -1)):
-            raise ValueError(
-                f"cell code {code!r}: a {nodes}-node cell needs groups of {list(range(nodes - 1, 0, -1))} digits "
-                f"(one per edge from each source node), got {lengths}"
-            )
-        return cls(nodes, tuple(int(d) for d in "".join(groups)))
+        return cls(*parse_cell_code(code, "012-23-4"))
 
     @property
     def code(self) -> str:
-        digits = "".join(str(d) for d in self.ops)
-        groups, start = [], 0
-        for size in range(self.nodes - 1, 0, -1):
-            groups.append(digits[start : start + size])
-            start += size
-        return "-".join(groups)
+        return format_cell_code(self.nodes, self.ops)
 
     def __str__(self) -> str:
         return self.code
@@ -98,17 +80,7 @@ class CellGenotype:
 
     def live_edges(self) -> dict[tuple[int, int], int]:
         """Non-``none`` edges on some path from the input (node 0) to the output (last node)."""
-        out = self.nodes - 1
-        active = {e: d for e, d in zip(edge_list(self.nodes), self.ops) if d != 0}
-        from_input = {0}
-        for j in range(1, self.nodes):
-            if any((i, j) in active for i in from_input):
-                from_input.add(j)
-        to_output = {out}
-        for i in range(out - 1, -1, -1):
-            if any((i, j) in active for j in to_output):
-                to_output.add(i)
-        return {(i, j): d for (i, j), d in active.items() if i in from_input and j in to_output}
+        return live_edges(self.nodes, self.ops, none_digit=0)
 
     @cached_property
     def canonical(self) -> CellGenotype | None:

@@ -119,8 +119,14 @@ def run_search(
     state_path: Path | None = None,
     on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
     ordering: str = "fifo",
+    bind: Callable[[list[Evaluation]], Callable[[str], dict]] | None = None,
 ) -> SearchResult:
-    """Run (or resume) a search; ``evaluate(code)`` returns ``{"fitness": float, ...metrics}``."""
+    """Run (or resume) a search; ``evaluate(code)`` returns ``{"fitness": float, ...metrics}``.
+
+    ``bind(history)``, when given, returns the evaluator for the next candidate from the
+    history so far (the GAN search passes the current best's weights on this way); with
+    ``fifo`` ordering that history, and so the binding, does not depend on timing.
+    """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if ordering not in ORDERINGS:
@@ -142,7 +148,7 @@ def run_search(
         elif candidate["key"] in in_flight_by_key:
             future = in_flight_by_key[candidate["key"]]  # same function already training
         else:
-            future = executor.submit(evaluate, candidate["code"])
+            future = executor.submit(bind(state.history) if bind is not None else evaluate, candidate["code"])
             in_flight_by_key[candidate["key"]] = future
         futures[candidate["index"]] = future
 

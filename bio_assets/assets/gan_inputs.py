@@ -1,0 +1,77 @@
+"""Shared inputs and settings of the gan_search assets: GAN image shapes from the profile, the
+training images, real reference images and the FID scorers."""
+
+import hashlib
+import time
+
+import dagster as dg
+import torch
+from pydantic import Field
+
+from bio_assets.core.gan.diffaugment import POLICIES
+from bio_assets.core.gan.scoring import FidScorer, gan_images
+from bio_assets.core.gan.training import GanImages
+from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES
+from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.storage import ModelWeights
+from resources.feature_extractor import FeatureExtractorResource
+
+GROUP = "gan_search"
+SHAPE_FIELDS = ("image_size", "generator_width", "discriminator_width", "batch_size")
+
+
+class GanShapeConfig(dg.Config):
+    image_size: int | None = Field(default=None, description="GAN image size, 32 or 64 (paper 64, demo 32)")
+    generator_width: int | None = Field(default=None, description="generator channels at its first resolution (paper 1024, demo 32)")
+    discriminator_width: int | None = Field(default=None, description="discriminator channels at full size (paper 64, demo 8)")
+    batch_size: int | None = Field(default=None, description="paper 128 (baselines 64), demo 16")
+    extractor: str = Field(default="biocnn1", description=f"features for the FID that drives search and curves: one of {EXTRACTOR_NAMES}")
+    generator_lr: float = 1e-4
+    discriminator_lr: float = 4e-4
+    ema_decay: float = Field(default=0.999, description="EMA of the generator's weights; 0 turns it off")
+    diffaugment: list[str] = Field(default_factory=lambda: list(POLICIES), description="DiffAugment policies on every image D sees")
+    seed: int = 0
+
+    def resolved(self, profile: str, asset_name: str, extra: tuple[str, ...] = ()) -> dict:
+        return resolve_profile({f: getattr(self, f) for f in (*SHAPE_FIELDS, *extra)}, profile, asset_name)
+
+
+def training_images(augmented: dict, size: int) -> GanImages:
+    """The augmented train split of every class at the GAN's size."""
+    return gan_images(augmented, size)
+
+
+def reference_images(splits: dict, size: int) -> torch.Tensor:
+    """The real train split (no augmentation) at the GAN's size: what FID compares against."""
+    return gan_images({name: s.train for name, s in splits.items()}, size).images
+
+
+def data_version(*tensors: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def scorers(resource: FeatureExtractorResource, extractors: ModelWeights, real: torch.Tensor, samples: int, num_classes: int, device: torch.device, seed: int) -> dict[str, FidScorer]:
+    """One FID scorer per available extractor, all against the same real images."""
+    return {name: FidScorer.against(resource.serve(name, extractors, device), real, samples, num_classes, seed) for name in resource.available()}
+
+
+def fid_metadata(fids: dict, resource: FeatureExtractorResource) -> dict:
+    """``fid_<extractor>`` values plus the provenance of each (sample counts, resize mode)."""
+    metadata = {f"fid_{name}": round(value.value, 4) for name, value in fids.items()}
+    metadata["fid_provenance"] = dg.MetadataValue.json({name: value.to_json() for name, value in fids.items()})
+    metadata["inception_v3"] = resource.inception_status()
+    return metadata
+
+
+def step_logger(context: dg.AssetExecutionContext, total: int, started: float):
+    every = max(total // 10, 1)
+
+    def log(step: int, losses: dict[str, float]) -> None:
+        if step % every == 0 or step == total:
+            rate = step / max(time.perf_counter() - started, 1e-9)
+            context.log.info(f"step {step}/{total}: D {losses['discriminator']:.3f}, G {losses['generator']:.3f} ({rate:.1f} it/s this run)")
+
+    return log

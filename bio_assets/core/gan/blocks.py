@@ -1,0 +1,124 @@
+"""Building blocks of the searched GAN: spectrally normalised layers, cell operations, the
+cell DAG, self-attention and class-conditional BatchNorm. Shapes are ``(B, C, H, W)``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from bio_assets.core.cell_codes import edge_list
+from bio_assets.core.gan.genotypes import GAN_OPERATIONS, GanGenotype
+
+
+def sn_conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1, padding: int | None = None, groups: int = 1, bias: bool = True) -> nn.Module:
+    padding = kernel // 2 if padding is None else padding
+    return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel, stride, padding, groups=groups, bias=bias))
+
+
+def sn_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Module:
+    return spectral_norm(nn.Linear(in_features, out_features, bias=bias))
+
+
+class ConvBlock(nn.Sequential):
+    """The source's GAN conv order: Conv -> ELU -> BatchNorm (channels unchanged)."""
+
+    def __init__(self, channels: int, kernel: int, separable: bool = False) -> None:
+        if separable:
+            conv = nn.Sequential(sn_conv(channels, channels, kernel, groups=channels, bias=False), sn_conv(channels, channels, 1))
+        else:
+            conv = sn_conv(channels, channels, kernel)
+        super().__init__(conv, nn.ELU(), nn.BatchNorm2d(channels))
+
+
+class Zero(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(0.0)
+
+
+def make_operation(name: str, channels: int) -> nn.Module:
+    """One edge operation of a GAN cell; spatial size and channels are kept."""
+    factories = {
+        "conv_1x1": lambda: ConvBlock(channels, 1),
+        "conv_3x3": lambda: ConvBlock(channels, 3),
+        "conv_5x5": lambda: ConvBlock(channels, 5),
+        "sep_conv_3x3": lambda: ConvBlock(channels, 3, separable=True),
+        "zero": Zero,
+        "skip": nn.Identity,
+        "max_pool_3x3": lambda: nn.MaxPool2d(3, stride=1, padding=1),
+        "avg_pool_3x3": lambda: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    }
+    if name not in factories:
+        raise ValueError(f"unknown GAN operation {name!r}; known: {GAN_OPERATIONS}")
+    return factories[name]()
+
+
+class GanCell(nn.Module):
+    """Node 0 is the input; node j sums its live incoming edges; the last node is the output.
+
+    Only edges on an input-output path are built, so dead edges cost nothing; a cell with no
+    live edge returns zeros and the block around it reduces to its residual.
+    """
+
+    def __init__(self, genotype: GanGenotype, channels: int) -> None:
+        super().__init__()
+        self.nodes = genotype.nodes
+        live = genotype.live_edges()
+        self.edges = [edge for edge in edge_list(genotype.nodes) if edge in live]
+        self.operations = nn.ModuleList(make_operation(GAN_OPERATIONS[live[edge] - 1], channels) for edge in self.edges)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states: list[torch.Tensor | None] = [x] + [None] * (self.nodes - 1)
+        for (source, target), operation in zip(self.edges, self.operations):
+            out = operation(states[source])
+            states[target] = out if states[target] is None else states[target] + out
+        return states[-1] if states[-1] is not None else torch.zeros_like(x)
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention added through a learned residual gain (starts at 0: identity)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        inner = max(channels // 8, 1)
+        self.query, self.key = sn_conv(channels, inner, 1, bias=False), sn_conv(channels, inner, 1, bias=False)
+        self.value = sn_conv(channels, max(channels // 2, 1), 1, bias=False)
+        self.out = sn_conv(max(channels // 2, 1), channels, 1, bias=False)
+        self.gain = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = self.query(x).flatten(2)  # (B, C/8, HW)
+        k = self.key(x).flatten(2)  # (B, C/8, HW)
+        v = self.value(x).flatten(2)  # (B, C/2, HW)
+        attention = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, HW, HW): row i attends over positions
+        o = (v @ attention.transpose(1, 2)).view(b, -1, h, w)  # (B, C/2, H, W)
+        return x + self.gain * self.out(o)
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without affine terms, then a per-class gain (init 1) and bias (init 0)."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(num_classes, channels)
+        self.bias = nn.Embedding(num_classes, channels)
+        nn.init.ones_(self.gain.weight)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.norm(x) * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+
+
+class ResidualCell(nn.Module):
+    """``x + cell(x)``, then self-attention when the genotype asks for it after this cell."""
+
+    def __init__(self, genotype: GanGenotype, channels: int, index: int) -> None:
+        super().__init__()
+        self.cell = GanCell(genotype, channels)
+        self.attention = SelfAttention(channels) if index in genotype.attention else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.cell(x)
+        return self.attention(x) if self.attention is not None else x

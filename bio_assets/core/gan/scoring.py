@@ -1,0 +1,74 @@
+"""GAN inputs and scores: images at the GAN's size, class-balanced labels, and FID of a
+generator's samples against real images through a feature extractor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bio_assets.core.gan.training import GanImages, generate
+from bio_assets.core.metrics.extractors import FeatureExtractor
+from bio_assets.core.metrics.fid import FeatureStatistics, FidValue, fid_from_statistics
+from bio_assets.core.records import ImageSet
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> uint8 (N, size, size, 3), antialiased bilinear when shrinking."""
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    x = images.permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < images.shape[1])
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def gan_images(sets: dict[str, ImageSet], size: int) -> GanImages:
+    """Images of every class (sorted names -> labels 0..K-1) at the GAN's size."""
+    names = sorted(sets)
+    if not names or any(len(sets[n]) == 0 for n in names):
+        raise ValueError(f"every class needs images for GAN training; sizes: { {n: len(sets[n]) for n in names} }")
+    images = torch.cat([resize_uint8(torch.from_numpy(sets[n].images), size) for n in names])
+    labels = torch.cat([torch.full((len(sets[n]),), i, dtype=torch.int64) for i, n in enumerate(names)])
+    return GanImages(images, labels, len(names))
+
+
+def balanced_labels(count: int, num_classes: int) -> torch.Tensor:
+    """``count`` labels cycling through the classes: as equal per class as ``count`` allows."""
+    return torch.arange(count, dtype=torch.int64) % num_classes
+
+
+@dataclass
+class FidScorer:
+    """FID of ``samples`` class-balanced generated images against fixed real statistics."""
+
+    extractor: FeatureExtractor
+    reference: FeatureStatistics
+    image_size: int  # the generator's output size, before the extractor resizes
+    samples: int
+    num_classes: int
+    seed: int = 0
+
+    @classmethod
+    def against(cls, extractor: FeatureExtractor, real: torch.Tensor, samples: int, num_classes: int, seed: int = 0) -> FidScorer:
+        """``real``: uint8 (N, S, S, 3) reference images at the generator's size."""
+        return cls(extractor, FeatureStatistics.of(extractor.features(real)), real.shape[1], samples, num_classes, seed)
+
+    def __call__(self, generator: nn.Module) -> FidValue:
+        device = next(generator.parameters()).device
+        noise = torch.Generator(device).manual_seed(self.seed)
+        images = generate(generator, balanced_labels(self.samples, self.num_classes), noise, device)
+        fake = FeatureStatistics.of(self.extractor.features(images))
+        return fid_from_statistics(self.reference, fake, self.extractor.name, self.extractor.resize_mode(self.image_size))
+
+
+def fid_curve_rows(curve: list[tuple[int, float]]) -> list[dict]:
+    return [{"iteration": int(step), "fid": round(float(value), 3)} for step, value in curve]
+
+
+def finite_or_raise(value: float, what: str) -> float:
+    if not np.isfinite(value):
+        raise ValueError(f"{what} is {value}; refusing to report a non-finite score")
+    return value

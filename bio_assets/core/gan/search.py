@@ -1,0 +1,192 @@
+"""The two-stage GAN architecture search: stage 1 evolves generators against a fixed
+discriminator, stage 2 evolves discriminators with the best generator. Fitness is -FID.
+
+Weight inheritance: every candidate bred after the first result starts from the weights of
+the best candidate so far wherever a tensor's name and shape match (the source copies the
+best network's weights into the next cycle's candidates); the rest keeps its seeded init.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from bio_assets.core.cnn.training import Precision
+from bio_assets.core.gan.genotypes import MAX_NODES, MIN_NODES, GanGenotype
+from bio_assets.core.gan.networks import GanNetworkSpec, build_searched
+from bio_assets.core.gan.scoring import FidScorer
+from bio_assets.core.gan.training import GanImages, GanTrainParams, train_gan
+from bio_assets.core.metrics.extractors import build_extractor_model, domain_extractor
+from bio_assets.core.metrics.fid import FeatureStatistics
+from bio_assets.core.search.cache import EvaluationCache, settings_hash
+from bio_assets.core.search.evolution import Evaluation, EvolutionParams, SearchResult, SearchSpace, run_search
+from bio_assets.core.seeding import derive_seed
+from bio_assets.core.storage import load_weights, save_weights
+
+STAGES = ("generator", "discriminator")
+
+
+def gan_space(role: str, mutation_probability: float, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)) -> SearchSpace:
+    return SearchSpace(
+        name=role,
+        random=lambda rng: GanGenotype.random(rng, role, nodes),
+        mutate=lambda genotype, rng: genotype.mutate(rng, mutation_probability, nodes),
+        parse=lambda code: GanGenotype.parse(code, role),
+        code=lambda genotype: genotype.code,
+        key=lambda genotype: genotype.key,
+    )
+
+
+def inherit(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> float:
+    """Copy every tensor whose name and shape match; returns the fraction of ``model``'s entries copied."""
+    own = model.state_dict()
+    matching = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matching, strict=False)
+    return len(matching) / max(len(own), 1)
+
+
+def build_seeded_gan(spec: GanNetworkSpec, seed: int) -> nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_searched(spec)
+
+
+@dataclass(frozen=True)
+class GanSearchData:
+    """GAN training images, real reference statistics for FID, and the extractor that made them."""
+
+    train: GanImages
+    reference: FeatureStatistics
+    extractor_spec: dict
+    extractor_state: dict[str, torch.Tensor]
+    extractor_name: str
+    version: str  # changes whenever the images or the extractor change
+
+
+@dataclass(frozen=True)
+class GanSearchRequest:
+    stage: str  # "generator" or "discriminator": which network evolves
+    evolution: EvolutionParams
+    training: GanTrainParams
+    fixed_generator: str  # the other network's genotype (stage 1: unused placeholder allowed)
+    fixed_discriminator: str
+    generator_width: int
+    discriminator_width: int
+    image_size: int
+    fid_samples: int
+    min_nodes: int = MIN_NODES
+    max_nodes: int = MAX_NODES
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.fid_samples < 2:
+            raise ValueError(f"fid_samples must be >= 2, got {self.fid_samples}")
+
+    def candidate_settings(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in ("evolution",)}
+
+
+@dataclass(frozen=True)
+class GanCandidateEvaluator:
+    """Picklable ``code -> result``: trains the pair a genotype code stands for and scores it by FID."""
+
+    data: GanSearchData
+    request: GanSearchRequest
+    weights_dir: str
+    inherit_from: str = ""  # weights file of the best candidate so far ("" before the first result)
+    device: str = "cpu"
+    precision: Precision = Precision()
+    threads: int = 0
+
+    def specs(self, code: str) -> tuple[GanNetworkSpec, GanNetworkSpec]:
+        r = self.request
+        generator = code if r.stage == "generator" else r.fixed_generator
+        discriminator = code if r.stage == "discriminator" else r.fixed_discriminator
+        num_classes = self.data.train.num_classes
+        return (
+            GanNetworkSpec("generator", generator, r.generator_width, r.image_size, num_classes),
+            GanNetworkSpec("discriminator", discriminator, r.discriminator_width, r.image_size, num_classes),
+        )
+
+    def __call__(self, code: str) -> dict:
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        started = time.perf_counter()
+        device = torch.device(self.device)
+        g_spec, d_spec = self.specs(code)
+        seed = derive_seed(self.request.training.seed, "gan-candidate", self.request.stage, code)
+        generator, discriminator = build_seeded_gan(g_spec, seed), build_seeded_gan(d_spec, seed + 1)
+        inherited = {"generator": 0.0, "discriminator": 0.0}
+        if self.inherit_from:
+            tensors, _ = load_weights(Path(self.inherit_from))
+            for name, model in (("generator", generator), ("discriminator", discriminator)):
+                inherited[name] = inherit(model, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")})
+        report = train_gan(generator, discriminator, self.data.train, replace(self.request.training, seed=seed), device, self.precision)
+        extractor_model = build_extractor_model(self.data.extractor_spec)
+        extractor_model.load_state_dict(self.data.extractor_state)
+        extractor = domain_extractor(self.data.extractor_name, extractor_model, self.data.extractor_spec["input_size"], device)
+        scorer = FidScorer(extractor, self.data.reference, self.request.image_size, self.request.fid_samples, self.data.train.num_classes, seed)
+        fid = scorer(report.sampler)
+        weights = Path(self.weights_dir) / f"{settings_hash({'code': code, 'seed': seed, 'inherit': self.inherit_from})}.safetensors"
+        tensors = {**{f"generator.{k}": v for k, v in report.sampler.state_dict().items()}, **{f"discriminator.{k}": v for k, v in discriminator.state_dict().items()}}
+        save_weights(weights, tensors, {"generator": g_spec.to_json(), "discriminator": d_spec.to_json(), "fid": fid.to_json()})
+        if not np.isfinite(fid.value):
+            raise ValueError(f"{code}: FID is {fid.value}")
+        return {
+            "fitness": -fid.value, "fid": fid.value, "weights": str(weights), "inherited_generator": inherited["generator"],
+            "inherited_discriminator": inherited["discriminator"], "iterations_per_second": report.iterations_per_second,
+            "seconds": time.perf_counter() - started,
+        }
+
+
+@dataclass(frozen=True)
+class GanSearchRun:
+    result: SearchResult
+    candidate_settings_hash: str
+    state_path: Path
+
+    @property
+    def best_weights(self) -> Path:
+        return Path(self.result.best.metrics["weights"])
+
+
+def search_gan(
+    data: GanSearchData,
+    request: GanSearchRequest,
+    executor: Executor,
+    workers: int,
+    state_dir: Path,
+    device: str = "cpu",
+    precision: Precision = Precision(),
+    threads_per_worker: int = 0,
+    on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
+    ordering: str = "fifo",
+    initial_weights: str = "",
+) -> GanSearchRun:
+    """One stage of the search; resumable from ``state_dir``. ``initial_weights``: what the
+    first candidates inherit (stage 2: the best generator's weights)."""
+    state_dir = Path(state_dir)
+    candidate_hash = settings_hash({**request.candidate_settings(), "precision": str(precision), "initial": initial_weights})
+    run_hash = settings_hash({"candidate": candidate_hash, "evolution": asdict(request.evolution), "workers": workers, "ordering": ordering})
+    evaluator = GanCandidateEvaluator(data, request, str(state_dir / f"{request.stage}-weights"), initial_weights, device, precision, threads_per_worker)
+
+    def bind(history: list[Evaluation]) -> GanCandidateEvaluator:
+        if not history:
+            return evaluator
+        best = max(history, key=lambda e: (e.fitness, -e.index))
+        source = best.metrics.get("weights", "")
+        return replace(evaluator, inherit_from=source if source and Path(source).exists() else initial_weights)
+
+    cache = EvaluationCache(state_dir / f"gan-{request.stage}-cache.json", f"{candidate_hash}/{data.version}")
+    state_path = state_dir / f"gan-{request.stage}-state-{run_hash}-{data.version}.json"
+    space = gan_space(request.stage, request.evolution.mutation_probability, (request.min_nodes, request.max_nodes))
+    result = run_search(space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering, bind=bind)
+    return GanSearchRun(result, candidate_hash, state_path)

@@ -1,0 +1,262 @@
+"""Adversarial training of a (conditional) generator and discriminator on in-memory images.
+
+Hinge loss (or a baseline's own loss), Adam with TTUR learning rates, DiffAugment on every
+image the discriminator sees, class-balanced sampling, an EMA generator, autocast where the
+``compute`` resource enables it, atomic checkpoints, exact resume, and divergence detection.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from bio_assets.core.cnn.training import Precision
+from bio_assets.core.gan.checkpoints import CheckpointState, load_checkpoint, save_checkpoint
+from bio_assets.core.gan.diffaugment import POLICIES, diff_augment
+from bio_assets.core.gan.losses import LOSSES, make_loss
+from bio_assets.core.seeding import derive_seed
+
+
+class GanImages(NamedTuple):
+    images: torch.Tensor  # uint8 (N, S, S, 3) at the GAN's image size
+    labels: torch.Tensor  # int64 (N,)
+    num_classes: int
+
+
+class GanDiverged(RuntimeError):
+    """A loss or parameter became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class GanTrainParams:
+    iterations: int = 100_000  # generator steps
+    batch_size: int = 128
+    generator_lr: float = 1e-4
+    discriminator_lr: float = 4e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    loss: str = "hinge"
+    critic_steps: int = 0  # discriminator steps per generator step; 0: the loss's own default
+    diffaugment: tuple[str, ...] = POLICIES
+    ema_decay: float = 0.999  # 0: no EMA generator
+    checkpoint_every: int = 1000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.iterations < 1 or self.batch_size < 2 or self.checkpoint_every < 1 or self.critic_steps < 0:
+            raise ValueError(f"need iterations >= 1, batch_size >= 2, checkpoint_every >= 1, critic_steps >= 0; got {self}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclass
+class GanTrainReport:
+    iterations: int
+    resumed_from_step: int
+    seconds: float
+    iterations_per_second: float
+    sampler: nn.Module  # the EMA generator, or the generator itself when EMA is off
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (step, evaluation) pairs
+    final_losses: dict[str, float] = field(default_factory=dict)
+
+
+def to_model_range(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (B, S, S, 3) -> float (B, 3, S, S) in [-1, 1]."""
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float (B, 3, S, S) in [-1, 1] -> uint8 (B, S, S, 3) on the CPU, as a PNG would store it."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().contiguous()
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, labels: torch.Tensor, noise: torch.Generator, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+    """uint8 images (N, S, S, 3) for ``labels`` (N,), in eval mode, from seeded noise."""
+    was_training = generator.training
+    generator.eval()
+    outputs = []
+    for start in range(0, len(labels), batch_size):
+        y = labels[start : start + batch_size].to(device)
+        z = torch.randn(len(y), generator.noise_dim, generator=noise, device=device)
+        outputs.append(to_uint8(generator(z, y)))
+    generator.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0, dtype=torch.uint8)
+
+
+def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Sampling weight 1 / (images of its class) per image, so each class is drawn equally often."""
+    counts = torch.bincount(labels, minlength=num_classes).clamp(min=1).double()
+    return 1.0 / counts[labels]
+
+
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for ema_p, p in zip(ema.parameters(), model.parameters()):
+            ema_p.lerp_(p, 1.0 - decay)
+        for ema_b, b in zip(ema.buffers(), model.buffers()):
+            ema_b.copy_(b)
+
+
+def _all_finite(*modules: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
+
+
+class _Trainer:
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, data: GanImages, params: GanTrainParams, device: torch.device, precision: Precision) -> None:
+        self.G, self.D, self.data, self.params, self.device, self.precision = generator.to(device), discriminator.to(device), data, params, device, precision
+        if precision.channels_last:
+            self.G.to(memory_format=torch.channels_last)
+            self.D.to(memory_format=torch.channels_last)
+        self.loss = make_loss(params.loss)
+        self.critic_steps = params.critic_steps or self.loss.critic_steps
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=params.generator_lr, betas=params.betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=params.discriminator_lr, betas=params.betas)
+        self.ema = copy.deepcopy(self.G).eval() if params.ema_decay > 0 else None
+        self.rng = {
+            "data": torch.Generator().manual_seed(derive_seed(params.seed, "gan-data")),
+            "noise": torch.Generator(device).manual_seed(derive_seed(params.seed, "gan-noise")),
+            "augment": torch.Generator(device).manual_seed(derive_seed(params.seed, "gan-augment")),
+        }
+        self.weights = balanced_weights(data.labels, data.num_classes)
+        fp16 = precision.autocast_dtype == torch.float16
+        self.scalers = {name: torch.amp.GradScaler(device.type, enabled=fp16) for name in ("generator", "discriminator")}
+
+    def autocast(self):
+        dtype = self.precision.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.multinomial(self.weights, self.params.batch_size, replacement=True, generator=self.rng["data"])
+        return to_model_range(self.data.images[rows], self.device), self.data.labels[rows].to(self.device)
+
+    def fake_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.params.batch_size
+        labels = torch.randint(0, self.data.num_classes, (b,), generator=self.rng["noise"], device=self.device)
+        z = torch.randn(b, self.G.noise_dim, generator=self.rng["noise"], device=self.device)
+        with self.autocast():
+            return self.G(z, labels), labels
+
+    def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        augmented = diff_augment(images, self.params.diffaugment, self.rng["augment"])
+        with self.autocast():
+            return self.D(augmented, labels).float()
+
+    def step(self, step: int) -> dict[str, float]:
+        for _ in range(self.critic_steps):
+            real, real_labels = self.real_batch()
+            with torch.no_grad():
+                fake, fake_labels = self.fake_batch()
+            real_scores, fake_scores = self.critic(real, real_labels), self.critic(fake.float(), fake_labels)
+            loss_d = self.loss.discriminator(real_scores, fake_scores)
+            penalty = self.loss.penalty(lambda x: self.D(x, real_labels).float(), real, fake.float(), self.rng["augment"])
+            if penalty is not None:
+                loss_d = loss_d + penalty
+            self._check(loss_d, "discriminator loss", step)
+            self._apply(loss_d, self.opt_d, "discriminator")
+            self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
+        fake, fake_labels = self.fake_batch()
+        loss_g = self.loss.generator(self.critic(fake.float(), fake_labels))
+        self._check(loss_g, "generator loss", step)
+        self._apply(loss_g, self.opt_g, "generator")
+        if self.ema is not None:
+            _update_ema(self.ema, self.G, self.params.ema_decay)
+        return {"discriminator": float(loss_d.detach()), "generator": float(loss_g.detach())}
+
+    def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, name: str) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler = self.scalers[name]
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def _check(self, loss: torch.Tensor, what: str, step: int) -> None:
+        if not torch.isfinite(loss):
+            raise GanDiverged(f"diverged at step {step}: {what} is {float(loss)}")
+
+    def state(self, step: int, header: dict) -> CheckpointState:
+        modules = {"generator": self.G.state_dict(), "discriminator": self.D.state_dict()}
+        if self.ema is not None:
+            modules["ema"] = self.ema.state_dict()
+        rng = {name: generator.get_state() for name, generator in self.rng.items()}
+        optimizers = {"generator": self.opt_g.state_dict(), "discriminator": self.opt_d.state_dict()}
+        return CheckpointState(step, modules, optimizers, rng, {**header, "loss_state": self.loss.state()})
+
+    def restore(self, checkpoint: CheckpointState) -> None:
+        self.G.load_state_dict(checkpoint.modules["generator"])
+        self.D.load_state_dict(checkpoint.modules["discriminator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(checkpoint.modules["ema"])
+        self.opt_g.load_state_dict(checkpoint.optimizers["generator"])
+        self.opt_d.load_state_dict(checkpoint.optimizers["discriminator"])
+        for name, generator in self.rng.items():
+            generator.set_state(checkpoint.rng[name])
+        self.loss.load_state(checkpoint.header.get("loss_state", {}))
+
+
+def train_gan(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    data: GanImages,
+    params: GanTrainParams,
+    device: torch.device,
+    precision: Precision = Precision(),
+    checkpoint_path: Path | None = None,
+    identity: dict | None = None,
+    evaluate: Callable[[nn.Module], float] | None = None,
+    evaluate_every: int = 0,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> GanTrainReport:
+    """Train in place for ``params.iterations`` generator steps; returns the report.
+
+    With ``checkpoint_path``, a checkpoint is written every ``checkpoint_every`` steps and at
+    the end, and an existing one is resumed when it was made with the same ``params`` and
+    ``identity`` (JSON: the network specs). ``evaluate(model)`` scores the EMA generator (or
+    the generator) every ``evaluate_every`` steps and at the end, e.g. by FID.
+    Non-finite losses or parameters raise ``GanDiverged`` naming the step.
+    """
+    if len(data.labels) == 0:
+        raise ValueError("cannot train a GAN on an empty image set")
+    trainer = _Trainer(generator, discriminator, data, params, device, precision)
+    header = {"params": json.loads(json.dumps(asdict(params))), "identity": identity or {}}
+    start, curve = 0, []
+    if checkpoint_path is not None and Path(checkpoint_path).exists():
+        checkpoint = load_checkpoint(Path(checkpoint_path))
+        if checkpoint.header.get("params") != header["params"] or checkpoint.header.get("identity") != header["identity"]:
+            raise ValueError(f"checkpoint {checkpoint_path} was made with other settings or networks; delete it or use another path")
+        trainer.restore(checkpoint)
+        start, curve = checkpoint.step, [tuple(p) for p in checkpoint.header.get("curve", [])]
+    resumed_from = start
+    scored = trainer.ema if trainer.ema is not None else trainer.G
+    started = time.perf_counter()
+    losses: dict[str, float] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(params.seed, "gan-global"))  # in-model randomness, if any
+        trainer.G.train()
+        trainer.D.train()
+        for step in range(start + 1, params.iterations + 1):
+            losses = trainer.step(step)
+            if on_step is not None:
+                on_step(step, losses)
+            if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == params.iterations):
+                curve.append((step, float(evaluate(scored))))
+            if checkpoint_path is not None and (step % params.checkpoint_every == 0 or step == params.iterations):
+                if not _all_finite(trainer.G, trainer.D):
+                    raise GanDiverged(f"diverged at step {step}: a parameter is not finite; the last good checkpoint at {checkpoint_path} is kept")
+                save_checkpoint(Path(checkpoint_path), trainer.state(step, {**header, "curve": curve}))
+    if not _all_finite(trainer.G, trainer.D):
+        raise GanDiverged(f"diverged at step {params.iterations}: a parameter is not finite")
+    if evaluate is not None and not evaluate_every:
+        curve.append((params.iterations, float(evaluate(scored))))
+    seconds = time.perf_counter() - started
+    done = params.iterations - resumed_from
+    return GanTrainReport(params.iterations, resumed_from, seconds, done / seconds if seconds > 0 else 0.0, scored, curve, losses)

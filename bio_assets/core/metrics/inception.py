@@ -1,0 +1,34 @@
+"""Inception-v3 pool3 features with the FID-standard weights (the TensorFlow 2015-12-05 graph
+ported by torch-fidelity, the weights torchmetrics uses), from a local file only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from bio_assets.core.metrics.extractors import FeatureExtractor
+from bio_assets.core.storage import load_weights_file
+
+INCEPTION_NAME = "inception_v3"
+INCEPTION_FEATURES = "2048"  # pool3
+
+
+def inception_extractor(weights_path: str | Path, device: torch.device) -> FeatureExtractor:
+    """The extractor, or ``ValueError`` naming the file when it is missing or unsafe.
+
+    The file is first opened with ``weights_only=True``: torch-fidelity itself unpickles it
+    without that guard, so a file that is not a plain state_dict never reaches it.
+    """
+    load_weights_file(weights_path)  # raises on a missing file or pickled objects
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError as err:
+        raise ValueError("Inception-v3 features need torch-fidelity (pip install torch-fidelity)") from err
+    network = FeatureExtractorInceptionV3(INCEPTION_NAME, [INCEPTION_FEATURES], feature_extractor_weights_path=str(weights_path)).to(device).eval()
+
+    def encode(x: torch.Tensor) -> torch.Tensor:
+        # torch-fidelity takes uint8 (B, 3, H, W) and resizes to 299 itself.
+        return network(((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))[0]
+
+    return FeatureExtractor(INCEPTION_NAME, 299, encode, device, resizes_itself="torch-fidelity bilinear ->299")

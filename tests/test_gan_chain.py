@@ -1,0 +1,79 @@
+"""One materialize() chain over the gan_search group with tiny settings on a tiny dataset."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from bio_assets.core.gan.genotypes import GanGenotype
+from bio_assets.core.registry import DatasetEntry, save_registry
+from bio_assets.core.storage import load_weights
+from bio_assets.definitions import build_definitions
+from resources.compute import ComputeResource
+from resources.image_dataset import ImageDatasetResource
+from resources.io_manager import AssetFileIOManager
+from resources.search_executor import SearchExecutorResource
+
+CLASSES = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
+TINY_GAN = {"image_size": 32, "generator_width": 16, "discriminator_width": 8, "batch_size": 8}
+TINY_SEARCH = {**TINY_GAN, "population_size": 2, "cycles": 1, "sample_size": 1, "epochs": 1, "fid_samples": 12}
+TINY_RUN = {**TINY_GAN, "iterations": 4, "fid_every": 2, "checkpoint_every": 2, "fid_samples": 12}
+
+
+@pytest.fixture
+def prepared(tmp_path, tiny_dataset):
+    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
+    save_registry(tmp_path / "r.yaml", entries)
+    resources = {
+        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
+        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
+        "search_executor": SearchExecutorResource(state_root=str(tmp_path / "search")),
+        "compute": ComputeResource(device="cpu", amp=False),
+    }
+    defs = build_definitions(entries, resources)
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tiny__classes", CLASSES)
+        for class_name in CLASSES:
+            assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config).success
+        yield defs, assets, instance
+
+
+def test_gan_search_group_chain(tmp_path, prepared):
+    defs, assets, instance = prepared
+    run_config = {"ops": {
+        "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 4}},
+        "tiny__generator": {"config": TINY_SEARCH},
+        "tiny__discriminator": {"config": TINY_SEARCH},
+        "tiny__trained_gan": {"config": TINY_RUN},
+    }}
+    keys = [dg.AssetKey(["tiny", n]) for n in ("feature_extractors", "generator", "discriminator", "trained_gan")]
+    result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=keys, run_config=run_config)
+    assert result.success
+    metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
+    extractors = metadata["feature_extractors"]
+    assert 0.0 <= extractors["val_accuracy_biocnn1"].value <= 1.0 and extractors["feature_dim"].value == 32
+    assert extractors["inception_v3"].value.startswith("skipped")
+    generator = metadata["generator"]
+    GanGenotype.parse(generator["genotype"].value, "generator")
+    assert generator["num_evaluations"].value == 3 and generator["fid"].value > 0
+    assert "data:image/png;base64," in generator["fitness_plot"].value
+    discriminator = metadata["discriminator"]
+    GanGenotype.parse(discriminator["genotype"].value, "discriminator")
+    assert discriminator["generator_genotype"].value == generator["genotype"].value
+    trained = metadata["trained_gan"]
+    assert trained["iterations"].value == 4 and np.isfinite(trained["fid"].value)
+    assert [r.data["iteration"] for r in trained["fid_curve"].value.records] == [2, 4]
+    assert {f"samples_{c}" for c in CLASSES} <= set(trained)
+    provenance = trained["fid_provenance"].value["biocnn1"]
+    assert provenance["num_fake"] == 12 and provenance["resize_mode"] == "bilinear 32->64"
+    state, spec = load_weights(tmp_path / "storage" / "tiny" / "trained_gan" / "value.safetensors")
+    assert spec["genotype"] == generator["genotype"].value and spec["class_names"] == CLASSES and state
+
+    baseline = dg.materialize(assets, instance=instance, partition_key="wgan_gp", resources=defs.resources, selection=[dg.AssetKey(["tiny", "gan_baselines"])],
+                              run_config={"ops": {"tiny__gan_baselines": {"config": TINY_RUN}}})
+    (wgan_gp,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
+    assert wgan_gp["loss"].value == "wgan_gp" and wgan_gp["iterations"].value == 4 and np.isfinite(wgan_gp["fid"].value)
+    assert wgan_gp["source_fid_curve"].value["15000"] == 19.09
