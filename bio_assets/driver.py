@@ -19,6 +19,7 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from bio_assets.assets.metadata import latest_metadata
+from bio_assets.core.gan.baselines import GAN_BASELINES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import load_definitions
 from bio_assets.partitions import class_partitions_name
@@ -29,7 +30,8 @@ from resources.image_dataset import ImageDatasetResource
 GPU_POOL = "gpu"
 SUMMARY_NUMBERS = (
     "num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented",
-    "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "source_accuracy", "wall_seconds",
+    "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "source_accuracy",
+    "val_accuracy_biocnn1", "val_accuracy_biocnn2", "fid", "fid_extractor", "iterations", "wall_seconds",
 )
 CHECK_DONE = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -183,3 +185,29 @@ def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: d
     print()
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
+    print_gan_comparison(instance, dataset)
+
+
+def gan_comparison_lines(searched: dict, baselines: dict[str, dict]) -> list[str]:
+    """The searched GAN's FID beside each baseline's, saying plainly whether it is better."""
+    if not searched or "fid" not in searched:
+        return []
+    fid, iterations = searched["fid"], searched.get("iterations")
+    lines = [f"GAN comparison ({searched.get('fid_extractor', '?')} FID, lower is better; searched GAN {fid:.3f} after {iterations} iterations):"]
+    for name, meta in sorted(baselines.items()):
+        if "fid" not in meta:
+            lines.append(f"  {name:<13} not materialized")
+            continue
+        budget = "same budget" if meta.get("iterations") == iterations else f"{meta.get('iterations')} iterations: NOT the same budget"
+        verdict = "searched GAN is better" if fid < meta["fid"] else "searched GAN is NOT better"
+        lines.append(f"  {name:<13} FID {meta['fid']:.3f} ({budget}); {verdict}")
+    return lines
+
+
+def print_gan_comparison(instance: dg.DagsterInstance, dataset: str) -> None:
+    searched = latest_metadata(instance, dg.AssetKey([dataset, "trained_gan"]), None)
+    baselines = {name: latest_metadata(instance, dg.AssetKey([dataset, "gan_baselines"]), name) for name in GAN_BASELINES}
+    lines = gan_comparison_lines(searched, baselines)
+    if lines:
+        print()
+        print("\n".join(lines))
