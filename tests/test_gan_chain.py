@@ -44,7 +44,7 @@ def prepared(tmp_path, tiny_dataset):
 def test_gan_search_group_chain(tmp_path, prepared):
     defs, assets, instance = prepared
     run_config = {"ops": {
-        "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 4}},
+        "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 8}},
         "tiny__generator": {"config": TINY_SEARCH},
         "tiny__discriminator": {"config": TINY_SEARCH},
         "tiny__trained_gan": {"config": TINY_RUN},
@@ -54,7 +54,7 @@ def test_gan_search_group_chain(tmp_path, prepared):
     assert result.success
     metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     extractors = metadata["feature_extractors"]
-    assert 0.0 <= extractors["val_accuracy_biocnn1"].value <= 1.0 and extractors["feature_dim"].value == 32
+    assert 0.0 <= extractors["val_accuracy_biocnn1"].value <= 1.0 and extractors["feature_dim"].value == 64
     assert extractors["inception_v3"].value.startswith("skipped")
     generator = metadata["generator"]
     GanGenotype.parse(generator["genotype"].value, "generator")
@@ -77,3 +77,52 @@ def test_gan_search_group_chain(tmp_path, prepared):
     (wgan_gp,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
     assert wgan_gp["loss"].value == "wgan_gp" and wgan_gp["iterations"].value == 4 and np.isfinite(wgan_gp["fid"].value)
     assert wgan_gp["source_fid_curve"].value["15000"] == 19.09
+
+
+KILL_SCRIPT = """
+import sys, dagster as dg
+from bio_assets.core.registry import load_registry
+from bio_assets.definitions import build_definitions
+from resources.compute import ComputeResource
+from resources.image_dataset import ImageDatasetResource
+from resources.io_manager import AssetFileIOManager
+from resources.search_executor import SearchExecutorResource
+root = sys.argv[1]
+entries = load_registry(root + "/r.yaml")
+defs = build_definitions(entries, {
+    "image_dataset": ImageDatasetResource(registry_file=root + "/r.yaml"), "io_manager": AssetFileIOManager(root=root + "/storage"),
+    "search_executor": SearchExecutorResource(state_root=root + "/search"), "compute": ComputeResource(device="cpu", amp=False),
+})
+assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+with dg.instance_for_test() as instance:
+    instance.add_dynamic_partitions("tiny__classes", %r)
+    dg.materialize(assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "trained_gan"])], run_config=%r)
+"""
+
+
+def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    defs, assets, instance = prepared
+    upstream = {
+        "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 8}},
+        "tiny__generator": {"config": TINY_SEARCH}, "tiny__discriminator": {"config": TINY_SEARCH},
+    }
+    keys = [dg.AssetKey(["tiny", n]) for n in ("feature_extractors", "generator", "discriminator")]
+    assert dg.materialize(assets, instance=instance, resources=defs.resources, selection=keys, run_config={"ops": upstream}).success
+    long_run = {"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "iterations": 80, "checkpoint_every": 2, "fid_every": 80}}}}
+    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT % (CLASSES, long_run), str(tmp_path)], cwd=os.getcwd())
+    checkpoints = tmp_path / "search" / "tiny" / "trained_gan"
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("*.safetensors")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list(checkpoints.glob("*.safetensors")), "the killed run wrote no checkpoint"
+    result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "trained_gan"])], run_config=long_run)
+    (metadata,) = [e.materialization.metadata for e in result.get_asset_materialization_events()]
+    assert 0 < metadata["resumed_from_step"].value < 80 and metadata["iterations"].value == 80

@@ -180,3 +180,17 @@ def test_pool_workers_are_pinned_to_one_gpu_each(monkeypatch):
         pin_worker_gpu(counter, 2)
         seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["0", "1", "0", "1", "0"]
+
+
+def test_bind_sees_the_history_so_far_and_its_evaluator_is_used():
+    seen: list[int] = []
+
+    def bind(history):
+        seen.append(len(history))
+        best = max((e.fitness for e in history), default=0.0)
+        return lambda code: {**similarity_fitness(code), "best_at_submission": best}
+
+    result = search(EvolutionParams(population_size=4, cycles=4, sample_size=2, seed=0), bind=bind)
+    assert seen == list(range(8))  # fifo, one worker: candidate t is bound after t results
+    running_best = np.maximum.accumulate([0.0] + [e.fitness for e in result.history])[:-1]
+    assert [e.metrics["best_at_submission"] for e in result.history] == pytest.approx(list(running_best))

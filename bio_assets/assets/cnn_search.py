@@ -57,12 +57,12 @@ class MacroSearchConfig(SearchConfig):
     channels: int = Field(default=32, description="channels of the macro-search network (paper 32)")
 
 
-def evaluation_logger(context: dg.AssetExecutionContext, started: float):
+def evaluation_logger(context: dg.AssetExecutionContext, started: float, score=lambda e: f"val acc {e.fitness:.4f}"):
     def log(evaluation: Evaluation, done: int, total: int) -> None:
         elapsed = time.perf_counter() - started
         eta = elapsed / done * (total - done)
         source = "cache" if evaluation.cached else f"{evaluation.seconds:.1f} s"
-        context.log.info(f"[{done}/{total}] {evaluation.code}: val acc {evaluation.fitness:.4f} ({source}); {total - done} left, ETA {eta:.0f} s")
+        context.log.info(f"[{done}/{total}] {evaluation.code}: {score(evaluation)} ({source}); {total - done} left, ETA {eta:.0f} s")
 
     return log
 

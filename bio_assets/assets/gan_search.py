@@ -161,7 +161,7 @@ def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
             # GAN training uses fp32 on CPUs (bf16 autocast made it ~10x slower and unstable); AMP on CUDA.
             run = search_gan(
                 data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), gan_precision(compute),
-                plan.threads_per_worker, evaluation_logger(context, started), plan.ordering, initial_weights,
+                plan.threads_per_worker, evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}"), plan.ordering, initial_weights,
             )
         return stage_result(run, request, data, sorted(augmented), config.top_k, started, compute)
 

@@ -181,7 +181,7 @@ class _Trainer:
 
     def _check(self, loss: torch.Tensor, what: str, step: int) -> None:
         if not torch.isfinite(loss):
-            raise GanDiverged(f"diverged at step {step}: {what} is {float(loss)}")
+            raise GanDiverged(f"diverged at step {step}: {what} is {float(loss.detach())}")
 
     def state(self, step: int, header: dict) -> CheckpointState:
         modules = {"generator": self.G.state_dict(), "discriminator": self.D.state_dict()}

@@ -70,10 +70,15 @@ class BioCnn2(nn.Module):
 EXTRACTOR_MODELS: dict[str, type[nn.Module]] = {"biocnn1": BioCnn1, "biocnn2": BioCnn2}
 
 
+MIN_WIDTH = 8  # at width 4, oneDNN's CPU 1x1-convolution backward (torch 2.14) hung in tests
+
+
 def build_extractor_model(spec: dict) -> nn.Module:
     """``{"kind": "biocnn1"|"biocnn2", "num_classes": K, "width": W, ...}`` -> an untrained model."""
     if spec.get("kind") not in EXTRACTOR_MODELS:
         raise ValueError(f"unknown feature extractor kind {spec.get('kind')!r}; known: {EXTRACTOR_NAMES}")
+    if int(spec.get("width", 0)) < MIN_WIDTH:
+        raise ValueError(f"feature extractor width must be >= {MIN_WIDTH}, got {spec.get('width')}")
     return EXTRACTOR_MODELS[spec["kind"]](int(spec["num_classes"]), int(spec["width"]))
 
 
