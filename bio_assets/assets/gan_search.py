@@ -31,8 +31,8 @@ SEARCH_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "fid_samp
 
 
 class FeatureExtractorsConfig(dg.Config):
-    biocnn1_epochs: int | None = Field(default=None, description="paper 40, demo 6")
-    biocnn2_epochs: int | None = Field(default=None, description="paper 100, demo 4")
+    biocnn1_epochs: int | None = Field(default=None, description="paper 40, demo 15")
+    biocnn2_epochs: int | None = Field(default=None, description="paper 100, demo 6")
     width: int | None = Field(default=None, description="first block's channels; features have 8x this (paper 32, demo 8)")
     learning_rate: float = 0.003
     biocnn1_batch_size: int = 128
@@ -41,8 +41,8 @@ class FeatureExtractorsConfig(dg.Config):
 
 
 class GanSearchConfig(GanShapeConfig):
-    population_size: int | None = Field(default=None, description="paper 100, demo 3")
-    cycles: int | None = Field(default=None, description="children bred after the population is full (paper 25, demo 3)")
+    population_size: int | None = Field(default=None, description="paper 100, demo 2")
+    cycles: int | None = Field(default=None, description="children bred after the population is full (paper 25, demo 2)")
     sample_size: int | None = Field(default=None, description="tournament size (paper 25, demo 2)")
     epochs: int | None = Field(default=None, description="training epochs per candidate over the augmented train split (paper 30, demo 1)")
     fid_samples: int | None = Field(default=None, description="class-balanced generated images per FID (paper 2000, demo 250)")

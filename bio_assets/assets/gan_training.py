@@ -32,7 +32,7 @@ gan_baseline_partitions = dg.StaticPartitionsDefinition(list(GAN_BASELINES))
 
 
 class GanTrainingConfig(GanShapeConfig):
-    iterations: int | None = Field(default=None, description="generator steps (trained_gan: paper 100 000; baselines: paper 15 000; demo 400 for both)")
+    iterations: int | None = Field(default=None, description="generator steps (trained_gan: paper 100 000; baselines: paper 15 000; demo 300 for both)")
     fid_every: int | None = Field(default=None, description="FID on the curve every this many iterations")
     checkpoint_every: int | None = Field(default=None, description="atomic checkpoint interval; a killed run resumes from the last one")
     fid_samples: int | None = Field(default=None, description="generated images per FID (paper 2000, demo 250)")

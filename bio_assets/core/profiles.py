@@ -17,7 +17,7 @@ _DEMO_SEARCH = {"population_size": 8, "cycles": 8, "sample_size": 3, "epochs": 6
 _PAPER_GAN = {"image_size": 64, "generator_width": 1024, "discriminator_width": 64, "batch_size": 128}
 _DEMO_GAN = {"image_size": 32, "generator_width": 32, "discriminator_width": 8, "batch_size": 16}
 _PAPER_GAN_SEARCH = {**_PAPER_GAN, "population_size": 100, "cycles": 25, "sample_size": 25, "epochs": 30, "fid_samples": 2000}
-_DEMO_GAN_SEARCH = {**_DEMO_GAN, "population_size": 3, "cycles": 3, "sample_size": 2, "epochs": 1, "fid_samples": 250}
+_DEMO_GAN_SEARCH = {**_DEMO_GAN, "population_size": 2, "cycles": 2, "sample_size": 2, "epochs": 1, "fid_samples": 250}
 
 PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "paper": {
@@ -41,12 +41,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         # Per-model paper values (epochs, batch, native input) live in core.cnn.baselines.
         "baseline_classifiers": {"epochs": 8, "batch_size": 32, "input_size": 0, "seeds": 1},  # same epochs as the classifier
         "optimizer_comparison": {"epochs": 3, "seeds": 1},
-        "feature_extractors": {"biocnn1_epochs": 6, "biocnn2_epochs": 4, "width": 8},
+        "feature_extractors": {"biocnn1_epochs": 15, "biocnn2_epochs": 6, "width": 8},
         "generator": _DEMO_GAN_SEARCH,
         "discriminator": _DEMO_GAN_SEARCH,
         # trained_gan and gan_baselines share one iteration budget so their FIDs compare.
-        "trained_gan": {**_DEMO_GAN, "iterations": 400, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
-        "gan_baselines": {**_DEMO_GAN, "iterations": 400, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
+        "trained_gan": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
+        "gan_baselines": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
     },
 }
 

@@ -4,6 +4,7 @@ cell DAG, self-attention and class-conditional BatchNorm. Shapes are ``(B, C, H,
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -76,7 +77,11 @@ class GanCell(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """SAGAN self-attention added through a learned residual gain (starts at 0: identity)."""
+    """SAGAN self-attention added through a learned residual gain (starts at 0: identity).
+
+    Keys and values are max-pooled 2x2 as in BigGAN's attention block: every position still
+    attends over the whole image, at a quarter of the cost of full-resolution keys.
+    """
 
     def __init__(self, channels: int) -> None:
         super().__init__()
@@ -87,13 +92,14 @@ class SelfAttention(nn.Module):
         self.gain = nn.Parameter(torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        q = self.query(x).flatten(2)  # (B, C/8, HW)
-        k = self.key(x).flatten(2)  # (B, C/8, HW)
-        v = self.value(x).flatten(2)  # (B, C/2, HW)
-        attention = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, HW, HW): row i attends over positions
-        o = (v @ attention.transpose(1, 2)).view(b, -1, h, w)  # (B, C/2, H, W)
-        return x + self.gain * self.out(o)
+        b, _, h, w = x.shape
+        pool = (lambda t: F.max_pool2d(t, 2)) if h >= 2 and w >= 2 else (lambda t: t)
+        q = self.query(x).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW, C/8)
+        k = pool(self.key(x)).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW/4, C/8)
+        v = pool(self.value(x)).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW/4, C/2)
+        # o_i = sum_j softmax_j(q_i . k_j) v_j, unscaled as in SAGAN.
+        o = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, 1, HW, C/2)
+        return x + self.gain * self.out(o[:, 0].transpose(1, 2).reshape(b, -1, h, w))
 
 
 class ConditionalBatchNorm(nn.Module):
