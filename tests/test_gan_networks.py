@@ -120,3 +120,16 @@ def test_inheritance_copies_only_tensors_whose_shapes_match():
     assert 0.0 < fraction < 1.0
     assert torch.equal(other.stem.parametrizations.weight.original, source.stem.parametrizations.weight.original)
     assert torch.equal(other.cells[0].cell.operations[0][0].parametrizations.weight.original, before)  # conv_1x1 vs conv_3x3: shapes differ
+
+
+def test_self_attention_matches_the_written_out_formula():
+    torch.manual_seed(0)
+    attention = SelfAttention(16)
+    attention.gain.data.fill_(0.7)
+    x = torch.randn(2, 16, 4, 4)
+    q = attention.query(x).flatten(2)  # (B, 2, 16)
+    k = torch.nn.functional.max_pool2d(attention.key(x), 2).flatten(2)  # (B, 2, 4)
+    v = torch.nn.functional.max_pool2d(attention.value(x), 2).flatten(2)  # (B, 8, 4)
+    weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, 16, 4)
+    expected = x + 0.7 * attention.out((v @ weights.transpose(1, 2)).view(2, 8, 4, 4))
+    assert torch.allclose(attention(x), expected, atol=1e-5)

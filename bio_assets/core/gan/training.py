@@ -99,6 +99,13 @@ def balanced_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return 1.0 / counts[labels]
 
 
+def ema_decay_at(decay: float, step: int) -> float:
+    """``min(decay, (1 + step) / (10 + step))``: the EMA warms up (as TensorFlow's
+    ExponentialMovingAverage with num_updates does), so a short run's EMA generator is not
+    mostly its random initialisation (0.999^300 would still weigh the init by 0.74)."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
 def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     with torch.no_grad():
         for ema_p, p in zip(ema.parameters(), model.parameters()):
@@ -169,7 +176,7 @@ class _Trainer:
         self._check(loss_g, "generator loss", step)
         self._apply(loss_g, self.opt_g, "generator")
         if self.ema is not None:
-            _update_ema(self.ema, self.G, self.params.ema_decay)
+            _update_ema(self.ema, self.G, ema_decay_at(self.params.ema_decay, step))
         return {"discriminator": float(loss_d.detach()), "generator": float(loss_g.detach())}
 
     def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, name: str) -> None:
