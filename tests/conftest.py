@@ -25,7 +25,7 @@ def isolated_paths(tmp_path, monkeypatch):
 
 
 # Test modules that create Dagster instances or resolve definitions.
-DAGSTER_MODULES = {"test_automation", "test_cli", "test_cnn_search_chain", "test_data_chain", "test_definitions", "test_postgres_instance"}
+DAGSTER_MODULES = {"test_automation", "test_cli", "test_cnn_search_chain", "test_data_chain", "test_definitions", "test_gan_chain", "test_postgres_instance"}
 
 
 @pytest.fixture(autouse=True)
@@ -62,3 +62,36 @@ def tiny_dataset(tmp_path) -> Path:
     for class_name in DEMO_CLASSES[:3]:
         write_class_images(root / class_name, class_name, 8)
     return root
+
+
+TINY_CLASSES = list(DEMO_CLASSES[:3])
+
+
+@pytest.fixture
+def tiny_instance(tmp_path, tiny_dataset):
+    """Definitions over the tiny dataset (files under ``tmp_path``), and a test instance with
+    its data group materialized for every class: ``(defs, assets, instance)``."""
+    from bio_assets.core.registry import DatasetEntry, save_registry
+    from bio_assets.definitions import build_definitions
+    from resources.compute import ComputeResource
+    from resources.image_dataset import ImageDatasetResource
+    from resources.io_manager import AssetFileIOManager
+    from resources.search_executor import SearchExecutorResource
+
+    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
+    save_registry(tmp_path / "r.yaml", entries)
+    resources = {
+        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
+        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
+        "search_executor": SearchExecutorResource(state_root=str(tmp_path / "search")),
+        "compute": ComputeResource(device="cpu", amp=False),
+    }
+    defs = build_definitions(entries, resources)
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
+    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("tiny__classes", TINY_CLASSES)
+        for class_name in TINY_CLASSES:
+            result = dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config)
+            assert result.success
+        yield defs, assets, instance

@@ -7,35 +7,12 @@ import numpy as np
 import pytest
 
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
-from bio_assets.core.registry import DatasetEntry, save_registry
-from bio_assets.definitions import build_definitions
-from resources.compute import ComputeResource
-from resources.image_dataset import ImageDatasetResource
-from resources.io_manager import AssetFileIOManager
-from resources.search_executor import SearchExecutorResource
-
-CLASSES = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
+from tests.conftest import TINY_CLASSES as CLASSES
 
 
 @pytest.fixture
-def prepared(tmp_path, tiny_dataset):
-    """Definitions over the tiny dataset, and an instance with its data group materialized."""
-    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
-    save_registry(tmp_path / "r.yaml", entries)
-    resources = {
-        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
-        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
-        "search_executor": SearchExecutorResource(state_root=str(tmp_path / "search")),
-        "compute": ComputeResource(device="cpu", amp=False),
-    }
-    defs = build_definitions(entries, resources)
-    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tiny__classes", CLASSES)
-        for class_name in CLASSES:
-            assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config).success
-        yield defs, assets, instance
+def prepared(tiny_instance):
+    return tiny_instance
 
 
 TINY_SEARCH = {"population_size": 3, "cycles": 2, "sample_size": 2, "epochs": 1, "input_size": 16, "batch_size": 16}

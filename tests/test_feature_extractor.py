@@ -25,7 +25,8 @@ def test_trained_extractors_are_served_with_the_same_features():
     resource = FeatureExtractorResource()
     for name, t in trained.items():
         served = resource.serve(name, ModelWeights(tensors, spec), CPU)
-        expected = t.model.eval().features(images.permute(0, 3, 1, 2).float() / 127.5 - 1).double().numpy()
+        with torch.no_grad():
+            expected = t.model.eval().features(images.permute(0, 3, 1, 2).float() / 127.5 - 1).double().numpy()
         assert served.features(images).shape == (12, 64)
         assert torch.allclose(torch.from_numpy(served.features(images)), torch.from_numpy(expected), atol=1e-5)
         assert served.resize_mode(32) == "none" and served.resize_mode(16) == "bilinear 16->32"

@@ -7,38 +7,17 @@ import numpy as np
 import pytest
 
 from bio_assets.core.gan.genotypes import GanGenotype
-from bio_assets.core.registry import DatasetEntry, save_registry
 from bio_assets.core.storage import load_weights
-from bio_assets.definitions import build_definitions
-from resources.compute import ComputeResource
-from resources.image_dataset import ImageDatasetResource
-from resources.io_manager import AssetFileIOManager
-from resources.search_executor import SearchExecutorResource
+from tests.conftest import TINY_CLASSES as CLASSES
 
-CLASSES = ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
 TINY_GAN = {"image_size": 32, "generator_width": 16, "discriminator_width": 8, "batch_size": 8}
 TINY_SEARCH = {**TINY_GAN, "population_size": 2, "cycles": 1, "sample_size": 1, "epochs": 1, "fid_samples": 12}
 TINY_RUN = {**TINY_GAN, "iterations": 4, "fid_every": 2, "checkpoint_every": 2, "fid_samples": 12}
 
 
 @pytest.fixture
-def prepared(tmp_path, tiny_dataset):
-    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
-    save_registry(tmp_path / "r.yaml", entries)
-    resources = {
-        "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")),
-        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
-        "search_executor": SearchExecutorResource(state_root=str(tmp_path / "search")),
-        "compute": ComputeResource(device="cpu", amp=False),
-    }
-    defs = build_definitions(entries, resources)
-    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
-    with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("tiny__classes", CLASSES)
-        for class_name in CLASSES:
-            assert dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config).success
-        yield defs, assets, instance
+def prepared(tiny_instance):
+    return tiny_instance
 
 
 def test_gan_search_group_chain(tmp_path, prepared):

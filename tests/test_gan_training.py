@@ -98,3 +98,11 @@ def test_bad_settings_fail_loudly(demo_images):
         GanTrainParams(ema_decay=1.0)
     with pytest.raises(ValueError, match="empty image set"):
         train_gan(*pair(), GanImages(torch.zeros(0, 32, 32, 3, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 2), GanTrainParams(iterations=1, batch_size=2), CPU)
+
+
+def test_ema_warms_up_then_uses_the_configured_decay():
+    from bio_assets.core.gan.training import ema_decay_at
+
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
+    assert ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 100_000) == 0.999

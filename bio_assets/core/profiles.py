@@ -36,7 +36,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "demo": {
         "augmented_dataset": {"target_per_class": 120},
         "searched_cell": _DEMO_SEARCH,
-        "macro_architecture": _DEMO_SEARCH,
+        "macro_architecture": {**_DEMO_SEARCH, "population_size": 6, "cycles": 6},
         "classifier": {"epochs": 8, "seeds": 1},
         # Per-model paper values (epochs, batch, native input) live in core.cnn.baselines.
         "baseline_classifiers": {"epochs": 8, "batch_size": 32, "input_size": 0, "seeds": 1},  # same epochs as the classifier
@@ -48,6 +48,16 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "trained_gan": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
         "gan_baselines": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
     },
+}
+
+
+# The demo's heaviest baselines, cut to fit 2 CPU cores without bf16 units (VGG-16 alone took
+# 531 s at 64 px for 8 epochs on an AVX2-only EPYC): fewer epochs, and 32 px where the
+# architecture allows it (AlexNet needs at least 63 px).
+DEMO_BASELINE_OVERRIDES: dict[str, dict[str, int]] = {
+    "alexnet": {"epochs": 4},
+    "vgg16": {"epochs": 4, "input_size": 32},
+    "resnet50": {"epochs": 4, "input_size": 32},
 }
 
 
