@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torchvision
 from torch import nn
 
-from bio_assets.core.profiles import DEMO_BASELINE_OVERRIDES, PROFILE_SETTINGS, profile_setting
+from bio_assets.core.profiles import DEMO_BASELINE_OVERRIDES, DEMO_BASELINES, PROFILE_SETTINGS, profile_setting
 
 
 class LeNet5(nn.Module):
@@ -94,5 +94,6 @@ def baseline_defaults(name: str, profile: str) -> dict[str, int]:
     if profile == "paper":
         baseline = BASELINES[name]
         return {"epochs": baseline.epochs, "batch_size": baseline.batch_size, "input_size": baseline.input_size, "seeds": int(profile_setting("paper", "classifier", "seeds"))}
-    overrides = DEMO_BASELINE_OVERRIDES.get(name, {}) if profile == "demo" else {}
-    return {**PROFILE_SETTINGS[profile]["baseline_classifiers"], **overrides}
+    if profile not in PROFILE_SETTINGS:
+        raise ValueError(f"unknown profile {profile!r}")
+    return {**DEMO_BASELINES, **DEMO_BASELINE_OVERRIDES.get(name, {})}
