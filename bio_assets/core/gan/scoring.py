@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -66,9 +65,3 @@ class FidScorer:
 
 def fid_curve_rows(curve: list[tuple[int, float]]) -> list[dict]:
     return [{"iteration": int(step), "fid": round(float(value), 3)} for step, value in curve]
-
-
-def finite_or_raise(value: float, what: str) -> float:
-    if not np.isfinite(value):
-        raise ValueError(f"{what} is {value}; refusing to report a non-finite score")
-    return value

@@ -135,11 +135,11 @@ class GanCandidateEvaluator:
         extractor = domain_extractor(self.data.extractor_name, extractor_model, self.data.extractor_spec["input_size"], device)
         scorer = FidScorer(extractor, self.data.reference, self.request.image_size, self.request.fid_samples, self.data.train.num_classes, seed)
         fid = scorer(report.sampler)
+        if not np.isfinite(fid.value):
+            raise ValueError(f"{code}: FID is {fid.value}")
         weights = Path(self.weights_dir) / f"{settings_hash({'code': code, 'seed': seed, 'inherit': self.inherit_from})}.safetensors"
         tensors = {**{f"generator.{k}": v for k, v in report.sampler.state_dict().items()}, **{f"discriminator.{k}": v for k, v in discriminator.state_dict().items()}}
         save_weights(weights, tensors, {"generator": g_spec.to_json(), "discriminator": d_spec.to_json(), "fid": fid.to_json()})
-        if not np.isfinite(fid.value):
-            raise ValueError(f"{code}: FID is {fid.value}")
         return {
             "fitness": -fid.value, "fid": fid.value, "weights": str(weights), "inherited_generator": inherited["generator"],
             "inherited_discriminator": inherited["discriminator"], "iterations_per_second": report.iterations_per_second,
