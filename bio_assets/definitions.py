@@ -8,9 +8,11 @@ from pathlib import Path
 import dagster as dg
 
 from bio_assets.checks import build_data_checks
+from bio_assets.synthetic_checks import build_synthetic_checks
 from bio_assets.core.registry import DatasetEntry, load_registry
 from jobs.automation import build_automation
 from jobs.pipelines import build_dataset_assets, build_pipeline_jobs
+from resources.catalog import CatalogResource
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
@@ -30,9 +32,10 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
     assets, checks, jobs = [], [], []
     for entry in entries:
         assets += build_dataset_assets(entry.name)
-        checks += build_data_checks(entry.name)
+        checks += build_data_checks(entry.name) + build_synthetic_checks(entry.name)
         jobs += build_pipeline_jobs(entry.name)
     defaults = {
+        "catalog": CatalogResource(),
         "compute": ComputeResource(),
         "feature_extractor": FeatureExtractorResource(),
         "image_dataset": ImageDatasetResource(),

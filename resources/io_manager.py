@@ -42,6 +42,10 @@ class AssetFileIOManager(dg.ConfigurableIOManager):
             save_record(path, obj)
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
+    def load_stored(self, key: dg.AssetKey, partition: str | None) -> object:
+        """The stored value of ``key`` (and partition), for readers that are not asset inputs."""
+        return self._load_one(key, partition)
+
     def _load_one(self, key: dg.AssetKey, partition: str | None) -> object:
         stem = self._stem(key, partition)
         if stem.with_suffix(".npz").exists():

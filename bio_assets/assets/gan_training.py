@@ -106,6 +106,12 @@ def build_gan_training_assets(dataset: str) -> list[dg.AssetsDefinition]:
         spec = {
             **specs["generator"].to_json(), "class_names": class_names, "discriminator": specs["discriminator"].to_json(), "fid": scored.fids[config.extractor].to_json(),
             "iterations": scored.report.iterations, "curve": scored.report.curve, "ema": config.ema_decay > 0,
+            # The catalog's training_parameters row; epochs in the source's unit (passes over the train images).
+            "training": {
+                "g_optimizer": "adam", "d_optimizer": "adam", "loss": "hinge", "batch_size": values["batch_size"], "iterations": scored.report.iterations,
+                "epochs": round(scored.report.iterations * values["batch_size"] / sum(len(s) for s in augmented_dataset.values()), 3),
+                "g_lr": config.generator_lr, "d_lr": config.discriminator_lr,
+            },
         }
         metadata.update({"generator_genotype": identity["generator"], "discriminator_genotype": identity["discriminator"], "source_fid": SEARCHED_SOURCE_FID, "fid_curve": curve_table(scored.report.curve), **grids})
         return dg.MaterializeResult(value=ModelWeights({k: v for k, v in scored.report.sampler.state_dict().items()}, spec), metadata=metadata)

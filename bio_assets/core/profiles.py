@@ -32,12 +32,15 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "trained_gan": {**_PAPER_GAN, "iterations": 100_000, "fid_every": 5000, "checkpoint_every": 1000, "fid_samples": 2000},
         # The source's baselines: 15 000 iterations, batch 64, FID after 1k, 5k, 10k and 15k.
         "gan_baselines": {**_PAPER_GAN, "batch_size": 64, "iterations": 15_000, "fid_every": 1000, "checkpoint_every": 1000, "fid_samples": 2000},
+        "synthetic_dataset": {"images_per_class": 4000},
+        # The source retrained its searched CNN for 100 epochs on real + synthetic images.
+        "extended_classifier": {"epochs": 100, "seeds": 3},
     },
     "demo": {
         "augmented_dataset": {"target_per_class": 120},
         "searched_cell": _DEMO_SEARCH,
         "macro_architecture": {**_DEMO_SEARCH, "population_size": 6, "cycles": 6},
-        "classifier": {"epochs": 8, "seeds": 1},
+        "classifier": {"epochs": 6, "seeds": 1},
         # Baselines take per-model values (paper: core.cnn.baselines; demo: DEMO_BASELINES below),
         # so the job presets carry none and each partition falls back to its own.
         "optimizer_comparison": {"epochs": 3, "seeds": 1},
@@ -47,6 +50,8 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         # trained_gan and gan_baselines share one iteration budget so their FIDs compare.
         "trained_gan": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
         "gan_baselines": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
+        "synthetic_dataset": {"images_per_class": 64},
+        "extended_classifier": {"epochs": 6, "seeds": 1},
     },
 }
 

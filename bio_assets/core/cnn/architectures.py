@@ -51,3 +51,12 @@ def build_architecture(spec: dict) -> nn.Module:
             raise ValueError(f"{spec['path']} returned {type(model).__name__}, not an nn.Module")
         return model
     raise ValueError(f"unknown architecture spec kind {kind!r}")
+
+
+def load_classifier(state_dict: dict, spec: dict) -> tuple[nn.Module, tuple[str, ...]]:
+    """A trained classifier stored as ``state_dict`` + spec (with ``class_names``), in eval mode."""
+    if "class_names" not in spec:
+        raise ValueError(f"classifier spec has no class_names: {sorted(spec)}")
+    model = build_architecture({k: v for k, v in spec.items() if k != "class_names"})
+    model.load_state_dict(state_dict)
+    return model.eval(), tuple(spec["class_names"])

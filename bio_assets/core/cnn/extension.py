@@ -1,0 +1,58 @@
+"""Training sets that add synthetic images to the real ones, train on synthetic only (TSTR),
+and the paired bootstrap that compares two classifiers on one test split."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from bio_assets.core.cnn.dataset import ClassificationData
+from bio_assets.core.cnn.training import LabelledImages
+from bio_assets.core.gan.scoring import resize_uint8
+from bio_assets.core.records import ImageSet
+
+
+def synthetic_images(data: ClassificationData, synthetic: dict[str, ImageSet], classes: list[str]) -> LabelledImages:
+    """The synthetic images of ``classes`` at the real images' size, labelled with ``data``'s class indices."""
+    unknown = sorted(set(classes) - set(data.class_names))
+    if unknown:
+        raise ValueError(f"synthetic classes {unknown} are not classes of the real data {list(data.class_names)}")
+    size = int(data.train.images.shape[1])
+    if not classes:
+        return LabelledImages(torch.zeros((0, size, size, 3), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
+    images = torch.cat([resize_uint8(torch.from_numpy(synthetic[name].images), size) for name in classes])
+    labels = torch.cat([torch.full((len(synthetic[name]),), data.class_names.index(name), dtype=torch.int64) for name in classes])
+    return LabelledImages(images, labels)
+
+
+def extended(data: ClassificationData, fake: LabelledImages) -> ClassificationData:
+    """Real (augmented) train images plus ``fake``; validation and test stay real."""
+    train = LabelledImages(torch.cat([data.train.images, fake.images]), torch.cat([data.train.labels, fake.labels]))
+    return replace(data, train=train, version=f"{data.version}+{len(fake.labels)}synthetic")
+
+
+def synthetic_only(data: ClassificationData, fake: LabelledImages) -> ClassificationData:
+    """Train on synthetic images, test on the real test images of the classes that have synthetic ones (TSTR)."""
+    if len(fake.labels) == 0:
+        raise ValueError("TSTR needs synthetic images of at least one class")
+    covered = torch.unique(fake.labels)
+    keep = torch.isin(data.test.labels, covered)
+    test = LabelledImages(data.test.images[keep], data.test.labels[keep])
+    return replace(data, train=fake, test=test, version=f"synthetic-only:{len(fake.labels)}")
+
+
+def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, samples: int, rng: np.random.Generator, level: float = 0.95) -> dict[str, float]:
+    """Accuracy difference a - b on one test set with a percentile bootstrap interval: test
+    images are resampled with replacement, the same rows for both models (paired)."""
+    correct_a, correct_b = np.asarray(correct_a, np.float64), np.asarray(correct_b, np.float64)
+    if correct_a.shape != correct_b.shape or correct_a.ndim != 1 or len(correct_a) == 0:
+        raise ValueError(f"paired bootstrap needs two equal-length non-empty 1-D arrays, got {correct_a.shape} and {correct_b.shape}")
+    if samples < 100:
+        raise ValueError(f"bootstrap samples must be >= 100, got {samples}")
+    rows = rng.integers(0, len(correct_a), size=(samples, len(correct_a)))  # (B, N)
+    differences = correct_a[rows].mean(axis=1) - correct_b[rows].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(differences, [tail, 100 - tail])
+    return {"difference": float(correct_a.mean() - correct_b.mean()), "low": float(low), "high": float(high), "level": level, "samples": samples}
