@@ -11,6 +11,7 @@ from bio_assets.assets.data import build_data_assets
 from bio_assets.assets.extended_classifier import build_extended_classifier_asset
 from bio_assets.assets.gan_search import build_feature_extractor_asset, build_gan_search_assets
 from bio_assets.assets.gan_training import build_gan_training_assets
+from bio_assets.assets.reports import build_report_asset
 from bio_assets.assets.synthesis import build_synthesis_asset
 from bio_assets.core.profiles import PROFILES
 from jobs.presets import run_config
@@ -41,5 +42,5 @@ def build_dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
     return [
         *build_data_assets(dataset), *build_cnn_search_assets(dataset), build_classifier_asset(dataset), *build_baseline_assets(dataset),
         build_feature_extractor_asset(dataset), *build_gan_search_assets(dataset), *build_gan_training_assets(dataset),
-        build_synthesis_asset(dataset), build_extended_classifier_asset(dataset),
+        build_synthesis_asset(dataset), build_extended_classifier_asset(dataset), build_report_asset(dataset),
     ]

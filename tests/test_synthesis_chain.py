@@ -66,9 +66,25 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
         run_config={"ops": {"tiny__extended_classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 8, "bootstrap_samples": 200}}}},
     )
     (meta,) = [e.materialization.metadata for e in extended.get_asset_materialization_events()]
+    real_only_accuracy = meta["real_only_accuracy"].value
     assert meta["classes_with_synthetic"].value == CLASSES and meta["num_synthetic_images"].value == 24
     assert meta["num_train_images"].value == 36 + 24 and meta["seeds"].value == [0, 1]
     for name in ("test_accuracy", "test_macro_f1", "test_auc_micro", "tstr_accuracy", "real_only_accuracy"):
         assert 0.0 <= meta[name].value <= 1.0, name
     assert meta["accuracy_gain_ci_low"].value <= meta["accuracy_gain"].value <= meta["accuracy_gain_ci_high"].value
     assert np.isclose(meta["accuracy_gain"].value, meta["test_accuracy"].value - meta["real_only_accuracy"].value, atol=1e-3) or meta["seeds"].value != [0]
+
+    report = dg.materialize(
+        assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "metric_reports"])],
+        run_config={"ops": {"tiny__metric_reports": {"config": {"kid_subsets": 10, "kid_subset_size": 8, "output_dir": str(tmp_path / "report")}}}},
+    )
+    (meta,) = [e.materialization.metadata for e in report.get_asset_materialization_events()]
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert meta["report_path"].value == str(tmp_path / "report" / "report.md")
+    for section in ("Dataset", "classic baselines", "classic GANs", "by feature extractor", "colour-histogram KL", "TSTR", "ROC curves", "samples per class", "do not reach the source", "Settings and seeds"):
+        assert section in text and section in meta["report"].value, section
+    assert text.count("](figures/") == len(list((tmp_path / "report" / "figures").glob("*.png"))) >= 3 + 2 + 3 + 1
+    for extractor in ("biocnn1", "biocnn2"):
+        assert np.isfinite(meta[f"fid_{extractor}"].value) and np.isfinite(meta[f"kid_{extractor}"].value) and meta[f"is_{extractor}"].value >= 1.0
+    assert meta["real_only_accuracy"].value == pytest.approx(real_only_accuracy, abs=1e-9)  # the same stored model on the same test images
+    assert "lenet5" in text and "dcgan" in text and "Inception-v3: skipped" in text

@@ -88,6 +88,7 @@ def build_classifier_asset(dataset: str) -> dg.AssetsDefinition:
             on_seed=lambda r: context.log.info(f"seed {r.seed}: test accuracy {r.test_accuracy:.4f}, macro F1 {r.test_macro_f1:.4f} ({r.train_seconds:.0f} s)"),
         )
         spec_with_classes = {**spec, "class_names": list(data.class_names)}
-        return dg.MaterializeResult(value=ModelWeights(runs.first_state_dict, spec_with_classes), metadata=classifier_metadata(runs, data, spec, started, compute))
+        metadata = {**classifier_metadata(runs, data, spec, started, compute), "epochs": values["epochs"]}
+        return dg.MaterializeResult(value=ModelWeights(runs.first_state_dict, spec_with_classes), metadata=metadata)
 
     return classifier

@@ -53,3 +53,29 @@ def roc_plot(curves: dict[int, tuple[np.ndarray, np.ndarray]], aucs: dict[int, f
     axis.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
     axis.legend(loc="lower right", fontsize=7)
     return _png(figure)
+
+
+def histogram_plot(real: np.ndarray, synthetic: np.ndarray, title: str) -> bytes:
+    """Real against synthetic colour histograms ``(3, bins)``: one panel per channel."""
+    figure, axes = plt.subplots(1, 3, figsize=(9, 2.4), sharey=True)
+    bins = np.arange(real.shape[1])
+    for channel, (axis, name) in enumerate(zip(axes, ("red", "green", "blue"))):
+        axis.plot(bins, real[channel], color=name, linewidth=1.2, label="real")
+        axis.plot(bins, synthetic[channel], color="black", linewidth=0.9, linestyle="--", label="synthetic")
+        axis.set(xlabel=f"{name} value", title=name)
+    axes[0].set_ylabel("share of pixels")
+    axes[0].legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    return _png(figure)
+
+
+def accuracy_interval_plot(rows: list[tuple[str, float, float, float]], title: str) -> bytes:
+    """Horizontal bars of accuracy with [low, high] whiskers, one per (name, value, low, high)."""
+    figure, axis = plt.subplots(figsize=(6, 0.5 + 0.45 * len(rows)))
+    names = [r[0] for r in rows]
+    values = np.array([r[1] for r in rows])
+    errors = np.array([[r[1] - r[2] for r in rows], [r[3] - r[1] for r in rows]])
+    axis.barh(names, values, xerr=errors, color="#4c72b0", capsize=4)
+    axis.set(xlim=(0, 1.02), xlabel="test accuracy", title=title)
+    axis.invert_yaxis()
+    return _png(figure)
