@@ -23,7 +23,6 @@ from bio_assets.core.gan.baselines import GAN_BASELINES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import load_definitions
 from bio_assets.partitions import class_partitions_name
-from jobs.pipelines import pipeline_job_name
 from jobs.presets import run_config
 from resources.image_dataset import ImageDatasetResource
 
@@ -73,6 +72,53 @@ def step_failures(result: dg.ExecuteInProcessResult, where: str) -> list[str]:
     return messages or [f"run for {where} failed"]
 
 
+# Assets whose blocking checks are quality gates: a failed gate is reported and read by the
+# assets downstream (extended_classifier leaves that class out) instead of stopping the graph.
+GATED_ASSETS = ("synthetic_dataset",)
+
+
+def batch_kind(graph, key: dg.AssetKey, class_partitions: str) -> tuple:
+    """How a key runs: ``("class",)`` one run per class, ``("all",)`` unpartitioned, or
+    ``("static", keys)`` one run per key of its static partitions."""
+    partitions_def = graph.get(key).partitions_def
+    if partitions_def is None:
+        return ("all",)
+    if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partitions_def.name == class_partitions:
+        return ("class",)
+    return ("static", tuple(partitions_def.get_partition_keys()))
+
+
+def plan_batches(graph, keys: list[dg.AssetKey], class_partitions: str) -> list[tuple[tuple, list[dg.AssetKey]]]:
+    """Batches of keys in dependency order: each batch holds keys of one kind whose selected
+    parents ran in earlier batches or sit in the same batch (one Dagster run orders those)."""
+    selected, done, batches = set(keys), set(), []
+    kinds = sorted({batch_kind(graph, k, class_partitions) for k in keys}, key=lambda kind: ({"class": 0, "all": 1}.get(kind[0], 2), kind))
+    remaining = list(keys)
+    while remaining:
+        for kind in kinds:
+            batch: list[dg.AssetKey] = []
+            grew = True
+            while grew:
+                grew = False
+                for key in remaining:
+                    parents = set(graph.get(key).parent_keys) & selected
+                    if key not in batch and batch_kind(graph, key, class_partitions) == kind and parents <= done | set(batch):
+                        batch.append(key)
+                        grew = True
+            if batch:
+                batches.append((kind, batch))
+                done |= set(batch)
+                remaining = [k for k in remaining if k not in done]
+                break
+        else:
+            raise ValueError(f"cannot order {[k.to_user_string() for k in remaining]}: their parents are never materialized")
+    return batches
+
+
+def materialized_in(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
+    return {event.asset_key for event in result.all_events if event.is_step_materialization}
+
+
 def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry: Path) -> list[str]:
     """Materialize ``select`` (restricted to ``entry``'s assets); returns failure messages."""
     started = time.perf_counter()
@@ -90,47 +136,37 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
         if not keys:
             raise ValueError(f"selection {select!r} matches no asset of dataset {entry.name!r}")
         class_partitions = class_partitions_name(entry.name)
-        per_class = [k for k in keys if isinstance(graph.get(k).partitions_def, dg.DynamicPartitionsDefinition) and graph.get(k).partitions_def.name == class_partitions]
-        downstream = [k for k in keys if graph.get(k).partitions_def is None]
-        # Other partitioned assets (baselines per model, optimizers): one run per key, after the rest.
-        static_groups: dict[tuple[str, ...], list[dg.AssetKey]] = {}
-        for k in keys:
-            if k not in per_class and k not in downstream:
-                static_groups.setdefault(tuple(graph.get(k).partitions_def.get_partition_keys()), []).append(k)
-
         classes = sorted(ImageDatasetResource().layout(entry.name).class_folders())
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
         sync_class_partitions(instance, entry.name, classes)
-        job = defs.resolve_job_def(pipeline_job_name(entry.name, profile))
-        config = {**run_config(entry.name, profile, [k.path[-1] for k in per_class]), **LOG_CONFIG}
-        for class_name in classes if per_class else []:
-            print(f"== {entry.name}: class {class_name} ({', '.join(k.path[-1] for k in per_class)})", flush=True)
-            result = job.execute_in_process(
-                instance=instance, partition_key=class_name, asset_selection=per_class, run_config=config, raise_on_error=False, tags={"bio_assets/profile": profile}
-            )
-            for key in per_class:
-                outcomes[(key.to_user_string(), class_name)] = "ok" if result.success else "failed"
-            if not result.success:
-                failures += step_failures(result, f"{entry.name} class {class_name}")
-        later = [(None, downstream)] if downstream else []
-        later += [(partition, group) for partitions, group in static_groups.items() for partition in partitions]
-        for partition, group in later:
-            names = [k.path[-1] for k in group]
-            where = f"{entry.name}" + (f" {partition}" if partition else "")
-            if failures and per_class:
-                # Later assets read every class: running them on the classes that worked would be wrong.
-                for key in group:
-                    outcomes[(key.to_user_string(), partition)] = "skipped"
-                failures.append(f"{', '.join(names)} [{where}]: skipped because class runs failed")
+        broken: set[dg.AssetKey] = set()  # keys that failed (in any partition) or were skipped
+        for kind, batch in plan_batches(graph, keys, class_partitions):
+            names = sorted(k.path[-1] for k in batch)
+            partitions = classes if kind[0] == "class" else kind[1] if kind[0] == "static" else [None]
+            upstream_broken = sorted({p.to_user_string() for k in batch for p in graph.get(k).parent_keys if p in broken})
+            if upstream_broken:
+                # These assets read every partition of their parents: running them on what worked would be wrong.
+                broken |= set(batch)
+                outcomes.update({(k.to_user_string(), p): "skipped" for k in batch for p in partitions})
+                failures.append(f"{', '.join(names)} [{entry.name}]: skipped because upstream {', '.join(upstream_broken)} failed or was skipped")
                 continue
-            print(f"== {where}: {', '.join(names)}", flush=True)
-            result = defs.resolve_implicit_job_def_def_for_assets(group).execute_in_process(
-                instance=instance, asset_selection=group, partition_key=partition, run_config={**run_config(entry.name, profile, names), **LOG_CONFIG}, raise_on_error=False
-            )
-            for key in group:
-                outcomes[(key.to_user_string(), partition)] = "ok" if result.success else "failed"
-            if not result.success:
-                failures += step_failures(result, where)
+            config = {**run_config(entry.name, profile, names), **LOG_CONFIG}
+            job = defs.resolve_implicit_job_def_def_for_assets(batch)
+            for partition in partitions:
+                where = entry.name + (f" {'class ' if kind[0] == 'class' else ''}{partition}" if partition else "")
+                print(f"== {where}: {', '.join(names)}", flush=True)
+                result = job.execute_in_process(
+                    instance=instance, asset_selection=batch, partition_key=partition, run_config=config, raise_on_error=False, tags={"bio_assets/profile": profile}
+                )
+                made = materialized_in(result)
+                for key in batch:
+                    outcomes[(key.to_user_string(), partition)] = "ok" if key in made else "failed"
+                gates_only = made >= set(batch) and all(k.path[-1] in GATED_ASSETS for k in batch)
+                if not result.success and gates_only:
+                    print(f"   quality gates failed for {where}; downstream assets leave this partition out (see the check results)", flush=True)
+                elif not result.success:
+                    failures += step_failures(result, where)
+                    broken |= set(batch) - made or set(batch)
         print_summary(instance, graph, entry.name, outcomes)
     print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}")
     print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")

@@ -51,8 +51,8 @@ def test_failed_class_exits_non_zero_naming_asset_and_partition(home, tiny_datas
     assert main(["materialize", "--dataset", str(tiny_dataset), "--name", "tiny", "--select", 'key:"tiny/augmented_dataset"+ or group:data']) == 1
     error = capsys.readouterr().err
     assert "tiny__raw_images [tiny class Koilocytotic]" in error and "has no valid image" in error
-    assert "classifier, discriminator, feature_extractors, generator, macro_architecture, searched_cell, trained_gan [tiny]: skipped because class runs failed" in error
-    assert "gan_baselines [tiny wgan_gp]: skipped because class runs failed" in error
+    assert "classifier, discriminator, feature_extractors, generator, macro_architecture, searched_cell, trained_gan [tiny]: skipped because upstream tiny/augmented_dataset" in error
+    assert "gan_baselines [tiny]: skipped because upstream" in error and "metric_reports [tiny]: skipped" in error
     assert materialized("tiny")["augmented_dataset"] == {"Dyskeratotic", "Metaplastic"}
 
 
