@@ -1,4 +1,5 @@
-"""The ``bio-assets`` console script: materialize a dataset's graph, manage the registry."""
+"""The ``bio-assets`` console script: materialize a dataset's graph, manage the registry, and
+generate images, classify a folder or export the synthetic dataset from what was materialized."""
 
 from __future__ import annotations
 
@@ -46,6 +47,22 @@ def _parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser("summary", help="print what is materialized for a dataset")
     summary.add_argument("--name", default="demo")
+
+    generate = commands.add_parser("generate", help="synthetic images from a trained generator, as PNG + MD5 files in one folder per class")
+    generate.add_argument("--count", type=int, required=True, help="images per class")
+    generate.add_argument("--class", dest="class_name", help="only this class (default: every class)")
+    generate.add_argument("--model", help="the dataset whose trained_gan to use (default: the newest trained generator)")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", required=True, type=Path, help="output folder; <out>/<class>/ must be new or empty")
+
+    predict = commands.add_parser("predict", help="classify every image file in a folder into a CSV")
+    predict.add_argument("folder", type=Path)
+    predict.add_argument("--out", required=True, type=Path, help="CSV of file_name, predicted_class, probability")
+    predict.add_argument("--model", help="the dataset whose classifier to use (default: the newest extended_classifier, else classifier)")
+
+    export = commands.add_parser("export", help="the synthetic dataset as a package: class folders, MD5 files, catalog.sql and catalog.csv")
+    export.add_argument("folder", type=Path, help="new or empty folder")
+    export.add_argument("--dataset", help="dataset name (default: the only one with synthetic images)")
     return parser
 
 
@@ -121,6 +138,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "datasets":
             return _datasets_command(args, registry)
+        if args.command in ("generate", "predict", "export"):
+            from bio_assets import user_commands
+
+            if args.command == "generate":
+                return user_commands.generate(args.count, args.class_name, args.model, args.out, args.seed)
+            if args.command == "predict":
+                return user_commands.predict(args.folder, args.out, args.model)
+            return user_commands.export(args.folder, args.dataset)
         from bio_assets.driver import materialize_dataset, summarize
 
         if args.command == "summary":

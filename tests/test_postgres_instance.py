@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import dagster as dg
 import pytest
 
@@ -13,37 +10,13 @@ from bio_assets.definitions import build_definitions
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
 
-psycopg2 = pytest.importorskip("psycopg2")
-SERVER = os.environ.get("BIO_ASSETS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
-
-@pytest.fixture
-def database():
-    """A fresh database for this test, dropped afterwards."""
-    try:
-        admin = psycopg2.connect(f"{SERVER}/postgres", connect_timeout=5)
-    except psycopg2.OperationalError as err:
-        if os.environ.get("CI"):
-            raise  # CI starts PostgreSQL (.ci/run); not reaching it there is a failure
-        pytest.skip(f"PostgreSQL not reachable at {SERVER}: {err}")
-    admin.autocommit = True
-    name = f"bio_assets_test_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{SERVER}/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-def test_materialization_is_stored_in_postgres(database, tmp_path, tiny_dataset):
+def test_materialization_is_stored_in_postgres(postgres_database, tmp_path, tiny_dataset):
     entries = [DatasetEntry("tiny", str(tiny_dataset))]
     save_registry(tmp_path / "r.yaml", entries)
     resources = {"image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml")), "io_manager": AssetFileIOManager(root=str(tmp_path / "storage"))}
     defs = build_definitions(entries, resources)
-    overrides = {"storage": {"postgres": {"postgres_url": database}}}
+    overrides = {"storage": {"postgres": {"postgres_url": postgres_database}}}
     key = dg.AssetKey(["tiny", "raw_images"])
     with dg.instance_for_test(overrides=overrides) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -58,6 +31,8 @@ def test_materialization_is_stored_in_postgres(database, tmp_path, tiny_dataset)
         assert set(instance.get_dynamic_partitions("tiny__classes")) == {"Parabasal", "Dyskeratotic"}
         record = instance.fetch_materializations(key, limit=1).records[0]
         assert record.asset_materialization.metadata["num_images"].value == 8
-    with psycopg2.connect(database) as connection, connection.cursor() as cursor:
+    import psycopg2
+
+    with psycopg2.connect(postgres_database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s AND dagster_event_type = 'ASSET_MATERIALIZATION'", (run_id,))
         assert cursor.fetchone()[0] == 1

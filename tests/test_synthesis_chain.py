@@ -36,12 +36,23 @@ def materialize_synthetic(defs, assets, instance, class_name: str, config: dict 
     )
 
 
+def materialize_synthesis(defs, assets, instance) -> dict[str, dg.ExecuteInProcessResult]:
+    """Everything synthetic_dataset needs, then each class's synthetic images with their gates."""
+    assert dg.materialize(assets, instance=instance, resources=defs.resources, selection=UPSTREAM_KEYS, run_config={"ops": UPSTREAM}).success
+    return {name: materialize_synthetic(defs, assets, instance, name) for name in CLASSES}
+
+
+def materialize_extended(defs, assets, instance, seeds: int = 1) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "extended_classifier"])],
+        run_config={"ops": {"tiny__extended_classifier": {"config": {"epochs": 1, "seeds": seeds, "channels": 8, "bootstrap_samples": 200}}}},
+    )
+
+
 @pytest.fixture
 def synthesized(tiny_instance):
     defs, assets, instance = tiny_instance
-    assert dg.materialize(assets, instance=instance, resources=defs.resources, selection=UPSTREAM_KEYS, run_config={"ops": UPSTREAM}).success
-    results = {name: materialize_synthetic(defs, assets, instance, name) for name in CLASSES}
-    return defs, assets, instance, results
+    return defs, assets, instance, materialize_synthesis(defs, assets, instance)
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
@@ -61,10 +72,7 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
         assert meta["output_folder"].value == str(folder)
         assert len(list(folder.glob("*.png"))) == 8 and len(list(folder.glob("*.png.md5"))) == 8
 
-    extended = dg.materialize(
-        assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "extended_classifier"])],
-        run_config={"ops": {"tiny__extended_classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 8, "bootstrap_samples": 200}}}},
-    )
+    extended = materialize_extended(defs, assets, instance, seeds=2)
     (meta,) = [e.materialization.metadata for e in extended.get_asset_materialization_events()]
     real_only_accuracy = meta["real_only_accuracy"].value
     assert meta["classes_with_synthetic"].value == CLASSES and meta["num_synthetic_images"].value == 24
@@ -88,3 +96,76 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
         assert np.isfinite(meta[f"fid_{extractor}"].value) and np.isfinite(meta[f"kid_{extractor}"].value) and meta[f"is_{extractor}"].value >= 1.0
     assert meta["real_only_accuracy"].value == pytest.approx(real_only_accuracy, abs=1e-9)  # the same stored model on the same test images
     assert "lenet5" in text and "dcgan" in text and "Inception-v3: skipped" in text
+
+
+def run_gates(defs, assets, instance, class_name: str) -> dict[str, bool]:
+    """The gates alone, on the class's current publication."""
+    key = dg.AssetKey(["tiny", "synthetic_dataset"])
+    synthetic = next(a for a in assets if key in a.keys)
+    checks = [c for c in defs.asset_checks if all(k.asset_key == key for k in c.check_keys)]
+    inputs = {*synthetic.dependency_keys, dg.AssetKey(["tiny", "image_splits"]), dg.AssetKey(["tiny", "feature_extractors"])}
+    upstream = [source for a in assets if a.keys & inputs for source in a.to_source_assets()]
+    # A checks-only selection has no asset to take the partitions from, so the partition goes in as the run's tag.
+    result = dg.materialize(
+        [synthetic, *checks, *upstream], instance=instance, tags={"dagster/partition": class_name}, resources=defs.resources,
+        selection=dg.AssetSelection.checks_for_assets(key), raise_on_error=False,
+    )
+    return {name: evaluation.passed for name, evaluation in check_results(result).items()}
+
+
+def plant(store, class_name: str, image: np.ndarray, md5_in_catalog: bool = True) -> None:
+    """Overwrite the class's first published image with ``image`` (64x64), its .md5 file and, optionally, its catalog MD5."""
+    import sqlalchemy as sa
+
+    from bio_assets.core.synthesis.catalog import images as image_rows
+    from bio_assets.core.synthesis.files import encode_png, md5_hex
+
+    folder = store.class_folder("tiny", class_name)
+    name = sorted(store.expected_md5("tiny", class_name))[0]
+    data = encode_png(image)
+    (folder / name).write_bytes(data)
+    (folder / f"{name}.md5").write_text(f"{md5_hex(data)}  {name}\n")
+    if md5_in_catalog:
+        with store.engine.begin() as connection:
+            connection.execute(sa.update(image_rows).where(image_rows.c.file_path == f"{class_name}/{name}").values(md5=md5_hex(data)))
+
+
+def test_each_gate_fails_on_its_planted_defect_and_the_extended_classifier_leaves_the_class_out(tmp_path, synthesized):
+    import torch
+
+    from bio_assets.core.gan.scoring import resize_uint8
+    from resources.catalog import CatalogResource
+
+    defs, assets, instance, _ = synthesized
+    store = CatalogResource().store()
+    name = CLASSES[0]
+    splits = defs.resources["io_manager"].load_stored(dg.AssetKey(["tiny", "image_splits"]), name)
+    at_64 = lambda images: resize_uint8(torch.from_numpy(images), 64).numpy()  # noqa: E731
+    all_gates = {"synthetic_class_fid": True, "synthetic_not_memorized": True, "synthetic_files_intact": True, "synthetic_not_in_held_out": True}
+    assert run_gates(defs, assets, instance, name) == all_gates
+
+    plant(store, name, at_64(splits.train.images)[0])  # a copied training image, with consistent MD5s
+    assert run_gates(defs, assets, instance, name) == {**all_gates, "synthetic_not_memorized": False}
+
+    assert materialize_synthetic(defs, assets, instance, name).success
+    other = defs.resources["io_manager"].load_stored(dg.AssetKey(["tiny", "image_splits"]), CLASSES[2])
+    plant(store, name, at_64(other.test.images)[0])  # another class's test image
+    gates = run_gates(defs, assets, instance, name)
+    assert gates["synthetic_not_in_held_out"] is False and gates["synthetic_files_intact"] is True
+
+    assert materialize_synthetic(defs, assets, instance, name).success
+    first = sorted(store.class_folder("tiny", name).glob("*.png"))[0]
+    first.unlink()  # a missing file
+    assert run_gates(defs, assets, instance, name)["synthetic_files_intact"] is False
+
+    assert materialize_synthetic(defs, assets, instance, name).success
+    plant(store, name, np.zeros((64, 64, 3), np.uint8), md5_in_catalog=False)  # bytes changed behind the catalog's MD5
+    assert run_gates(defs, assets, instance, name)["synthetic_files_intact"] is False
+
+    # A gate that fails in the materializing run: the class's synthetic images are left out, with the reason.
+    failed = materialize_synthetic(defs, assets, instance, name, {"max_class_fid": 0.0})
+    assert not failed.success and check_results(failed)["synthetic_class_fid"].passed is False
+    extended = materialize_extended(defs, assets, instance)
+    (meta,) = [e.materialization.metadata for e in extended.get_asset_materialization_events()]
+    assert meta["classes_with_synthetic"].value == CLASSES[1:] and meta["num_synthetic_images"].value == 16
+    assert f"| {name} | synthetic_class_fid failed (class_fid=" in meta["excluded_classes"].value and "threshold=0.0" in meta["excluded_classes"].value

@@ -87,7 +87,7 @@ def build_classifier_asset(dataset: str) -> dg.AssetsDefinition:
             spec, data, params, values["seeds"], compute.torch_device(), compute.precision(),
             on_seed=lambda r: context.log.info(f"seed {r.seed}: test accuracy {r.test_accuracy:.4f}, macro F1 {r.test_macro_f1:.4f} ({r.train_seconds:.0f} s)"),
         )
-        spec_with_classes = {**spec, "class_names": list(data.class_names)}
+        spec_with_classes = {**spec, "class_names": list(data.class_names), "input_size": int(data.train.images.shape[1])}
         metadata = {**classifier_metadata(runs, data, spec, started, compute), "epochs": values["epochs"]}
         return dg.MaterializeResult(value=ModelWeights(runs.first_state_dict, spec_with_classes), metadata=metadata)
 

@@ -96,7 +96,7 @@ def build_extended_classifier_asset(dataset: str) -> dg.AssetsDefinition:
             "excluded_classes": dg.MetadataValue.md("\n".join(["| class | why |", "|---|---|", *[f"| {e['class']} | {e['reasons']} |" for e in excluded]]) if excluded else "none"),
             "wall_seconds": round(time.perf_counter() - started, 1),
         })
-        value = ModelWeights(runs.first_state_dict, {**spec, "class_names": list(data.class_names)})
+        value = ModelWeights(runs.first_state_dict, {**spec, "class_names": list(data.class_names), "input_size": int(data.train.images.shape[1])})
         return dg.MaterializeResult(value=value, metadata=metadata)
 
     return extended_classifier

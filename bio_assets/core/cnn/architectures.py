@@ -57,6 +57,6 @@ def load_classifier(state_dict: dict, spec: dict) -> tuple[nn.Module, tuple[str,
     """A trained classifier stored as ``state_dict`` + spec (with ``class_names``), in eval mode."""
     if "class_names" not in spec:
         raise ValueError(f"classifier spec has no class_names: {sorted(spec)}")
-    model = build_architecture({k: v for k, v in spec.items() if k != "class_names"})
+    model = build_architecture({k: v for k, v in spec.items() if k not in ("class_names", "input_size")})
     model.load_state_dict(state_dict)
     return model.eval(), tuple(spec["class_names"])

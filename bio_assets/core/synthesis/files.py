@@ -83,6 +83,14 @@ def write_staging(root: Path, class_name: str, publication: str, images: np.ndar
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    files = write_images(folder, class_name, images, first_index)
+    # The manifest goes last: a staging folder without one is incomplete and never promoted.
+    _write(folder / MANIFEST, json.dumps({"publication": publication, "class_name": class_name, "num_images": len(files)}).encode())
+    return files
+
+
+def write_images(folder: Path, class_name: str, images: np.ndarray, first_index: int = 0) -> list[SyntheticFile]:
+    """``<class>_<index>.png`` and its ``.md5`` for each uint8 ``(S, S, 3)`` image, fsynced."""
     files = []
     for offset, image in enumerate(images):
         name = image_file_name(class_name, first_index + offset)
@@ -91,8 +99,6 @@ def write_staging(root: Path, class_name: str, publication: str, images: np.ndar
         _write(folder / name, data)
         _write(folder / f"{name}.md5", f"{digest}  {name}\n".encode())
         files.append(SyntheticFile(name, digest, hashlib.sha256(data).hexdigest(), first_index + offset))
-    # The manifest goes last: a staging folder without one is incomplete and never promoted.
-    _write(folder / MANIFEST, json.dumps({"publication": publication, "class_name": class_name, "num_images": len(files)}).encode())
     return files
 
 

@@ -1,0 +1,120 @@
+"""Known answers of the synthetic-image metrics: IS, KID, histogram KL, pixel metrics, intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import entropy
+
+from bio_assets.core.cnn.extension import paired_bootstrap
+from bio_assets.core.metrics.pixels import color_histogram, histogram_kl, kl_divergence, nearest_neighbour_scores, sample_for_kl
+from bio_assets.core.metrics.quality import inception_score, kernel_inception_distance, kid_subset_size
+from bio_assets.core.reporting.quality import wilson_interval
+
+
+def test_inception_score_of_uniform_predictions_is_one():
+    mean, std = inception_score(np.full((50, 7), 1 / 7))
+    assert mean == pytest.approx(1.0, abs=1e-12) and std == 0.0
+
+
+@pytest.mark.parametrize("k", [2, 4, 10])
+def test_inception_score_of_k_equally_likely_certain_classes_is_k(k):
+    probabilities = np.eye(k)[np.arange(10 * k) % k]
+    assert inception_score(probabilities)[0] == pytest.approx(k, rel=1e-12)
+
+
+def test_inception_score_matches_torchmetrics_formula_on_random_predictions():
+    from torchmetrics.image.inception import InceptionScore
+
+    logits = torch.randn(64, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    metric = InceptionScore(feature=torch.nn.Identity(), splits=1, normalize=False)
+    metric.inception = torch.nn.Identity()  # the "features" are the logits themselves
+    metric.features.append(logits)
+    expected = float(metric.compute()[0])
+    assert inception_score(torch.softmax(logits, dim=1).numpy())[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_inception_score_rejects_rows_that_are_not_probabilities():
+    with pytest.raises(ValueError, match="summing to 1"):
+        inception_score(np.array([[0.5, 0.6]]))
+
+
+def test_kid_of_identical_sets_is_near_zero_and_of_shifted_sets_is_not():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(300, 16))
+    same, _, _ = kernel_inception_distance(features, features.copy(), np.random.default_rng(1), subsets=50, subset_size=100)
+    shifted, _, _ = kernel_inception_distance(features, features + 1.0, np.random.default_rng(1), subsets=50, subset_size=100)
+    assert abs(same) < 0.02 * shifted and shifted > 1.0
+
+
+def test_kid_unbiased_estimate_matches_a_direct_computation():
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)) + 0.5
+    kernel = lambda a, b: (a @ b.T / 4 + 1) ** 3  # noqa: E731
+    m = 6
+    k_rr, k_ff, k_rf = kernel(real, real), kernel(fake, fake), kernel(real, fake)
+    expected = (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1)) + (k_ff.sum() - np.trace(k_ff)) / (m * (m - 1)) - 2 * k_rf.mean()
+    value, std, size = kernel_inception_distance(real, fake, np.random.default_rng(0), subsets=3, subset_size=6)
+    assert size == 6 and value == pytest.approx(expected, rel=1e-9) and std == pytest.approx(0.0, abs=1e-9)
+
+
+def test_kid_subset_size_adapts_to_small_classes():
+    assert kid_subset_size(40, 25, 1000) == 25
+    with pytest.raises(ValueError, match="at least 2"):
+        kid_subset_size(1, 50, 1000)
+
+
+def test_kl_known_answer_and_zero_for_identical_histograms():
+    p, q = np.array([0.5, 0.5]), np.array([0.25, 0.75])
+    assert kl_divergence(p, q, epsilon=0.0) == pytest.approx(0.5 * math.log(2) + 0.5 * math.log(2 / 3), rel=1e-12)
+    assert kl_divergence(p, q) == pytest.approx(entropy(p, q), rel=1e-6)
+    assert kl_divergence(p, p) == pytest.approx(0.0, abs=1e-15)
+
+
+def test_histogram_kl_of_images_with_known_pixel_shares():
+    dark = np.zeros((1, 2, 2, 3), np.uint8)
+    half = dark.copy()
+    half[0, 0, :, :] = 200  # half the pixels bright in every channel
+    assert color_histogram(half, bins=2)[0].tolist() == [0.5, 0.5]
+    assert histogram_kl(half, half, bins=2) == pytest.approx(0.0, abs=1e-12)
+    # KL([.5,.5] || [1,0]) with epsilon smoothing: large but finite.
+    assert 10 < histogram_kl(half, dark, bins=2) < 30
+
+
+def test_kl_protocol_draws_150_or_all():
+    images = np.zeros((200, 4, 4, 3), np.uint8)
+    assert len(sample_for_kl(images, 150, np.random.default_rng(0))) == 150
+    assert len(sample_for_kl(images[:40], 150, np.random.default_rng(0))) == 40
+
+
+def test_nearest_neighbour_pixel_metrics_known_answers():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, size=(4, 16, 16, 3), dtype=np.uint8)
+    offset = real[2].astype(np.int16) + 10
+    synthetic = np.stack([real[1], np.clip(offset, 0, 255).astype(np.uint8)])
+    scores = nearest_neighbour_scores(synthetic, real)
+    assert scores.nearest.tolist() == [1, 2]
+    assert scores.mse[0] == 0.0 and math.isinf(scores.psnr[0]) and scores.ssim[0] == pytest.approx(1.0)
+    mse = float((((synthetic[1].astype(float) - real[2]) / 255) ** 2).mean())
+    assert scores.mse[1] == pytest.approx(mse, rel=1e-9) and scores.rmse[1] == pytest.approx(math.sqrt(mse))
+    assert scores.psnr[1] == pytest.approx(10 * math.log10(1 / mse), rel=1e-6)
+
+
+def test_paired_bootstrap_interval_contains_the_difference_and_is_zero_for_equal_models():
+    rng = np.random.default_rng(0)
+    a = (rng.random(200) < 0.8).astype(float)
+    b = (rng.random(200) < 0.6).astype(float)
+    result = paired_bootstrap(a, b, 1000, np.random.default_rng(1))
+    assert result["low"] < result["difference"] < result["high"] and result["low"] > 0
+    same = paired_bootstrap(a, a, 200, np.random.default_rng(1))
+    assert same["low"] == same["high"] == same["difference"] == 0.0
+
+
+def test_wilson_interval_known_answer():
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 0)
