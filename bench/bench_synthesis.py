@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,7 @@ def bench_publication() -> None:
 def bench_kid() -> None:
     from torchmetrics.image.kid import KernelInceptionDistance
 
+    warnings.filterwarnings("ignore", category=UserWarning, module="torchmetrics")
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(1000, 256)), rng.normal(size=(1000, 256)) + 0.1
     started = time.perf_counter()

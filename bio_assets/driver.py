@@ -23,6 +23,7 @@ from bio_assets.core.gan.baselines import GAN_BASELINES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import load_definitions
 from bio_assets.partitions import class_partitions_name
+from bio_assets.synthetic_checks import CHECK_DONE
 from jobs.presets import run_config
 from resources.image_dataset import ImageDatasetResource
 
@@ -30,9 +31,9 @@ GPU_POOL = "gpu"
 SUMMARY_NUMBERS = (
     "num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented",
     "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "source_accuracy",
-    "val_accuracy_biocnn1", "val_accuracy_biocnn2", "fid", "fid_extractor", "iterations", "wall_seconds",
+    "val_accuracy_biocnn1", "val_accuracy_biocnn2", "fid", "fid_extractor", "iterations", "tstr_accuracy", "accuracy_gain", "num_synthetic_images",
+    "num_shortfalls", "wall_seconds",
 )
-CHECK_DONE = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
@@ -222,6 +223,9 @@ def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: d
     for row in rows:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
     print_gan_comparison(instance, dataset)
+    report = latest_metadata(instance, dg.AssetKey([dataset, "metric_reports"]), None).get("report_path")
+    if report:
+        print(f"\nReport: {report} (and in the UI: {dataset}/metric_reports, metadata 'report')")
 
 
 def gan_comparison_lines(searched: dict, baselines: dict[str, dict]) -> list[str]:

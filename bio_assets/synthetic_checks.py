@@ -57,19 +57,21 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     class_splits_in = {"image_splits": dg.AssetIn(key=splits_key)}
     common = dict(asset=key, partitions_def=partitions, blocking=True)
 
+    def _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors):
+        """(recorded settings, the class's published images, images -> gate-extractor features)."""
+        settings = _settings(context, key)
+        fake = _published(catalog, dataset, context.op_execution_context.partition_key)
+        return settings, fake, lambda images: _features(feature_extractor, compute, feature_extractors, settings["gate_extractor"], images)
+
     @dg.asset_check(**common, additional_ins={**extractors_in, **class_splits_in}, description="The class's FID against its real train images is below max_class_fid.")
     def synthetic_class_fid(
         context: dg.AssetCheckExecutionContext, compute: ComputeResource, feature_extractor: FeatureExtractorResource, catalog: CatalogResource,
         feature_extractors: ModelWeights, image_splits: ImageSplits,
     ) -> dg.AssetCheckResult:
-        settings = _settings(context, key)
-        fake = _published(catalog, dataset, context.op_execution_context.partition_key)
+        settings, fake, features = _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors)
         real = image_splits.train.images
         name = settings["gate_extractor"]
-        fid = fid_from_statistics(
-            FeatureStatistics.of(_features(feature_extractor, compute, feature_extractors, name, real)),
-            FeatureStatistics.of(_features(feature_extractor, compute, feature_extractors, name, fake)), name, f"real {real.shape[1]} px, synthetic {fake.shape[1]} px",
-        )
+        fid = fid_from_statistics(FeatureStatistics.of(features(real)), FeatureStatistics.of(features(fake)), name, f"real {real.shape[1]} px, synthetic {fake.shape[1]} px")
         return dg.AssetCheckResult(
             passed=fid.value < settings["max_class_fid"], metadata={"class_fid": round(fid.value, 4), "threshold": settings["max_class_fid"], "fid_provenance": dg.MetadataValue.json(fid.to_json())}
         )
@@ -79,11 +81,9 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         context: dg.AssetCheckExecutionContext, compute: ComputeResource, feature_extractor: FeatureExtractorResource, catalog: CatalogResource,
         feature_extractors: ModelWeights, image_splits: ImageSplits,
     ) -> dg.AssetCheckResult:
-        settings = _settings(context, key)
-        fake = _published(catalog, dataset, context.op_execution_context.partition_key)
+        settings, fake, features = _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors)
         train = resize_uint8(torch.from_numpy(image_splits.train.images), fake.shape[1]).numpy()
-        name = settings["gate_extractor"]
-        outcome = memorization(_features(feature_extractor, compute, feature_extractors, name, fake), _features(feature_extractor, compute, feature_extractors, name, train), settings["min_distance_ratio"])
+        outcome = memorization(features(fake), features(train), settings["min_distance_ratio"])
         return dg.AssetCheckResult(passed=outcome.pop("passed"), metadata={**{k: v for k, v in outcome.items() if not isinstance(v, list)}, "too_close": dg.MetadataValue.json(outcome["too_close"])})
 
     @dg.asset_check(**common, description="The requested number of images is catalogued, and every file exists, decodes to 64x64 RGB and matches its MD5.")
@@ -103,18 +103,15 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         context: dg.AssetCheckExecutionContext, compute: ComputeResource, feature_extractor: FeatureExtractorResource, catalog: CatalogResource,
         io_manager: dg.ResourceParam[AssetFileIOManager], feature_extractors: ModelWeights,
     ) -> dg.AssetCheckResult:
-        settings = _settings(context, key)
+        settings, fake, features = _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors)
         class_name = context.op_execution_context.partition_key
         # Every class's splits: Dagster 1.13 gives a partitioned check's inputs the check's own
         # partition whatever the partition mapping, so they are read from storage here.
         classes = context.instance.get_dynamic_partitions(partitions.name)
         all_splits = {name: io_manager.load_stored(splits_key, name) for name in classes}
-        fake = _published(catalog, dataset, class_name)
         size = fake.shape[1]
         held = np.concatenate([resize_uint8(torch.from_numpy(getattr(s, split).images), size).numpy() for s in all_splits.values() for split in ("val", "test") if len(getattr(s, split))])
         train = resize_uint8(torch.from_numpy(all_splits[class_name].train.images), size).numpy()
-        name = settings["gate_extractor"]
-        features = lambda images: _features(feature_extractor, compute, feature_extractors, name, images)  # noqa: E731
         outcome = held_out_leaks(fake, features(fake), held, features(held), typical_spacing(features(train)), settings["min_distance_ratio"])
         return dg.AssetCheckResult(passed=outcome.pop("passed"), metadata={**{k: v for k, v in outcome.items() if not isinstance(v, list)}, "exact": dg.MetadataValue.json(outcome["exact"])})
 

@@ -50,6 +50,16 @@ def isolated_defs_state_storage(request):
         yield
 
 
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A persistent Dagster instance folder as ``$DAGSTER_HOME`` (what the CLI opens)."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    return dagster_home
+
+
 def write_class_images(folder: Path, class_name: str, count: int, seed: int = 0, size: int = 64) -> list[Path]:
     """``count`` demo-style cell images of ``class_name`` as PNG files in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)

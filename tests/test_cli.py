@@ -12,15 +12,6 @@ from bio_assets.core.registry import load_registry
 from resources.paths import registry_path
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    return dagster_home
-
-
 def materialized(dataset: str) -> dict[str, set[str]]:
     with dg.DagsterInstance.get() as instance:
         out = {}

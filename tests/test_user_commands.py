@@ -16,15 +16,6 @@ from tests.conftest import materialize_tiny_data, tiny_definitions
 from tests.test_synthesis_chain import materialize_extended, materialize_synthesis
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    return dagster_home
-
-
 def test_commands_before_anything_is_materialized_fail_clearly(home, tmp_path, capsys):
     assert main(["generate", "--count", "2", "--out", str(tmp_path / "out")]) == 2
     assert "no trained generator has been materialized yet" in capsys.readouterr().err

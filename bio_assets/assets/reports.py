@@ -24,7 +24,6 @@ from bio_assets.core.seeding import derive_seed
 from bio_assets.core.storage import ModelWeights
 from bio_assets.partitions import asset_key
 from bio_assets.synthetic_checks import gate_status
-from jobs.presets import op_name
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.paths import data_home
@@ -49,7 +48,7 @@ def settings_of(instance: dg.DagsterInstance, dataset: str, name: str, partition
     if not records:
         return {"status": "not materialized"}
     run = instance.get_run_by_id(records[0].run_id)
-    config = ((run.run_config or {}).get("ops", {}).get(op_name(dataset, name), {}) or {}).get("config", {}) if run else {}
+    config = ((run.run_config or {}).get("ops", {}).get(key.to_python_identifier(), {}) or {}).get("config", {}) if run else {}
     metadata = latest_metadata(instance, key, partition)
     recorded = {k: metadata[k] for k in SETTING_NAMES if k in metadata}
     return {**config, **recorded, "run": records[0].run_id[:8], "profile": (run.tags or {}).get("bio_assets/profile", "-") if run else "-"}
