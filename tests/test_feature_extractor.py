@@ -6,6 +6,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+import numpy as np
 import torch
 
 from bio_assets.core.cnn.training import LabelledImages, TrainParams
@@ -59,6 +60,8 @@ def test_inception_loads_a_local_state_dict_and_gives_pool3_features(tmp_path, m
     features = extractor.features(torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))
     assert features.shape == (2, 2048) and torch.isfinite(torch.from_numpy(features)).all()
     assert extractor.resize_mode(32) == "torch-fidelity bilinear ->299 from 32"
+    probabilities = extractor.probabilities(torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))  # for Inception Score
+    assert probabilities.shape == (2, 1008) and np.allclose(probabilities.sum(axis=1), 1.0)
 
 
 def test_a_pickled_object_instead_of_weights_is_refused(tmp_path):
