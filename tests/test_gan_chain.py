@@ -51,6 +51,12 @@ def test_gan_search_group_chain(tmp_path, prepared):
     state, spec = load_weights(tmp_path / "storage" / "tiny" / "trained_gan" / "value.safetensors")
     assert spec["genotype"] == generator["genotype"].value and spec["class_names"] == CLASSES and state
 
+    # Other learning rates: a fresh run under its own checkpoint, not a refused resume of the first one.
+    other = dg.materialize(assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "trained_gan"])],
+                           run_config={"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "generator_lr": 1e-3}}}})
+    (retrained,) = [e.materialization.metadata for e in other.get_asset_materialization_events()]
+    assert retrained["resumed_from_step"].value == 0 and retrained["checkpoint"].value != trained["checkpoint"].value
+
     baseline = dg.materialize(assets, instance=instance, partition_key="wgan_gp", resources=defs.resources, selection=[dg.AssetKey(["tiny", "gan_baselines"])],
                               run_config={"ops": {"tiny__gan_baselines": {"config": TINY_RUN}}})
     (wgan_gp,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]

@@ -118,3 +118,25 @@ def test_wilson_interval_known_answer():
     assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
     with pytest.raises(ValueError):
         wilson_interval(3, 0)
+
+
+def test_score_synthetic_measures_how_well_images_follow_their_class():
+    from bio_assets.core.metrics.extractors import FeatureExtractor
+    from bio_assets.core.metrics.synthetic import LabelledSet, score_synthetic
+
+    # A "classifier" that reads the class from the mean brightness: dark -> 0, bright -> 1.
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        brightness = x.mean(dim=(1, 2, 3))
+        return torch.stack([-brightness, brightness], dim=1) * 10
+
+    extractor = FeatureExtractor("toy", 8, lambda x: x.flatten(1)[:, :6] + 0.01 * torch.arange(6.0), torch.device("cpu"), classify=logits)
+    rng = np.random.default_rng(0)
+    dark, bright = rng.integers(0, 60, (20, 8, 8, 3), dtype=np.uint8), rng.integers(195, 255, (20, 8, 8, 3), dtype=np.uint8)
+    real = LabelledSet(torch.from_numpy(np.concatenate([dark, bright])), np.repeat([0, 1], 20))
+    following = LabelledSet(torch.from_numpy(np.concatenate([dark[:10], bright[:10]])), np.repeat([0, 1], 10))
+    ignoring = LabelledSet(torch.from_numpy(np.concatenate([dark[:5], bright[:5], dark[5:10], bright[5:10]])), np.repeat([0, 1], 10))
+    good = score_synthetic(extractor, real, following, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10)
+    bad = score_synthetic(extractor, real, ignoring, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10)
+    assert good.class_agreement.value == 1.0 and bad.class_agreement.value == 0.5 and good.real_agreement.value == 1.0
+    assert good.class_agreement.detail == "chance 0.500" and good.class_agreement.name == "class_agreement_20_toy"
+    assert set(good.class_fid) == {"dark", "bright"}

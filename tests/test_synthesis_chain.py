@@ -96,6 +96,8 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
         assert np.isfinite(meta[f"fid_{extractor}"].value) and np.isfinite(meta[f"kid_{extractor}"].value) and meta[f"is_{extractor}"].value >= 1.0
     assert meta["real_only_accuracy"].value == pytest.approx(real_only_accuracy, abs=1e-9)  # the same stored model on the same test images
     assert "lenet5" in text and "dcgan" in text and "Inception-v3: skipped" in text
+    names = {row["name"] for row in meta["metrics_provenance"].value}
+    assert {"fid_24_biocnn1", "is_24_biocnn2", "kid_24_biocnn1"} <= names  # 3 classes x 8 synthetic images
 
 
 def run_gates(defs, assets, instance, class_name: str) -> dict[str, bool]:

@@ -2,6 +2,7 @@
 baselines trained on the same images with the same iteration budget."""
 
 import time
+from dataclasses import asdict
 
 import dagster as dg
 import numpy as np
@@ -58,7 +59,9 @@ def run_training(context, config: GanTrainingConfig, asset_name: str, dataset: s
     )
     fid_scorers = scorers(feature_extractor, extractors, real, values["fid_samples"], data.num_classes, device, derive_seed(config.seed, "fid"))
     identity = {**identity, "data_version": data_version(data.images, real), "extractors": settings_hash(extractors.spec)}
-    checkpoint = search_executor.state_dir(dataset) / asset_name / f"{settings_hash({'identity': identity, 'values': values})}.safetensors"
+    # Every setting that shapes the run names its checkpoint, so a run with other learning
+    # rates (say) starts fresh instead of meeting a checkpoint it may not resume.
+    checkpoint = search_executor.state_dir(dataset) / asset_name / f"{settings_hash({'identity': identity, 'values': values, 'params': asdict(params)})}.safetensors"
     scored = train_and_score(
         generator, discriminator, data, params, device, fid_scorers, config.extractor, values["fid_every"], checkpoint, identity,
         gan_precision(compute), on_step=step_logger(context, values["iterations"], started),

@@ -92,7 +92,7 @@ def build_report_asset(dataset: str) -> dg.AssetsDefinition:
         scores = []
         for name in feature_extractor.available():
             extractor = feature_extractor.serve(name, feature_extractors, device)
-            scores.append(score_synthetic(extractor, real, fake, tuple(fake_classes), np.random.default_rng(derive_seed(config.seed, "kid", name)), config.kid_subsets, config.kid_subset_size, config.is_splits))
+            scores.append(score_synthetic(extractor, real, fake, names, np.random.default_rng(derive_seed(config.seed, "kid", name)), config.kid_subsets, config.kid_subset_size, config.is_splits))
             context.log.info(f"{name}: FID {scores[-1].fid.value:.3f}, KID {scores[-1].kid.value:.4f} ({scores[-1].seconds:.1f} s)")
         comparisons = [compare_class(n, real_by_class[n], synthetic_dataset[n].images, np.random.default_rng(derive_seed(config.seed, "kl", n))) for n in fake_classes]
 
@@ -133,6 +133,9 @@ def build_report_asset(dataset: str) -> dg.AssetsDefinition:
             **{ROW_KEYS[row.name]: row.accuracy for row in accuracy_rows},
             **{f"fid_{s.extractor}": round(s.fid.value, 4) for s in scores}, **{f"kid_{s.extractor}": round(s.kid.value, 5) for s in scores},
             **{f"is_{s.extractor}": round(s.inception_score.value, 4) for s in scores if s.inception_score is not None},
+            **{f"class_agreement_{s.extractor}": round(s.class_agreement.value, 4) for s in scores if s.class_agreement is not None},
+            # Every number with its name (metric_count_extractor), sample counts, subsets and resize mode.
+            "metrics_provenance": dg.MetadataValue.json([row for s in scores for row in s.rows()]),
             "wall_seconds": round(time.perf_counter() - started, 1),
         }
         return dg.MaterializeResult(metadata=metadata)

@@ -92,15 +92,24 @@ def _metrics_section(inputs: ReportInputs, report: Report) -> None:
     for scores in inputs.extractor_scores:
         published = source.EXTRACTOR_SCORES.get(scores.extractor, {})
         is_value = scores.inception_score
+        agreement, real_agreement = scores.class_agreement, scores.real_agreement
         rows.append([
             scores.extractor, scores.fid.value, published.get("fid", float("nan")), is_value.value if is_value else float("nan"), published.get("is", float("nan")),
-            scores.kid.value, scores.kid.std, f"{scores.fid.num_real} real / {scores.fid.num_fake} synthetic", scores.kid.detail, scores.resize_mode, f"{scores.seconds:.1f} s", published.get("time", ""),
+            scores.kid.value, scores.kid.std, agreement.value if agreement else float("nan"), real_agreement.value if real_agreement else float("nan"),
+            f"{scores.fid.num_real} real / {scores.fid.num_fake} synthetic", scores.kid.detail, scores.resize_mode, f"{scores.seconds:.1f} s", published.get("time", ""),
         ])
+        if agreement is not None and real_agreement is not None and agreement.value < real_agreement.value - 0.1:
+            inputs.shortfalls.append(
+                f"{scores.extractor}'s classifier assigns {agreement.value:.0%} of the synthetic images to the class they were generated for "
+                f"({agreement.detail}; real images: {real_agreement.value:.0%}): the generator follows its class input weakly."
+            )
     per_class = [[s.extractor, name, v.value, v.num_real, v.num_fake] for s in inputs.extractor_scores for name, v in s.class_fid.items()]
     report.add(
         "Synthetic image quality by feature extractor (source Table 1.7)",
-        markdown_table(["extractor", "FID", "source FID", "IS", "source IS", "KID", "KID std", "images", "KID subsets", "resize", "time", "source time"], rows),
-        f"Inception-v3: {inputs.inception_status}.",
+        markdown_table(
+            ["extractor", "FID", "source FID", "IS", "source IS", "KID", "KID std", "synthetic in their class", "real in their class", "images", "KID subsets", "resize", "time", "source time"], rows
+        ),
+        f"Inception-v3: {inputs.inception_status}. 'In their class': the share of images the extractor's own classifier head assigns to the class they were generated for (real: their true class).",
         "Per-class FID:",
         markdown_table(["extractor", "class", "FID", "real", "synthetic"], per_class),
     )
