@@ -64,7 +64,7 @@ def _cnn_section(inputs: ReportInputs, report: Report) -> None:
         return
     if searched["test_accuracy"] < source.SEARCHED_CNN_ACCURACY:
         inputs.shortfalls.append(f"The searched CNN reaches {_pct(searched['test_accuracy'])} test accuracy; the source reported {_pct(source.SEARCHED_CNN_ACCURACY)}.")
-    better = [r["model"] for r in measured if r is not searched and r["test_accuracy"] > searched["test_accuracy"]]
+    better = [r["model"] for r in measured if not r["model"].startswith("searched") and r["test_accuracy"] > searched["test_accuracy"]]
     if better:
         inputs.shortfalls.append(f"Baselines with a higher test accuracy than the searched CNN: {', '.join(better)}.")
 
