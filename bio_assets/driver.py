@@ -167,7 +167,8 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
                     print(f"   quality gates failed for {where}; downstream assets leave this partition out (see the check results)", flush=True)
                 elif not result.success:
                     failures += step_failures(result, where)
-                    broken |= set(batch) - made or set(batch)
+                    # Unmaterialized keys are broken; when all materialized, a failed blocking check breaks the batch.
+                    broken |= (set(batch) - made) or set(batch)
         print_summary(instance, graph, entry.name, outcomes)
     print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}")
     print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")

@@ -79,15 +79,17 @@ def build_extended_classifier_asset(dataset: str) -> dg.AssetsDefinition:
         params = TrainParams(epochs=values["epochs"], batch_size=config.batch_size, optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed)
         device, precision = compute.torch_device(), compute.precision()
         log = lambda what: lambda r: context.log.info(f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f} ({r.train_seconds:.0f} s)")  # noqa: E731
-        runs = train_and_test(spec, extended(data, fake), params, values["seeds"], device, precision, on_seed=log("real + synthetic"))
-        metadata = classifier_metadata(runs, extended(data, fake), spec, started, compute)
+        real_and_synthetic = extended(data, fake)
+        runs = train_and_test(spec, real_and_synthetic, params, values["seeds"], device, precision, on_seed=log("real + synthetic"))
+        metadata = classifier_metadata(runs, real_and_synthetic, spec, started, compute)
         metadata.update(gain_metadata(runs, spec, classifier, data, compute, config.bootstrap_samples, config.seed))
         if config.tstr and used:
-            tstr = train_and_test(spec, synthetic_only(data, fake), params, values["seeds"], device, precision, on_seed=log("TSTR"))
+            tstr_data = synthetic_only(data, fake)
+            tstr = train_and_test(spec, tstr_data, params, values["seeds"], device, precision, on_seed=log("TSTR"))
             for field in ("test_accuracy", "test_macro_f1"):
                 mean, std = tstr.summary(field)
                 metadata[f"tstr_{field.removeprefix('test_')}"], metadata[f"tstr_{field.removeprefix('test_')}_std"] = mean, std
-            metadata["tstr_num_test_images"] = int(len(synthetic_only(data, fake).test.labels))
+            metadata["tstr_num_test_images"] = int(len(tstr_data.test.labels))
         else:
             metadata["tstr_skipped"] = "turned off in config" if not config.tstr else "no class passed its quality gates"
         excluded = [{"class": name, "reasons": "; ".join(gates[name][1]) or "not materialized"} for name in data.class_names if name not in used]
