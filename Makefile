@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install demo ui test bench clean-instance
+.PHONY: install demo ui test test-fast lint format bench clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,20 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 ## test: the whole suite, CPU only, offline
 test: install
 	$(BIN)/python -m pytest -q
+
+## test-fast: everything but the tests marked slow
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+## lint: ruff's lint rules and formatting, as CI checks them
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## format: apply ruff's formatting and safe fixes
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 ## bench: benchmarks, each printing ours against a reference and the ratio
 bench: install

@@ -61,7 +61,10 @@ def bench_training(data: GanImages) -> None:
     reference = plain_loop(data)
     g, d = networks(data.num_classes)
     ours = train_gan(g, d, data, GanTrainParams(iterations=ITERATIONS, batch_size=BATCH), CPU).iterations_per_second
-    print(f"GAN training, {SIZE}px, widths G{WIDTHS[0]}/D{WIDTHS[1]}, batch {BATCH}, {ITERATIONS} iterations, fp32 CPU, {torch.get_num_threads()} threads")
+    print(
+        f"GAN training, {SIZE}px, widths G{WIDTHS[0]}/D{WIDTHS[1]}, batch {BATCH}, {ITERATIONS} iterations, fp32 "
+        f"CPU, {torch.get_num_threads()} threads"
+    )
     print(f"  ours (DiffAugment color+translation, EMA, balanced sampling): {ours:.2f} it/s")
     print(f"  plain PyTorch loop (no DiffAugment, no EMA):                  {reference:.2f} it/s")
     print(f"  ratio ours / plain: {ours / reference:.2f}")
@@ -98,7 +101,10 @@ def bench_fid(real: torch.Tensor, fake: torch.Tensor) -> None:
     print(f"FID, BioCNN-1 features (256-d), {len(real)} real vs {len(fake)} generated-like images at {real.shape[1]}px")
     print(f"  ours:        {ours:.6f} in {ours_seconds:.2f} s")
     print(f"  torchmetrics {reference:.6f} in {reference_seconds:.2f} s")
-    print(f"  time ratio ours / torchmetrics: {ours_seconds / reference_seconds:.2f}; relative difference of values: {abs(ours - reference) / reference:.2e}")
+    print(
+        f"  time ratio ours / torchmetrics: {ours_seconds / reference_seconds:.2f}; relative difference of values: "
+        f"{abs(ours - reference) / reference:.2e}"
+    )
 
 
 def _moments(features):
@@ -113,7 +119,13 @@ def main() -> None:
     bench_training(GanImages(images, data.train.labels, len(data.class_names)))
     real = data.train.images
     # "Generated" stand-ins: the real images shifted in colour and blurred, so the FID is clearly non-zero.
-    fake = (F.avg_pool2d(real.permute(0, 3, 1, 2).float(), 3, 1, 1) * 0.9 + 12).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+    fake = (
+        (F.avg_pool2d(real.permute(0, 3, 1, 2).float(), 3, 1, 1) * 0.9 + 12)
+        .clamp(0, 255)
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .contiguous()
+    )
     bench_fid(real, fake)
 
 

@@ -17,9 +17,9 @@ from torch.utils.data import DataLoader
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from bio_assets.core.demo_data import generate_demo_dataset
-from bio_assets.core.imaging import RESAMPLING
-from bio_assets.core.ingest import DatasetLayout, ingest_class
+from bio_assets.core.data.demo_data import generate_demo_dataset
+from bio_assets.core.data.imaging import RESAMPLING
+from bio_assets.core.data.ingest import DatasetLayout, ingest_class
 
 
 def ours(layout: DatasetLayout, size: int) -> int:
@@ -52,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images-per-class", type=int, default=60)
     parser.add_argument("--size", type=int, default=64, help="ingested size")
-    parser.add_argument("--source-sizes", type=int, nargs="+", default=[64, 256], help="sizes the demo files are written at")
+    parser.add_argument(
+        "--source-sizes", type=int, nargs="+", default=[64, 256], help="sizes the demo files are written at"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     threads = torch.get_num_threads()
@@ -68,11 +70,14 @@ def run_cases(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory() as folder:
             root = generate_demo_dataset(Path(folder) / "demo", args.images_per_class, source_size)
             layout = DatasetLayout(root)
-            ours_rate, ours_count = best_rate(lambda: ours(layout, args.size), args.repeats)
-            ref_rate, ref_count = best_rate(lambda: reference(root, args.size), args.repeats)
+            ours_rate, ours_count = best_rate(lambda layout=layout: ours(layout, args.size), args.repeats)
+            ref_rate, ref_count = best_rate(lambda root=root: reference(root, args.size), args.repeats)
         if ours_count != ref_count:
             raise RuntimeError(f"ours read {ours_count} images, the reference {ref_count}")
-        print(f"ingestion of {ours_count} demo PNGs of {source_size}x{source_size} to {args.size}x{args.size} RGB, best of {args.repeats}, 1 thread")
+        print(
+            f"ingestion of {ours_count} demo PNGs of {source_size}x{source_size} to {args.size}x{args.size} RGB, "
+            f"best of {args.repeats}, 1 thread"
+        )
         print(f"  ours (validate + SHA-256 + Pillow {RESAMPLING.name}): {ours_rate:8.1f} images/s")
         print(f"  torchvision ImageFolder + DataLoader (antialiased bilinear): {ref_rate:8.1f} images/s")
         print(f"  ratio ours / reference: {ours_rate / ref_rate:.2f}")

@@ -17,19 +17,28 @@ from torch import nn
 
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.search import build_seeded_gan
-from bio_assets.core.metrics.quality import kernel_inception_distance
-from bio_assets.core.plots import histogram_plot, roc_plot
-from bio_assets.core.reporting.quality import compare_class
-from bio_assets.core.reporting.report import AccuracyRow, ReportInputs, build_report
-from bio_assets.core.grids import image_grid_png
 from bio_assets.core.metrics.classification import roc_report
+from bio_assets.core.metrics.distribution import kernel_inception_distance
+from bio_assets.core.reporting.grids import image_grid_png
+from bio_assets.core.reporting.plots import histogram_plot, roc_plot
+from bio_assets.core.reporting.report import AccuracyRow, ReportInputs, build_report
+from bio_assets.core.reporting.statistics import compare_class
 from bio_assets.core.synthesis.catalog import GanRecord, make_engine
 from bio_assets.core.synthesis.generation import TrainedGenerator, state_sha256, synthesize
 from bio_assets.core.synthesis.publish import SyntheticStore
 
 CLASSES, PER_CLASS = ("a", "b", "c", "d"), 250
 CPU = torch.device("cpu")
-TRAINING = {"g_optimizer": "adam", "d_optimizer": "adam", "loss": "hinge", "batch_size": 16, "epochs": 1.0, "iterations": 1, "g_lr": 1e-4, "d_lr": 4e-4}
+TRAINING = {
+    "g_optimizer": "adam",
+    "d_optimizer": "adam",
+    "loss": "hinge",
+    "batch_size": 16,
+    "epochs": 1.0,
+    "iterations": 1,
+    "g_lr": 1e-4,
+    "d_lr": 4e-4,
+}
 
 
 def generator() -> TrainedGenerator:
@@ -40,7 +49,15 @@ def generator() -> TrainedGenerator:
 
 def ours(root: Path, trained: TrainedGenerator) -> float:
     store = SyntheticStore(make_engine(f"sqlite:///{root / 'catalog.sqlite'}"), root / "synthetic")
-    record = GanRecord("bench", {"genotype": trained.spec.genotype}, {"genotype": "-"}, "-", trained.checkpoint_sha256, "bench", TRAINING)
+    record = GanRecord(
+        "bench",
+        {"genotype": trained.spec.genotype},
+        {"genotype": "-"},
+        "-",
+        trained.checkpoint_sha256,
+        "bench",
+        TRAINING,
+    )
     started = time.perf_counter()
     for name in CLASSES:
         store.publish(record, name, synthesize(trained, name, PER_CLASS, 0, CPU), seed=0)
@@ -86,7 +103,10 @@ def bench_kid() -> None:
     metric.fake_features.append(torch.from_numpy(fake))
     reference = float(metric.compute()[0])
     reference_seconds = time.perf_counter() - started
-    print("KID on 1000 + 1000 precomputed 256-d features, 100 subsets of 500 (different random subsets, so values differ by sampling)")
+    print(
+        "KID on 1000 + 1000 precomputed 256-d features, 100 subsets of 500 (different random subsets, so values "
+        "differ by sampling)"
+    )
     print(f"  ours:         {value:.6f} in {ours_seconds:.2f} s")
     print(f"  torchmetrics: {reference:.6f} in {reference_seconds:.2f} s")
     print(f"  time ratio ours / torchmetrics: {ours_seconds / reference_seconds:.2f}")
@@ -100,11 +120,21 @@ def report_inputs() -> ReportInputs:
     probabilities = rng.dirichlet(np.ones(len(CLASSES)), size=80)
     roc = {name: roc_report(labels, probabilities) for name in ("real only", "real + synthetic")}
     return ReportInputs(
-        dataset="bench", class_names=CLASSES, counts={n: {"raw": 100} for n in CLASSES}, cnn_rows=[{"model": "searched CNN (real)", "test_accuracy": 0.9}],
-        gan_rows=[{"model": "searched GAN", "fid": 10.0}], gan_extractor="biocnn1", extractor_scores=[], inception_status="skipped",
-        comparisons=[compare_class(n, real[n], fake[n], np.random.default_rng(1)) for n in CLASSES], roc=roc,
-        samples={n: (real[n][:8], fake[n][:8]) for n in CLASSES}, accuracy_rows=[AccuracyRow("real only", 0.9, 0.8, 0.95, "")], gain=None,
-        gates={n: (True, []) for n in CLASSES}, settings=[("x", {"seed": 0})],
+        dataset="bench",
+        class_names=CLASSES,
+        counts={n: {"raw": 100} for n in CLASSES},
+        cnn_rows=[{"model": "searched CNN (real)", "test_accuracy": 0.9}],
+        gan_rows=[{"model": "searched GAN", "fid": 10.0}],
+        gan_extractor="biocnn1",
+        extractor_scores=[],
+        inception_status="skipped",
+        comparisons=[compare_class(n, real[n], fake[n], np.random.default_rng(1)) for n in CLASSES],
+        roc=roc,
+        samples={n: (real[n][:8], fake[n][:8]) for n in CLASSES},
+        accuracy_rows=[AccuracyRow("real only", 0.9, 0.8, 0.95, "")],
+        gain=None,
+        gates={n: (True, []) for n in CLASSES},
+        settings=[("x", {"seed": 0})],
     )
 
 
@@ -122,7 +152,10 @@ def bench_report() -> None:
     for real, fake in inputs.samples.values():
         image_grid_png(np.concatenate([real, fake]))
     figures_seconds = time.perf_counter() - started
-    print(f"Report with {len(CLASSES)} classes (tables, {len(CLASSES)} histograms, 2 ROC plots, {len(CLASSES)} sample grids, accuracy plot), written to disk")
+    print(
+        f"Report with {len(CLASSES)} classes (tables, {len(CLASSES)} histograms, 2 ROC plots, {len(CLASSES)} sample "
+        "grids, accuracy plot), written to disk"
+    )
     print(f"  ours (build + write report.md and figures): {ours_seconds:.2f} s")
     print(f"  its figures rendered alone:                 {figures_seconds:.2f} s")
     print(f"  ratio report / figures alone: {ours_seconds / figures_seconds:.2f}")

@@ -66,7 +66,9 @@ def accuracy_parity(data, precision: Precision, epochs: int = 6) -> tuple[float,
     for chosen in (Precision(), precision):
         model = build_seeded(SPEC, 0)
         train_classifier(model, data.train, TrainParams(epochs=epochs, seed=0), torch.device("cpu"), chosen)
-        scores.append(evaluate_classifier(model, data.val, len(data.class_names), torch.device("cpu"), chosen)["accuracy"])
+        scores.append(
+            evaluate_classifier(model, data.val, len(data.class_names), torch.device("cpu"), chosen)["accuracy"]
+        )
     return scores[0], scores[1]
 
 
@@ -75,10 +77,21 @@ def main() -> None:
     images, labels = data.train
     epochs, batch = 2, 64
     precision = ComputeResource(device="cpu").precision()
-    ours = train_classifier(build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=batch), torch.device("cpu"), precision).images_per_second
-    fp32 = train_classifier(build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=batch), torch.device("cpu"), Precision()).images_per_second
+    ours = train_classifier(
+        build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=batch), torch.device("cpu"), precision
+    ).images_per_second
+    fp32 = train_classifier(
+        build_seeded(SPEC, 0),
+        data.train,
+        TrainParams(epochs=epochs, batch_size=batch),
+        torch.device("cpu"),
+        Precision(),
+    ).images_per_second
     reference = plain_loop(images, labels, epochs, batch)
-    print(f"candidate training, {SPEC.cell} in {SPEC.macro}, C={SPEC.channels}, {len(labels)} images x {epochs} epochs, batch {batch}, {torch.get_num_threads()} threads")
+    print(
+        f"candidate training, {SPEC.cell} in {SPEC.macro}, C={SPEC.channels}, {len(labels)} images x {epochs} "
+        f"epochs, batch {batch}, {torch.get_num_threads()} threads"
+    )
     print(f"  ours ({precision}): {ours:7.1f} images/s")
     print(f"  ours, plain fp32 NCHW: {fp32:7.1f} images/s")
     print(f"  hand-written PyTorch loop (fp32): {reference:7.1f} images/s")
@@ -88,10 +101,16 @@ def main() -> None:
     peak = matmul_peak(dtype)
     achieved = ours * flops / 1e9
     print(f"  training FLOPs per image (fwd+bwd): {flops / 1e9:.3f} GFLOP")
-    print(f"  achieved {achieved:.1f} GFLOP/s; measured {str(dtype).removeprefix('torch.')} matmul peak {peak:.1f} GFLOP/s; ratio {achieved / peak:.3f}")
+    print(
+        f"  achieved {achieved:.1f} GFLOP/s; measured {str(dtype).removeprefix('torch.')} matmul peak {peak:.1f} "
+        f"GFLOP/s; ratio {achieved / peak:.3f}"
+    )
     if precision.autocast_dtype is not None:
         fp32_accuracy, fast_accuracy = accuracy_parity(data, precision)
-        print(f"  accuracy parity after 6 epochs (validation, {len(data.val.labels)} images): fp32 {fp32_accuracy:.4f}, {precision} {fast_accuracy:.4f}")
+        print(
+            f"  accuracy parity after 6 epochs (validation, {len(data.val.labels)} images): fp32 "
+            f"{fp32_accuracy:.4f}, {precision} {fast_accuracy:.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from bio_assets.checks import build_data_checks
-from bio_assets.synthetic_checks import build_synthetic_checks
+from bio_assets.checks.data import build_data_checks
+from bio_assets.checks.gates import build_synthetic_checks
 from bio_assets.core.registry import DatasetEntry, load_registry
 from jobs.automation import build_automation
 from jobs.pipelines import build_dataset_assets, build_pipeline_jobs
@@ -20,10 +20,11 @@ from resources.io_manager import AssetFileIOManager
 from resources.paths import registry_path
 from resources.search_executor import SearchExecutorResource
 
-
 # Per-class asset checks (partitions_def on a check) are a Dagster preview feature; we rely on
 # it deliberately, so its warning is silenced here rather than printed at every load.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+warnings.filterwarnings(
+    "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
+)
 warnings.filterwarnings("ignore", message="Parameter `include_sources`", category=dg.BetaWarning)
 
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import dagster as dg
 
 from bio_assets.assets.metadata import latest_metadata
-from bio_assets.core.fingerprint import dataset_fingerprints
+from bio_assets.assets.partitions import asset_key, class_partitions_name
+from bio_assets.core.data.fingerprint import dataset_fingerprints
 from bio_assets.core.registry import DatasetEntry
-from bio_assets.partitions import asset_key, class_partitions_name
 from jobs.pipelines import pipeline_job_name
 from resources.image_dataset import ImageDatasetResource
 
@@ -81,7 +81,11 @@ def build_automation(entries: list[DatasetEntry], jobs: list) -> list:
                     seen[change.class_name] = change.fingerprint
             for gone in set(seen) - set(fingerprints):
                 del seen[gone]
-        return dg.SensorResult(run_requests=run_requests, dynamic_partitions_requests=partition_requests, cursor=json.dumps(requested, sort_keys=True))
+        return dg.SensorResult(
+            run_requests=run_requests,
+            dynamic_partitions_requests=partition_requests,
+            cursor=json.dumps(requested, sort_keys=True),
+        )
 
     follow_upstream = dg.AutomationConditionSensorDefinition(
         "follow_upstream",
@@ -101,12 +105,16 @@ def build_nightly_schedule(entry: DatasetEntry) -> dg.ScheduleDefinition:
         cron_schedule="0 2 * * *",
         job_name=pipeline_job_name(entry.name, entry.profile),
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Every night at 02:00, rebuilds the classes of '{entry.name}' that are missing or whose files changed.",
+        description=f"Every night at 02:00, rebuilds the classes of '{entry.name}' that are missing or changed.",
     )
     def nightly_rebuild(context: dg.ScheduleEvaluationContext, image_dataset: ImageDatasetResource):
         fingerprints = current_fingerprints(image_dataset, entry.name)
         known = set(context.instance.get_dynamic_partitions(class_partitions_name(entry.name)))
-        requests = [c.run_request(entry.profile) for c in stale_classes(context.instance, entry.name, fingerprints) if c.class_name in known]
+        requests = [
+            c.run_request(entry.profile)
+            for c in stale_classes(context.instance, entry.name, fingerprints)
+            if c.class_name in known
+        ]
         return requests or dg.SkipReason("every class is up to date")
 
     return nightly_rebuild

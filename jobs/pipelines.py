@@ -40,7 +40,14 @@ def build_pipeline_jobs(dataset: str) -> list[dg.UnresolvedAssetJobDefinition]:
 
 def build_dataset_assets(dataset: str) -> list[dg.AssetsDefinition]:
     return [
-        *build_data_assets(dataset), *build_cnn_search_assets(dataset), build_classifier_asset(dataset), *build_baseline_assets(dataset),
-        build_feature_extractor_asset(dataset), *build_gan_search_assets(dataset), *build_gan_training_assets(dataset),
-        build_synthesis_asset(dataset), build_extended_classifier_asset(dataset), build_report_asset(dataset),
+        *build_data_assets(dataset),
+        *build_cnn_search_assets(dataset),
+        build_classifier_asset(dataset),
+        *build_baseline_assets(dataset),
+        build_feature_extractor_asset(dataset),
+        *build_gan_search_assets(dataset),
+        *build_gan_training_assets(dataset),
+        build_synthesis_asset(dataset),
+        build_extended_classifier_asset(dataset),
+        build_report_asset(dataset),
     ]

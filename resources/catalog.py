@@ -22,7 +22,10 @@ def _engine(url: str) -> sa.Engine:
 class CatalogResource(dg.ConfigurableResource):
     """SQL catalog (SQLite file by default, PostgreSQL by URL) and the folder of published images."""
 
-    url: str = Field(default="", description="SQLAlchemy URL, e.g. postgresql+psycopg2://user@host/db; empty: SQLite at <data home>/catalog.sqlite")
+    url: str = Field(
+        default="",
+        description="SQLAlchemy URL, e.g. postgresql+psycopg2://user@host/db; empty: <data home>/catalog.sqlite",
+    )
     root: str = Field(default="", description="folder of <dataset>/<class>/ publications; empty: <data home>/synthetic")
 
     def resolved_url(self) -> str:

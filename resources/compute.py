@@ -68,7 +68,9 @@ class ComputeResource(dg.ConfigurableResource):
         if device.type == "cuda":
             return Precision(channels_last=True, autocast_dtype=torch.float16 if self.amp else None)
         if device.type == "cpu":
-            return Precision(channels_last=True, autocast_dtype=torch.bfloat16 if self.amp and cpu_has_bf16_units() else None)
+            return Precision(
+                channels_last=True, autocast_dtype=torch.bfloat16 if self.amp and cpu_has_bf16_units() else None
+            )
         return Precision()
 
     def describe(self) -> dict[str, str | int | bool]:

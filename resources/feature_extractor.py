@@ -10,9 +10,9 @@ import torch
 from pydantic import Field
 
 from bio_assets.core.cnn.training import Precision
+from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, FeatureExtractor, domain_extractor, unpack_extractor
 from bio_assets.core.metrics.inception import INCEPTION_NAME, inception_extractor
-from bio_assets.core.storage import ModelWeights
 
 
 class FeatureExtractorResource(dg.ConfigurableResource):
@@ -20,7 +20,10 @@ class FeatureExtractorResource(dg.ConfigurableResource):
 
     inception_weights: str = Field(
         default="",
-        description="local file of the FID Inception-v3 weights (torch-fidelity's weights-inception-2015-12-05-6726825d.pth); empty: Inception metrics are skipped",
+        description=(
+            "local file of the FID Inception-v3 weights (torch-fidelity's "
+            "weights-inception-2015-12-05-6726825d.pth); empty: Inception metrics are skipped"
+        ),
     )
 
     def inception_status(self) -> str:
@@ -31,7 +34,9 @@ class FeatureExtractorResource(dg.ConfigurableResource):
             return f"skipped: inception_weights file {self.inception_weights} does not exist"
         return "available"
 
-    def serve(self, name: str, trained: ModelWeights, device: torch.device, precision: Precision = Precision()) -> FeatureExtractor:
+    def serve(
+        self, name: str, trained: ModelWeights, device: torch.device, precision: Precision = Precision()
+    ) -> FeatureExtractor:
         """The named extractor: ``biocnn1``/``biocnn2`` from the ``feature_extractors`` asset, or ``inception_v3``."""
         if name == INCEPTION_NAME:
             status = self.inception_status()

@@ -7,9 +7,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from bio_assets.core.demo_data import generate_demo_dataset
-from bio_assets.core.imaging import ACCEPTED_FORMATS, DecodeLimits
-from bio_assets.core.ingest import DatasetLayout
+from bio_assets.core.data.demo_data import generate_demo_dataset
+from bio_assets.core.data.imaging import ACCEPTED_FORMATS, DecodeLimits
+from bio_assets.core.data.ingest import DatasetLayout
 from bio_assets.core.registry import DatasetEntry, find_entry, load_registry
 from resources.paths import data_home, registry_path
 
@@ -18,7 +18,10 @@ class ImageDatasetResource(dg.ConfigurableResource):
     """Dataset registry, the embedded demo dataset, image size and decoding limits."""
 
     registry_file: str = Field(default_factory=lambda: str(registry_path()), description="dataset registry YAML")
-    demo_root: str = Field(default_factory=lambda: str(data_home() / "datasets" / "demo"), description="where the demo dataset is generated")
+    demo_root: str = Field(
+        default_factory=lambda: str(data_home() / "datasets" / "demo"),
+        description="where the demo dataset is generated",
+    )
     demo_images_per_class: int = 60
     demo_seed: int = 0
     image_size: int = Field(default=64, description="images are resized to image_size x image_size (Lanczos)")

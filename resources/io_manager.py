@@ -1,6 +1,6 @@
 """IO manager that stores asset values as pickle-free files under a root folder.
 
-Records (``bio_assets.core.records``) become ``.npz``; ``ModelWeights`` become
+Records (``bio_assets.core.io.records``) become ``.npz``; ``ModelWeights`` become
 safetensors with their JSON spec in the header. One file per asset (and per
 partition: ``<root>/<asset key path>/<quoted partition>.npz``), replaced atomically.
 """
@@ -13,8 +13,8 @@ from urllib.parse import quote
 import dagster as dg
 from pydantic import Field
 
-import bio_assets.core.search.records  # noqa: F401  (registers SearchOutcome for loading)
-from bio_assets.core.storage import ModelWeights, load_record, load_weights, save_record, save_weights
+import bio_assets.core.search.outcome  # noqa: F401  (registers SearchOutcome for loading)
+from bio_assets.core.io.storage import ModelWeights, load_record, load_weights, save_record, save_weights
 from resources.paths import data_home
 
 SUFFIXES = (".npz", ".safetensors")

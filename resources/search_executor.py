@@ -47,8 +47,13 @@ class SearchExecutorResource(dg.ConfigurableResource):
     kind: str = Field(default="in_process", description="in_process | process_pool | dask")
     workers: int = Field(default=2, description="worker processes for process_pool; in-flight candidates for dask")
     dask_address: str = Field(default="", description="scheduler address, e.g. tcp://127.0.0.1:8786 (kind=dask)")
-    state_root: str = Field(default_factory=lambda: str(data_home() / "search"), description="search state and evaluation caches")
-    ordering: str = Field(default="fifo", description="fifo: reproducible for a fixed worker count; as_completed: every worker always busy")
+    state_root: str = Field(
+        default_factory=lambda: str(data_home() / "search"), description="search state and evaluation caches"
+    )
+    ordering: str = Field(
+        default="fifo",
+        description="fifo: reproducible for a fixed worker count; as_completed: every worker always busy",
+    )
 
     def state_dir(self, dataset: str) -> Path:
         return Path(self.state_root) / dataset

@@ -14,7 +14,7 @@ import pytest
 from dagster._core.storage.defs_state.base import set_defs_state_storage
 from PIL import Image
 
-from bio_assets.core.demo_data import DEMO_CLASSES, render_cell_image
+from bio_assets.core.data.demo_data import DEMO_CLASSES, render_cell_image
 
 POSTGRES_SERVER = os.environ.get("BIO_ASSETS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
@@ -30,8 +30,15 @@ def isolated_paths(tmp_path, monkeypatch):
 
 # Test modules that create Dagster instances or resolve definitions.
 DAGSTER_MODULES = {
-    "test_automation", "test_cli", "test_cnn_search_chain", "test_data_chain", "test_definitions", "test_gan_chain", "test_postgres_instance",
-    "test_synthesis_chain", "test_user_commands",
+    "test_automation",
+    "test_cli",
+    "test_cnn_search_chain",
+    "test_data_chain",
+    "test_definitions",
+    "test_gan_chain",
+    "test_postgres_instance",
+    "test_synthesis_chain",
+    "test_user_commands",
 }
 
 
@@ -113,7 +120,14 @@ def materialize_tiny_data(defs: dg.Definitions, assets: list, instance: dg.Dagst
     config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 12}}}}
     instance.add_dynamic_partitions("tiny__classes", TINY_CLASSES)
     for class_name in TINY_CLASSES:
-        result = dg.materialize(assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=dg.AssetSelection.groups("data"), run_config=config)
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            partition_key=class_name,
+            resources=defs.resources,
+            selection=dg.AssetSelection.groups("data"),
+            run_config=config,
+        )
         assert result.success
 
 

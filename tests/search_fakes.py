@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import time
 
-from bio_assets.core.cnn.genotypes import CellGenotype
 from bio_assets.core.cnn import spaces
+from bio_assets.core.cnn.genotypes import CellGenotype
 from bio_assets.core.search.evolution import SearchSpace
 
 TARGET = CellGenotype.parse("3501-110-44-1")

@@ -6,21 +6,26 @@ import numpy as np
 import pytest
 import torch
 
-from bio_assets.core.augment import OPERATIONS, AugmentParams, augment_class, augment_image
-from bio_assets.core.demo_data import DEMO_CLASSES, render_cell_image
-from bio_assets.core.records import ImageSet
+from bio_assets.core.data.augment import OPERATIONS, AugmentParams, augment_class, augment_image
+from bio_assets.core.data.demo_data import DEMO_CLASSES, render_cell_image
+from bio_assets.core.io.records import ImageSet
 from bio_assets.core.seeding import torch_generator
 
 
 def cells(n: int, class_name: str = "Parabasal") -> ImageSet:
     index = DEMO_CLASSES.index(class_name)
     images = np.stack([render_cell_image(class_name, np.random.default_rng([1, index, i]), 32) for i in range(n)])
-    return ImageSet(images, np.array([f"{i}.png" for i in range(n)]), np.array([f"h{index}-{i}" for i in range(n)]), class_name)
+    return ImageSet(
+        images, np.array([f"{i}.png" for i in range(n)]), np.array([f"h{index}-{i}" for i in range(n)]), class_name
+    )
 
 
 def test_every_class_reaches_the_target_and_is_balanced():
     params = AugmentParams(target_per_class=25)
-    sizes = [len(augment_class(cells(n, c), params, torch_generator(0))) for n, c in ((5, "Parabasal"), (12, "Koilocytotic"), (24, "Metaplastic"))]
+    sizes = [
+        len(augment_class(cells(n, c), params, torch_generator(0)))
+        for n, c in ((5, "Parabasal"), (12, "Koilocytotic"), (24, "Metaplastic"))
+    ]
     assert sizes == [25, 25, 25]
 
 
@@ -93,7 +98,9 @@ def test_bad_parameters_are_refused():
 def test_rotated_in_corners_take_the_border_colour_without_a_seam():
     """A uniform image rotated stays uniform: no darker seam along the rotated-in corners."""
     image = torch.full((3, 32, 32), 200, dtype=torch.uint8)
-    params = AugmentParams(probability=1.0, max_rotation_deg=45, scale_range=(0.7, 0.7), max_shear_deg=10, elastic_alpha=30)
+    params = AugmentParams(
+        probability=1.0, max_rotation_deg=45, scale_range=(0.7, 0.7), max_shear_deg=10, elastic_alpha=30
+    )
     out, ops = augment_image(image, params, torch_generator(3))
     assert {"rotate", "scale", "shear", "elastic"} <= set(ops)
     assert out.min().item() == 200 and out.max().item() == 200

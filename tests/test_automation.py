@@ -19,7 +19,10 @@ def setup(tmp_path, tiny_dataset):
     entries = [DatasetEntry("tiny", str(tiny_dataset))]
     registry = tmp_path / "registry.yaml"
     save_registry(registry, entries)
-    resources = {"image_dataset": ImageDatasetResource(registry_file=str(registry)), "io_manager": AssetFileIOManager(root=str(tmp_path / "storage"))}
+    resources = {
+        "image_dataset": ImageDatasetResource(registry_file=str(registry)),
+        "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
+    }
     defs = build_definitions(entries, resources)
     with dg.instance_for_test() as instance:
         yield defs, instance, resources, tiny_dataset
@@ -53,7 +56,11 @@ def test_first_tick_adds_partitions_and_requests_every_class_once(setup):
     defs, instance, resources, _ = setup
     first = tick(defs, instance, resources, None)
     (add,) = first.dynamic_partitions_requests
-    assert add.partitions_def_name == "tiny__classes" and sorted(add.partition_keys) == ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
+    assert add.partitions_def_name == "tiny__classes" and sorted(add.partition_keys) == [
+        "Dyskeratotic",
+        "Koilocytotic",
+        "Metaplastic",
+    ]
     assert requested(first) == ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
     assert all(r.job_name == "tiny__paper_pipeline" for r in first.run_requests)
     second = tick(defs, instance, resources, first.cursor)
@@ -97,9 +104,13 @@ def test_nightly_schedule_requests_missing_or_changed_classes_only(setup):
     schedule = defs.resolve_schedule_def("tiny__nightly_rebuild")
     for class_name in ("Dyskeratotic", "Koilocytotic"):
         materialize(defs, instance, class_name)
-    context = dg.build_schedule_context(instance=instance, resources=resources, repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance, resources=resources, repository_def=defs.get_repository_def()
+    )
     assert sorted(r.partition_key for r in schedule.evaluate_tick(context).run_requests) == ["Metaplastic"]
     materialize(defs, instance, "Metaplastic")
     (root / "Dyskeratotic" / "img_000.png").unlink()
-    context = dg.build_schedule_context(instance=instance, resources=resources, repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance, resources=resources, repository_def=defs.get_repository_def()
+    )
     assert sorted(r.partition_key for r in schedule.evaluate_tick(context).run_requests) == ["Dyskeratotic"]

@@ -15,18 +15,42 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from bio_assets.core.synthesis.catalog import GanRecord, class_names, dataset_classes, gan_architectures, images, make_engine, publications
+from bio_assets.core.synthesis.catalog import (
+    GanRecord,
+    class_names,
+    dataset_classes,
+    gan_architectures,
+    images,
+    make_engine,
+    publications,
+)
 from bio_assets.core.synthesis.export import export_package
 from bio_assets.core.synthesis.files import STAGING, load_folder_images, read_publication
 from bio_assets.core.synthesis.publish import SyntheticStore
 
-TRICKY = "O'Brien; DROP TABLE images;-- naïve 細胞 \"x\""
-TRAINING = {"g_optimizer": "adam", "d_optimizer": "adam", "loss": "hinge", "batch_size": 16, "epochs": 1.5, "iterations": 300, "g_lr": 1e-4, "d_lr": 4e-4}
+TRICKY = 'O\'Brien; DROP TABLE images;-- naïve 細胞 "x"'
+TRAINING = {
+    "g_optimizer": "adam",
+    "d_optimizer": "adam",
+    "loss": "hinge",
+    "batch_size": 16,
+    "epochs": 1.5,
+    "iterations": 300,
+    "g_lr": 1e-4,
+    "d_lr": 4e-4,
+}
 
 
 def gan(dataset: str = "demo", checkpoint: str = "a" * 64) -> GanRecord:
-    return GanRecord(dataset, {"kind": "searched_generator", "genotype": "{3, 42-1, [3]}"}, {"kind": "searched_discriminator", "genotype": "{3, 63-1, [3]}"},
-                     "storage/demo/trained_gan/value.safetensors (run 1234)", checkpoint, "bio-assets 0.1.0 synthetic_dataset v1", TRAINING)
+    return GanRecord(
+        dataset,
+        {"kind": "searched_generator", "genotype": "{3, 42-1, [3]}"},
+        {"kind": "searched_discriminator", "genotype": "{3, 63-1, [3]}"},
+        "storage/demo/trained_gan/value.safetensors (run 1234)",
+        checkpoint,
+        "bio-assets 0.1.0 synthetic_dataset v1",
+        TRAINING,
+    )
 
 
 def pictures(count: int, value: int) -> np.ndarray:
@@ -49,7 +73,10 @@ def store(request, tmp_path):
 
 def counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as connection:
-        return {t.name: connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one() for t in (gan_architectures, class_names, images, publications)}
+        return {
+            t.name: connection.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in (gan_architectures, class_names, images, publications)
+        }
 
 
 def test_names_with_quotes_semicolons_and_non_ascii_are_stored_verbatim(store):
@@ -59,7 +86,10 @@ def test_names_with_quotes_semicolons_and_non_ascii_are_stored_verbatim(store):
     assert dataset_classes(store.engine, "demo") == [TRICKY]
     with store.engine.connect() as connection:
         assert connection.execute(sa.select(class_names.c.name)).scalar_one() == TRICKY
-        assert connection.execute(sa.select(images.c.file_path).order_by(images.c.sample_index)).scalars().first() == f"{TRICKY}/{TRICKY}_00000.png"
+        assert (
+            connection.execute(sa.select(images.c.file_path).order_by(images.c.sample_index)).scalars().first()
+            == f"{TRICKY}/{TRICKY}_00000.png"
+        )
     assert read_publication(store.class_folder("demo", TRICKY)) == publication.publication
     assert counts(store.engine)["images"] == 3  # nothing was dropped by the name
 
@@ -69,8 +99,21 @@ def test_constraints_hold(store):
     with store.engine.connect() as connection:
         class_id = connection.execute(sa.select(class_names.c.id)).scalar_one()
         connection.rollback()
-        row = {"file_path": "cells/cells_00000.png", "class_name": class_id, "md5": "0" * 32, "sample_index": 9, "seed": 0, "publication": "p", "created_at": sa.func.now()}
-        for bad in (row, {**row, "file_path": "other.png", "sample_index": 0}, {**row, "file_path": "x.png", "class_name": 999_999}, {**row, "file_path": "y.png", "sample_index": 5, "md5": "short"}):
+        row = {
+            "file_path": "cells/cells_00000.png",
+            "class_name": class_id,
+            "md5": "0" * 32,
+            "sample_index": 9,
+            "seed": 0,
+            "publication": "p",
+            "created_at": sa.func.now(),
+        }
+        for bad in (
+            row,
+            {**row, "file_path": "other.png", "sample_index": 0},
+            {**row, "file_path": "x.png", "class_name": 999_999},
+            {**row, "file_path": "y.png", "sample_index": 5, "md5": "short"},
+        ):
             with pytest.raises(sa.exc.IntegrityError):
                 with connection.begin():
                     connection.execute(sa.insert(images).values(**bad))
@@ -85,7 +128,9 @@ def test_republishing_a_class_replaces_it_without_duplicates_or_orphans(store):
     assert counts(store.engine) == {"gan_architectures": 2, "class_names": 2, "images": 5, "publications": 2}
     current, defects = store.verify("demo", "cells")
     assert current["publication"] == third.publication != second.publication and defects.ok
-    assert sorted(p.name for p in store.class_folder("demo", "cells").glob("*.png")) == [f"cells_0000{i}.png" for i in range(3)]
+    assert sorted(p.name for p in store.class_folder("demo", "cells").glob("*.png")) == [
+        f"cells_0000{i}.png" for i in range(3)
+    ]
     assert not any((store.dataset_root("demo") / STAGING).iterdir())
     store.publish(gan(checkpoint="b" * 64), "other", pictures(2, 40), seed=1)
     assert counts(store.engine)["gan_architectures"] == 1  # the first GAN lost its last class
@@ -111,7 +156,12 @@ store.publish(gan(), "cells", pictures(5, 99), seed=2, on_stage=die)
 def test_killed_publish_leaves_catalog_files_and_md5s_in_agreement(store, stage):
     before = store.publish(gan(), "cells", pictures(4, 10), seed=0)
     url = store.engine.url.render_as_string(hide_password=False)
-    process = subprocess.run([sys.executable, "-c", KILL_SCRIPT, url, str(store.root), stage], cwd=os.getcwd(), capture_output=True, text=True)
+    process = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, url, str(store.root), stage],
+        cwd=os.getcwd(),
+        capture_output=True,
+        text=True,
+    )
     assert process.returncode == -signal.SIGKILL, process.stderr
     current, defects = store.verify("demo", "cells")
     assert defects.ok, defects
@@ -137,7 +187,10 @@ def test_export_package_replays_into_an_empty_database(store, tmp_path):
     assert sorted(p.name for p in package.iterdir()) == sorted(["catalog.csv", "catalog.sql", "cells", TRICKY])
     rows = list(csv.DictReader(io.StringIO((package / "catalog.csv").read_text())))
     assert len(rows) == 5 and {r["class_name"] for r in rows} == {"cells", TRICKY}
-    assert all((package / r["file_path"]).is_file() and (package / f"{r['file_path']}.md5").read_text().split()[0] == r["md5"] for r in rows)
+    assert all(
+        (package / r["file_path"]).is_file() and (package / f"{r['file_path']}.md5").read_text().split()[0] == r["md5"]
+        for r in rows
+    )
     dump = (package / "catalog.sql").read_text()
     if store.engine.dialect.name == "sqlite":
         replay = sqlite3.connect(":memory:")
@@ -150,7 +203,9 @@ def test_export_package_replays_into_an_empty_database(store, tmp_path):
             connection.execute(sa.text("SET search_path TO replay"))
             connection.exec_driver_sql(dump)
             assert connection.execute(sa.text("SELECT count(*) FROM replay.images")).scalar_one() == 5
-            assert sorted(connection.execute(sa.text("SELECT name FROM replay.class_names")).scalars().all()) == sorted(["cells", TRICKY])
+            assert sorted(connection.execute(sa.text("SELECT name FROM replay.class_names")).scalars().all()) == sorted(
+                ["cells", TRICKY]
+            )
             connection.rollback()
     with pytest.raises(ValueError, match="not an empty folder"):
         export_package(store, "demo", package)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 
 import dagster as dg
-import pytest
 
-from bio_assets.cli import main
+from bio_assets.app.cli import main
 from bio_assets.core.registry import load_registry
 from resources.paths import registry_path
 
@@ -21,13 +20,34 @@ def materialized(dataset: str) -> dict[str, set[str]]:
 
 
 def test_materialize_registers_the_folder_and_runs_every_class(home, tiny_dataset, capsys):
-    assert main(["materialize", "--dataset", str(tiny_dataset), "--name", "tiny", "--profile", "demo", "--select", "group:data"]) == 0
+    assert (
+        main(
+            [
+                "materialize",
+                "--dataset",
+                str(tiny_dataset),
+                "--name",
+                "tiny",
+                "--profile",
+                "demo",
+                "--select",
+                "group:data",
+            ]
+        )
+        == 0
+    )
     (entry,) = [e for e in load_registry(registry_path()) if e.name == "tiny"]
     assert entry.folder == str(tiny_dataset)
     classes = {"Dyskeratotic", "Koilocytotic", "Metaplastic"}
-    assert {k: v for k, v in materialized("tiny").items()} == {"raw_images": classes, "image_splits": classes, "augmented_dataset": classes}
+    assert {k: v for k, v in materialized("tiny").items()} == {
+        "raw_images": classes,
+        "image_splits": classes,
+        "augmented_dataset": classes,
+    }
     out = capsys.readouterr().out
-    assert re.search(r"tiny/augmented_dataset +Metaplastic +ok +num_images=120, num_augmented=\d+; checks 2/2 passed", out)
+    assert re.search(
+        r"tiny/augmented_dataset +Metaplastic +ok +num_images=120, num_augmented=\d+; checks 2/2 passed", out
+    )
 
 
 def test_dataset_folder_from_environment_and_a_selection(home, tiny_dataset, monkeypatch):
@@ -39,10 +59,26 @@ def test_dataset_folder_from_environment_and_a_selection(home, tiny_dataset, mon
 def test_failed_class_exits_non_zero_naming_asset_and_partition(home, tiny_dataset, capsys):
     for path in (tiny_dataset / "Koilocytotic").iterdir():
         path.write_bytes(b"broken")
-    assert main(["materialize", "--dataset", str(tiny_dataset), "--name", "tiny", "--select", 'key:"tiny/augmented_dataset"+ or group:data']) == 1
+    assert (
+        main(
+            [
+                "materialize",
+                "--dataset",
+                str(tiny_dataset),
+                "--name",
+                "tiny",
+                "--select",
+                'key:"tiny/augmented_dataset"+ or group:data',
+            ]
+        )
+        == 1
+    )
     error = capsys.readouterr().err
     assert "tiny__raw_images [tiny class Koilocytotic]" in error and "has no valid image" in error
-    assert "classifier, discriminator, feature_extractors, generator, macro_architecture, searched_cell, trained_gan [tiny]: skipped because upstream tiny/augmented_dataset" in error
+    assert (
+        "classifier, discriminator, feature_extractors, generator, macro_architecture, searched_cell, trained_gan "
+        "[tiny]: skipped because upstream tiny/augmented_dataset" in error
+    )
     assert "gan_baselines [tiny]: skipped because upstream" in error and "metric_reports [tiny]: skipped" in error
     assert materialized("tiny")["augmented_dataset"] == {"Dyskeratotic", "Metaplastic"}
 

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
-from tests.conftest import TINY_CLASSES as CLASSES
 
 
 @pytest.fixture
@@ -26,7 +25,9 @@ def test_search_and_classifier_chain(tmp_path, prepared):
         "tiny__classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 4}},
     }
     search_keys = [dg.AssetKey(["tiny", name]) for name in ("searched_cell", "macro_architecture", "classifier")]
-    result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=search_keys, run_config={"ops": search_config})
+    result = dg.materialize(
+        assets, instance=instance, resources=defs.resources, selection=search_keys, run_config={"ops": search_config}
+    )
     assert result.success
     metadata = {e.asset_key.path[-1]: e.materialization.metadata for e in result.get_asset_materialization_events()}
     cell = metadata["searched_cell"]
@@ -39,7 +40,10 @@ def test_search_and_classifier_chain(tmp_path, prepared):
     classifier = metadata["classifier"]
     assert 0.0 <= classifier["test_accuracy"].value <= 1.0 and classifier["seeds"].value == [0, 1]
     assert classifier["num_test_images"].value == 3  # one real test image per class, never augmented
-    assert "data:image/png;base64," in classifier["roc"].value and "| true \\ predicted |" in classifier["confusion_matrix"].value
+    assert (
+        "data:image/png;base64," in classifier["roc"].value
+        and "| true \\ predicted |" in classifier["confusion_matrix"].value
+    )
     weights = list((tmp_path / "storage" / "tiny" / "classifier").glob("*.safetensors"))
     assert len(weights) == 1
     search_files = sorted(p.name for p in (tmp_path / "search" / "tiny").iterdir())
@@ -49,10 +53,24 @@ def test_search_and_classifier_chain(tmp_path, prepared):
 
 def test_baseline_and_optimizer_partitions_read_every_class(prepared):
     defs, assets, instance = prepared
-    baseline = dg.materialize(assets, instance=instance, partition_key="lenet5", resources=defs.resources, selection=[dg.AssetKey(["tiny", "baseline_classifiers"])],
-                              run_config={"ops": {"tiny__baseline_classifiers": {"config": {"epochs": 1, "batch_size": 8, "input_size": 32}}}})
-    optimizer = dg.materialize(assets, instance=instance, partition_key="adagrad", resources=defs.resources, selection=[dg.AssetKey(["tiny", "optimizer_comparison"])],
-                               run_config={"ops": {"tiny__optimizer_comparison": {"config": {"epochs": 1}}}})
+    baseline = dg.materialize(
+        assets,
+        instance=instance,
+        partition_key="lenet5",
+        resources=defs.resources,
+        selection=[dg.AssetKey(["tiny", "baseline_classifiers"])],
+        run_config={
+            "ops": {"tiny__baseline_classifiers": {"config": {"epochs": 1, "batch_size": 8, "input_size": 32}}}
+        },
+    )
+    optimizer = dg.materialize(
+        assets,
+        instance=instance,
+        partition_key="adagrad",
+        resources=defs.resources,
+        selection=[dg.AssetKey(["tiny", "optimizer_comparison"])],
+        run_config={"ops": {"tiny__optimizer_comparison": {"config": {"epochs": 1}}}},
+    )
     (lenet,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
     assert lenet["num_train_images"].value == 36 and lenet["num_test_images"].value == 3  # all three classes
     assert lenet["source_accuracy"].value == 0.65 and lenet["input_size"].value == 32

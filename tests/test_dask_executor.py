@@ -14,7 +14,9 @@ distributed = pytest.importorskip("distributed")
 
 def test_search_on_a_local_dask_cluster_matches_the_local_history():
     params = EvolutionParams(population_size=6, cycles=10, sample_size=3, seed=21)
-    with distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         resource = SearchExecutorResource(kind="dask", dask_address=cluster.scheduler_address, workers=2)
         with resource.open() as plan:
             remote = run_search(cell_space(), jittery_fitness, params, plan.executor, plan.workers)

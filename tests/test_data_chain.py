@@ -6,9 +6,9 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from bio_assets.app.driver import step_failures
 from bio_assets.core.registry import DatasetEntry, save_registry
 from bio_assets.definitions import build_definitions
-from bio_assets.driver import step_failures
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
 
@@ -18,7 +18,10 @@ def chain(tmp_path, tiny_dataset):
     registry = tmp_path / "registry.yaml"
     save_registry(registry, [DatasetEntry("tiny", str(tiny_dataset))])
     storage = tmp_path / "storage"
-    resources = {"image_dataset": ImageDatasetResource(registry_file=str(registry)), "io_manager": AssetFileIOManager(root=str(storage))}
+    resources = {
+        "image_dataset": ImageDatasetResource(registry_file=str(registry)),
+        "io_manager": AssetFileIOManager(root=str(storage)),
+    }
     defs = build_definitions([DatasetEntry("tiny", str(tiny_dataset))], resources)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("tiny__classes", ["Dyskeratotic", "Koilocytotic", "Metaplastic"])
@@ -45,7 +48,13 @@ def test_chain_materializes_all_three_assets_with_metadata_and_passing_checks(ch
     augmented = result.asset_materializations_for_node("tiny__augmented_dataset")[0].metadata
     assert augmented["num_images"].value == 20
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert evaluations == {"raw_images_valid": True, "splits_disjoint": True, "splits_non_empty": True, "augmented_reaches_target": True, "augmented_from_train_only": True}
+    assert evaluations == {
+        "raw_images_valid": True,
+        "splits_disjoint": True,
+        "splits_non_empty": True,
+        "augmented_reaches_target": True,
+        "augmented_from_train_only": True,
+    }
     assert (storage / "tiny" / "augmented_dataset" / "Koilocytotic.npz").is_file()
 
 
@@ -81,8 +90,8 @@ def test_a_class_folder_without_images_fails_its_partition_only(chain, tiny_data
 
 
 def test_leak_check_fails_on_a_planted_test_image(chain):
-    from bio_assets.checks import build_data_checks
-    from bio_assets.core.records import ImageSet
+    from bio_assets.checks.data import build_data_checks
+    from bio_assets.core.io.records import ImageSet
 
     defs, instance, _ = chain
     assert run_class(defs, instance, "Koilocytotic").success
@@ -95,7 +104,9 @@ def test_leak_check_fails_on_a_planted_test_image(chain):
         np.concatenate([augmented.sha256, splits.test.sha256[:1]]),
         augmented.class_name,
     )
-    leak_check = next(c for c in build_data_checks("tiny") if "augmented_from_train_only" in [k.name for k in c.check_keys])
+    leak_check = next(
+        c for c in build_data_checks("tiny") if "augmented_from_train_only" in [k.name for k in c.check_keys]
+    )
     result = leak_check(augmented_dataset=leaked, image_splits=splits)
     assert result.passed is False and result.metadata["num_leaked_sources"].value == 1
 
@@ -106,20 +117,31 @@ def test_run_without_preset_uses_the_dataset_profile(tmp_path, tiny_dataset):
     for profile in ("demo", "paper"):
         entries = [DatasetEntry("tiny", str(tiny_dataset), profile=profile)]
         save_registry(tmp_path / f"{profile}.yaml", entries)
-        resources = {"image_dataset": ImageDatasetResource(registry_file=str(tmp_path / f"{profile}.yaml")), "io_manager": AssetFileIOManager(root=str(tmp_path / profile))}
+        resources = {
+            "image_dataset": ImageDatasetResource(registry_file=str(tmp_path / f"{profile}.yaml")),
+            "io_manager": AssetFileIOManager(root=str(tmp_path / profile)),
+        }
         defs = build_definitions(entries, resources)
         with dg.instance_for_test() as instance:
             instance.add_dynamic_partitions("tiny__classes", ["Parabasal", "Koilocytotic"])
             assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-            result = dg.materialize(assets, instance=instance, partition_key="Koilocytotic", resources=defs.resources, selection=dg.AssetSelection.groups("data"))
-            (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "augmented_dataset"]
+            result = dg.materialize(
+                assets,
+                instance=instance,
+                partition_key="Koilocytotic",
+                resources=defs.resources,
+                selection=dg.AssetSelection.groups("data"),
+            )
+            (event,) = [
+                e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "augmented_dataset"
+            ]
             targets[profile] = event.materialization.metadata["num_images"].value
     assert targets == {"demo": 120, "paper": 200}
 
 
 def test_image_defects_finds_blank_repeated_and_misshapen_images():
-    from bio_assets.checks import image_defects
-    from bio_assets.core.records import ImageSet
+    from bio_assets.checks.data import image_defects
+    from bio_assets.core.io.records import ImageSet
 
     images = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
     images[1] = 17  # a blank image

@@ -12,11 +12,21 @@ from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
+# Imports point one way: core <- resources <- assets, checks <- jobs <- definitions <- app.
 LAYER_FORBIDDEN = {
-    "bio_assets/core": ("dagster", "resources", "jobs", "bio_assets.assets", "bio_assets.definitions", "bio_assets.checks", "bio_assets.partitions", "bio_assets.driver", "bio_assets.cli"),
-    "resources": ("jobs", "bio_assets.assets", "bio_assets.definitions", "bio_assets.checks", "bio_assets.driver"),
-    "bio_assets/assets": ("jobs", "bio_assets.definitions", "bio_assets.driver"),
-    "jobs": ("bio_assets.definitions", "bio_assets.driver", "bio_assets.cli"),
+    "bio_assets/core": (
+        "dagster",
+        "resources",
+        "jobs",
+        "bio_assets.assets",
+        "bio_assets.checks",
+        "bio_assets.definitions",
+        "bio_assets.app",
+    ),
+    "resources": ("jobs", "bio_assets.assets", "bio_assets.checks", "bio_assets.definitions", "bio_assets.app"),
+    "bio_assets/assets": ("jobs", "bio_assets.definitions", "bio_assets.app"),
+    "bio_assets/checks": ("jobs", "bio_assets.definitions", "bio_assets.app"),
+    "jobs": ("bio_assets.definitions", "bio_assets.app"),
 }
 
 
@@ -59,11 +69,19 @@ def test_every_asset_has_a_group_and_one_sentence_description():
         node = graph.get(key)
         description = (node.description or "").strip()
         assert node.group_name and node.group_name != "default", key
-        assert description.endswith(".") and description.count(". ") == 0 and "\n" not in description, (key, description)
+        assert description.endswith(".") and description.count(". ") == 0 and "\n" not in description, (
+            key,
+            description,
+        )
 
 
 def test_each_registered_dataset_gets_its_own_prefixed_graph_and_partitions():
-    defs = build_definitions([DatasetEntry("demo", "builtin:demo", profile="demo"), DatasetEntry("sipakmed", "/data/SIPaKMeD", "**/CROPPED/*.bmp", "im_")])
+    defs = build_definitions(
+        [
+            DatasetEntry("demo", "builtin:demo", profile="demo"),
+            DatasetEntry("sipakmed", "/data/SIPaKMeD", "**/CROPPED/*.bmp", "im_"),
+        ]
+    )
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     for dataset in ("demo", "sipakmed"):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bio_assets.core.demo_data import DEMO_CLASSES, generate_demo_dataset, render_cell_image
+from bio_assets.core.data.demo_data import DEMO_CLASSES, generate_demo_dataset, render_cell_image
 
 
 def test_generation_is_deterministic_and_written_once(tmp_path):
@@ -70,9 +70,21 @@ def test_a_small_cnn_learns_the_classes():
     torch.manual_seed(0)
 
     def block(c_in: int, c_out: int) -> list[torch.nn.Module]:
-        return [torch.nn.Conv2d(c_in, c_out, 3, padding=1), torch.nn.BatchNorm2d(c_out), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        return [
+            torch.nn.Conv2d(c_in, c_out, 3, padding=1),
+            torch.nn.BatchNorm2d(c_out),
+            torch.nn.ReLU(),
+            torch.nn.MaxPool2d(2),
+        ]
 
-    net = torch.nn.Sequential(*block(3, 16), *block(16, 32), *block(32, 32), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, 5))
+    net = torch.nn.Sequential(
+        *block(3, 16),
+        *block(16, 32),
+        *block(32, 32),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 5),
+    )
     optimizer = torch.optim.Adam(net.parameters(), 3e-3)
     batches = torch.Generator().manual_seed(0)
     for _ in range(20):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pickle
 
-import pytest
 import numpy as np
+import pytest
 import torch
 
 from bio_assets.core.cnn.training import LabelledImages, TrainParams
+from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import pack_extractors, train_extractor
-from bio_assets.core.storage import ModelWeights
 from resources.feature_extractor import FeatureExtractorResource
 
 CPU = torch.device("cpu")
@@ -21,7 +21,10 @@ def test_trained_extractors_are_served_with_the_same_features():
     torch.manual_seed(0)
     images = torch.randint(0, 256, (12, 32, 32, 3), dtype=torch.uint8)
     data = LabelledImages(images, torch.arange(12) % 3)
-    trained = {name: train_extractor(name, data, data, 3, 8, TrainParams(epochs=1, batch_size=6), CPU) for name in ("biocnn1", "biocnn2")}
+    trained = {
+        name: train_extractor(name, data, data, 3, 8, TrainParams(epochs=1, batch_size=6), CPU)
+        for name in ("biocnn1", "biocnn2")
+    }
     tensors, spec = pack_extractors(trained)
     resource = FeatureExtractorResource()
     for name, t in trained.items():
@@ -60,7 +63,9 @@ def test_inception_loads_a_local_state_dict_and_gives_pool3_features(tmp_path, m
     features = extractor.features(torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))
     assert features.shape == (2, 2048) and torch.isfinite(torch.from_numpy(features)).all()
     assert extractor.resize_mode(32) == "torch-fidelity bilinear ->299 from 32"
-    probabilities = extractor.probabilities(torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8))  # for Inception Score
+    probabilities = extractor.probabilities(
+        torch.randint(0, 256, (2, 32, 32, 3), dtype=torch.uint8)
+    )  # for Inception Score
     assert probabilities.shape == (2, 1008) and np.allclose(probabilities.sum(axis=1), 1.0)
 
 

@@ -35,7 +35,9 @@ def test_equal_covariances_give_the_squared_mean_distance():
 
 def test_one_dimensional_known_answer():
     # (m1 - m2)^2 + (s1 - s2)^2 for variances s1^2, s2^2: (1 - 4)^2 + (2 - 3)^2 = 10
-    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([4.0]), np.array([[9.0]])) == pytest.approx(10.0)
+    assert frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([4.0]), np.array([[9.0]])) == pytest.approx(
+        10.0
+    )
 
 
 def test_symmetric():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bio_assets.core.gan.genotypes import GanGenotype
-from bio_assets.core.storage import load_weights
+from bio_assets.core.io.storage import load_weights
 from tests.conftest import TINY_CLASSES as CLASSES
 
 TINY_GAN = {"image_size": 32, "generator_width": 16, "discriminator_width": 8, "batch_size": 8}
@@ -22,12 +22,14 @@ def prepared(tiny_instance):
 
 def test_gan_search_group_chain(tmp_path, prepared):
     defs, assets, instance = prepared
-    run_config = {"ops": {
-        "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 8}},
-        "tiny__generator": {"config": TINY_SEARCH},
-        "tiny__discriminator": {"config": TINY_SEARCH},
-        "tiny__trained_gan": {"config": TINY_RUN},
-    }}
+    run_config = {
+        "ops": {
+            "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 8}},
+            "tiny__generator": {"config": TINY_SEARCH},
+            "tiny__discriminator": {"config": TINY_SEARCH},
+            "tiny__trained_gan": {"config": TINY_RUN},
+        }
+    }
     keys = [dg.AssetKey(["tiny", n]) for n in ("feature_extractors", "generator", "discriminator", "trained_gan")]
     result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=keys, run_config=run_config)
     assert result.success
@@ -52,13 +54,24 @@ def test_gan_search_group_chain(tmp_path, prepared):
     assert spec["genotype"] == generator["genotype"].value and spec["class_names"] == CLASSES and state
 
     # Other learning rates: a fresh run under its own checkpoint, not a refused resume of the first one.
-    other = dg.materialize(assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "trained_gan"])],
-                           run_config={"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "generator_lr": 1e-3}}}})
+    other = dg.materialize(
+        assets,
+        instance=instance,
+        resources=defs.resources,
+        selection=[dg.AssetKey(["tiny", "trained_gan"])],
+        run_config={"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "generator_lr": 1e-3}}}},
+    )
     (retrained,) = [e.materialization.metadata for e in other.get_asset_materialization_events()]
     assert retrained["resumed_from_step"].value == 0 and retrained["checkpoint"].value != trained["checkpoint"].value
 
-    baseline = dg.materialize(assets, instance=instance, partition_key="wgan_gp", resources=defs.resources, selection=[dg.AssetKey(["tiny", "gan_baselines"])],
-                              run_config={"ops": {"tiny__gan_baselines": {"config": TINY_RUN}}})
+    baseline = dg.materialize(
+        assets,
+        instance=instance,
+        partition_key="wgan_gp",
+        resources=defs.resources,
+        selection=[dg.AssetKey(["tiny", "gan_baselines"])],
+        run_config={"ops": {"tiny__gan_baselines": {"config": TINY_RUN}}},
+    )
     (wgan_gp,) = [e.materialization.metadata for e in baseline.get_asset_materialization_events()]
     assert wgan_gp["loss"].value == "wgan_gp" and wgan_gp["iterations"].value == 4 and np.isfinite(wgan_gp["fid"].value)
     assert wgan_gp["source_fid_curve"].value["15000"] == 19.09
@@ -75,13 +88,16 @@ from resources.search_executor import SearchExecutorResource
 root = sys.argv[1]
 entries = load_registry(root + "/r.yaml")
 defs = build_definitions(entries, {
-    "image_dataset": ImageDatasetResource(registry_file=root + "/r.yaml"), "io_manager": AssetFileIOManager(root=root + "/storage"),
-    "search_executor": SearchExecutorResource(state_root=root + "/search"), "compute": ComputeResource(device="cpu", amp=False),
+    "image_dataset": ImageDatasetResource(registry_file=root + "/r.yaml"),
+    "io_manager": AssetFileIOManager(root=root + "/storage"),
+    "search_executor": SearchExecutorResource(state_root=root + "/search"),
+    "compute": ComputeResource(device="cpu", amp=False),
 })
 assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
 with dg.instance_for_test() as instance:
     instance.add_dynamic_partitions("tiny__classes", %r)
-    dg.materialize(assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "trained_gan"])], run_config=%r)
+    selection = [dg.AssetKey(["tiny", "trained_gan"])]
+    dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection, run_config=%r)
 """
 
 
@@ -95,12 +111,19 @@ def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
     defs, assets, instance = prepared
     upstream = {
         "tiny__feature_extractors": {"config": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 8}},
-        "tiny__generator": {"config": TINY_SEARCH}, "tiny__discriminator": {"config": TINY_SEARCH},
+        "tiny__generator": {"config": TINY_SEARCH},
+        "tiny__discriminator": {"config": TINY_SEARCH},
     }
     keys = [dg.AssetKey(["tiny", n]) for n in ("feature_extractors", "generator", "discriminator")]
-    assert dg.materialize(assets, instance=instance, resources=defs.resources, selection=keys, run_config={"ops": upstream}).success
-    long_run = {"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "iterations": 80, "checkpoint_every": 2, "fid_every": 80}}}}
-    process = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT % (CLASSES, long_run), str(tmp_path)], cwd=os.getcwd())
+    assert dg.materialize(
+        assets, instance=instance, resources=defs.resources, selection=keys, run_config={"ops": upstream}
+    ).success
+    long_run = {
+        "ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "iterations": 80, "checkpoint_every": 2, "fid_every": 80}}}
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILL_SCRIPT % (CLASSES, long_run), str(tmp_path)], cwd=os.getcwd()
+    )
     checkpoints = tmp_path / "search" / "tiny" / "trained_gan"
     deadline = time.monotonic() + 120
     while not list(checkpoints.glob("*.safetensors")) and process.poll() is None and time.monotonic() < deadline:
@@ -108,6 +131,12 @@ def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert list(checkpoints.glob("*.safetensors")), "the killed run wrote no checkpoint"
-    result = dg.materialize(assets, instance=instance, resources=defs.resources, selection=[dg.AssetKey(["tiny", "trained_gan"])], run_config=long_run)
+    result = dg.materialize(
+        assets,
+        instance=instance,
+        resources=defs.resources,
+        selection=[dg.AssetKey(["tiny", "trained_gan"])],
+        run_config=long_run,
+    )
     (metadata,) = [e.materialization.metadata for e in result.get_asset_materialization_events()]
     assert 0 < metadata["resumed_from_step"].value < 80 and metadata["iterations"].value == 80

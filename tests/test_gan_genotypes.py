@@ -27,7 +27,14 @@ def test_published_codes_round_trip(code, role, nodes, ops, attention):
 
 def test_fixed_discriminator_reads_as_the_method_describes():
     edges = GanGenotype.parse(FIXED_DISCRIMINATOR, "discriminator").edges()
-    assert edges == {(0, 1): "conv_3x3", (0, 2): "conv_5x5", (0, 3): "zero", (1, 2): "skip", (1, 3): "skip", (2, 3): "max_pool_3x3"}
+    assert edges == {
+        (0, 1): "conv_3x3",
+        (0, 2): "conv_5x5",
+        (0, 3): "zero",
+        (1, 2): "skip",
+        (1, 3): "skip",
+        (2, 3): "max_pool_3x3",
+    }
 
 
 def test_parse_tolerates_spacing_and_prints_canonically():

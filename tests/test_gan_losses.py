@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from bio_assets.core.gan.diffaugment import color, diff_augment, translation
-from bio_assets.core.gan.losses import BeganLoss, BoundarySeekingLoss, HingeLoss, WassersteinGPLoss, WassersteinLoss, make_loss
+from bio_assets.core.gan.losses import (
+    BeganLoss,
+    BoundarySeekingLoss,
+    HingeLoss,
+    WassersteinGPLoss,
+    WassersteinLoss,
+    make_loss,
+)
 
 REAL = torch.tensor([2.0, 0.5])
 FAKE = torch.tensor([-0.5, 1.5])
@@ -33,7 +40,12 @@ def test_wgan_losses_and_clipping():
 def test_wgan_gp_penalty_of_a_linear_critic():
     # For D(x) = <w, x> the gradient is w everywhere: penalty = 10 (||w|| - 1)^2 = 10 (5 - 1)^2 = 160.
     w = torch.tensor([3.0, 4.0]).view(1, 2, 1, 1)
-    penalty = WassersteinGPLoss().penalty(lambda x: (x * w).sum(dim=(1, 2, 3)), torch.randn(4, 2, 1, 1), torch.randn(4, 2, 1, 1), torch.Generator().manual_seed(0))
+    penalty = WassersteinGPLoss().penalty(
+        lambda x: (x * w).sum(dim=(1, 2, 3)),
+        torch.randn(4, 2, 1, 1),
+        torch.randn(4, 2, 1, 1),
+        torch.Generator().manual_seed(0),
+    )
     assert penalty.item() == pytest.approx(160.0)
 
 
@@ -42,8 +54,12 @@ def test_bgan_generator_loss_is_half_the_squared_logit():
     # log D - log(1 - D) is the logit; 0.5 * mean([0.25, 2.25]) = 0.625
     assert loss.generator(FAKE).item() == pytest.approx(0.625)
     d = torch.sigmoid(FAKE)
-    assert loss.generator(FAKE).item() == pytest.approx(0.5 * ((torch.log(d) - torch.log(1 - d)) ** 2).mean().item(), rel=1e-5)
-    assert loss.discriminator(REAL, FAKE).item() == pytest.approx((-torch.log(torch.sigmoid(REAL))).mean().item() + (-torch.log(1 - torch.sigmoid(FAKE))).mean().item(), rel=1e-5)
+    assert loss.generator(FAKE).item() == pytest.approx(
+        0.5 * ((torch.log(d) - torch.log(1 - d)) ** 2).mean().item(), rel=1e-5
+    )
+    assert loss.discriminator(REAL, FAKE).item() == pytest.approx(
+        (-torch.log(torch.sigmoid(REAL))).mean().item() + (-torch.log(1 - torch.sigmoid(FAKE))).mean().item(), rel=1e-5
+    )
 
 
 def test_began_losses_and_equilibrium_update():

@@ -119,7 +119,9 @@ def test_inheritance_copies_only_tensors_whose_shapes_match():
     fraction = inherit(other, source.state_dict())
     assert 0.0 < fraction < 1.0
     assert torch.equal(other.stem.parametrizations.weight.original, source.stem.parametrizations.weight.original)
-    assert torch.equal(other.cells[0].cell.operations[0][0].parametrizations.weight.original, before)  # conv_1x1 vs conv_3x3: shapes differ
+    assert torch.equal(
+        other.cells[0].cell.operations[0][0].parametrizations.weight.original, before
+    )  # conv_1x1 vs conv_3x3: shapes differ
 
 
 def test_self_attention_matches_the_written_out_formula():

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from bio_assets.core.demo_data import DEMO_CLASSES, render_cell_image
+from bio_assets.core.data.demo_data import DEMO_CLASSES, render_cell_image
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, GanGenotype
 from bio_assets.core.gan.search import GanSearchData, GanSearchRequest, search_gan
 from bio_assets.core.gan.training import GanImages, GanTrainParams
@@ -18,19 +18,31 @@ from bio_assets.core.search.evolution import EvolutionParams
 
 def tiny_search_data() -> GanSearchData:
     rng = np.random.default_rng(0)
-    images = torch.from_numpy(np.stack([render_cell_image(name, rng, 32) for name in DEMO_CLASSES[:2] for _ in range(8)]))
+    images = torch.from_numpy(
+        np.stack([render_cell_image(name, rng, 32) for name in DEMO_CLASSES[:2] for _ in range(8)])
+    )
     spec = {"kind": "biocnn1", "num_classes": 2, "width": 8, "input_size": 32}
     torch.manual_seed(0)
     model = build_extractor_model(spec)
     reference = FeatureStatistics.of(domain_extractor("biocnn1", model, 32, torch.device("cpu")).features(images))
-    return GanSearchData(GanImages(images, torch.arange(16) // 8, 2), reference, spec, model.state_dict(), "biocnn1", "tiny-v1")
+    return GanSearchData(
+        GanImages(images, torch.arange(16) // 8, 2), reference, spec, model.state_dict(), "biocnn1", "tiny-v1"
+    )
 
 
 def test_generator_stage_scores_by_fid_inherits_the_best_weights_and_resumes(tmp_path):
     data = tiny_search_data()
     request = GanSearchRequest(
-        "generator", EvolutionParams(population_size=2, cycles=2, sample_size=1, mutation_probability=0.5, seed=0),
-        GanTrainParams(iterations=2, batch_size=4), "", FIXED_DISCRIMINATOR, 16, 8, 32, fid_samples=8, max_nodes=3,
+        "generator",
+        EvolutionParams(population_size=2, cycles=2, sample_size=1, mutation_probability=0.5, seed=0),
+        GanTrainParams(iterations=2, batch_size=4),
+        "",
+        FIXED_DISCRIMINATOR,
+        16,
+        8,
+        32,
+        fid_samples=8,
+        max_nodes=3,
     )
     with ThreadPoolExecutor(1) as executor:
         run = search_gan(data, request, executor, 1, tmp_path)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bio_assets.core.demo_data import DEMO_CLASSES, render_cell_image
+from bio_assets.core.data.demo_data import DEMO_CLASSES, render_cell_image
 from bio_assets.core.gan.checkpoints import load_checkpoint
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.scoring import FidScorer
@@ -72,7 +72,9 @@ def test_killed_training_resumes_exactly_from_its_checkpoint(tmp_path, demo_imag
     params = GanTrainParams(iterations=10, batch_size=8, checkpoint_every=4, seed=3)
     identity = {"generator": GENERATOR, "discriminator": DISCRIMINATOR}
     g, d = pair()
-    uninterrupted = train_gan(g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "a.safetensors", identity=identity)
+    uninterrupted = train_gan(
+        g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "a.safetensors", identity=identity
+    )
 
     def kill(step: int, losses: dict) -> None:
         if step == 6:
@@ -80,7 +82,9 @@ def test_killed_training_resumes_exactly_from_its_checkpoint(tmp_path, demo_imag
 
     g, d = pair()
     with pytest.raises(Killed):
-        train_gan(g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity, on_step=kill)
+        train_gan(
+            g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity, on_step=kill
+        )
     assert load_checkpoint(tmp_path / "b.safetensors").step == 4
     g, d = pair(seed=99)  # fresh process, other init: everything must come from the checkpoint
     resumed = train_gan(g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity)
@@ -88,7 +92,14 @@ def test_killed_training_resumes_exactly_from_its_checkpoint(tmp_path, demo_imag
     for (name, a), b in zip(uninterrupted.sampler.state_dict().items(), resumed.sampler.state_dict().values()):
         assert torch.equal(a, b), name
     with pytest.raises(ValueError, match="other settings or networks"):
-        train_gan(*pair(), demo_images, GanTrainParams(iterations=12, batch_size=8, checkpoint_every=4, seed=3), CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity)
+        train_gan(
+            *pair(),
+            demo_images,
+            GanTrainParams(iterations=12, batch_size=8, checkpoint_every=4, seed=3),
+            CPU,
+            checkpoint_path=tmp_path / "b.safetensors",
+            identity=identity,
+        )
 
 
 def test_bad_settings_fail_loudly(demo_images):
@@ -97,7 +108,12 @@ def test_bad_settings_fail_loudly(demo_images):
     with pytest.raises(ValueError, match="ema_decay"):
         GanTrainParams(ema_decay=1.0)
     with pytest.raises(ValueError, match="empty image set"):
-        train_gan(*pair(), GanImages(torch.zeros(0, 32, 32, 3, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 2), GanTrainParams(iterations=1, batch_size=2), CPU)
+        train_gan(
+            *pair(),
+            GanImages(torch.zeros(0, 32, 32, 3, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 2),
+            GanTrainParams(iterations=1, batch_size=2),
+            CPU,
+        )
 
 
 def test_ema_warms_up_then_uses_the_configured_decay():

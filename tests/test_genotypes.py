@@ -23,14 +23,24 @@ def test_random_cells_round_trip_through_both_strings(nodes):
 def test_the_source_best_cell_decodes_to_the_published_edges():
     edges = CellGenotype.parse("3501-110-44-1").edges()
     assert edges == {
-        (0, 1): "conv_3x3", (0, 2): "max_pool_3x3", (0, 3): "none", (0, 4): "skip_connect",
-        (1, 2): "skip_connect", (1, 3): "skip_connect", (1, 4): "none",
-        (2, 3): "avg_pool_3x3", (2, 4): "avg_pool_3x3", (3, 4): "skip_connect",
+        (0, 1): "conv_3x3",
+        (0, 2): "max_pool_3x3",
+        (0, 3): "none",
+        (0, 4): "skip_connect",
+        (1, 2): "skip_connect",
+        (1, 3): "skip_connect",
+        (1, 4): "none",
+        (2, 3): "avg_pool_3x3",
+        (2, 4): "avg_pool_3x3",
+        (3, 4): "skip_connect",
     }
 
 
 def test_fixed_discriminator_style_example_and_nb201_string():
-    assert CellGenotype.parse("012-23-4").to_nb201() == "|none~0|+|skip_connect~0|conv_1x1~1|+|conv_1x1~0|conv_3x3~1|avg_pool_3x3~2|"
+    assert (
+        CellGenotype.parse("012-23-4").to_nb201()
+        == "|none~0|+|skip_connect~0|conv_1x1~1|+|conv_1x1~0|conv_3x3~1|avg_pool_3x3~2|"
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,14 +93,25 @@ def test_mutation_always_changes_the_function():
         cell = child
 
 
-@pytest.mark.parametrize("code, cells, pools", [("5-[1]", 5, (1,)), ("4-[0,2]", 4, (0, 2)), ("3-[]", 3, ()), (" 2 - [ 0 , 1 ] ", 2, (0, 1))])
+@pytest.mark.parametrize(
+    "code, cells, pools", [("5-[1]", 5, (1,)), ("4-[0,2]", 4, (0, 2)), ("3-[]", 3, ()), (" 2 - [ 0 , 1 ] ", 2, (0, 1))]
+)
 def test_macro_codes_parse_and_print(code, cells, pools):
     macro = MacroGenotype.parse(code)
     assert (macro.cells, macro.pools) == (cells, pools)
     assert MacroGenotype.parse(macro.code) == macro
 
 
-@pytest.mark.parametrize("code, message", [("7-[1]", "1..6 cells"), ("3-[3]", "cell indices in 0..2"), ("3-[1,1]", "distinct"), ("3-[2,1]", "sorted"), ("3", "N-\\[P\\]")])
+@pytest.mark.parametrize(
+    "code, message",
+    [
+        ("7-[1]", "1..6 cells"),
+        ("3-[3]", "cell indices in 0..2"),
+        ("3-[1,1]", "distinct"),
+        ("3-[2,1]", "sorted"),
+        ("3", "N-\\[P\\]"),
+    ],
+)
 def test_malformed_macro_codes_are_refused(code, message):
     with pytest.raises(ValueError, match=message):
         MacroGenotype.parse(code)

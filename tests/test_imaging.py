@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bio_assets.core.imaging import DecodeLimits, ImageRejected, decode_image
+from bio_assets.core.data.imaging import DecodeLimits, ImageRejected, decode_image
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bio_assets.core.ingest import ClassNameRule, DatasetLayout, ingest_class
+from bio_assets.core.data.ingest import ClassNameRule, DatasetLayout, ingest_class
 from tests.test_imaging import encode, hostile_files
 
 
@@ -119,13 +119,13 @@ def test_hidden_class_folders_are_ignored(tmp_path):
 
 def test_fingerprint_from_ingestion_equals_the_sensor_fingerprint(corpus):
     root, folder, _ = corpus
-    from bio_assets.core.fingerprint import class_fingerprint
+    from bio_assets.core.data.fingerprint import class_fingerprint
 
     assert ingest_class(folder, "Parabasal", 64, root).fingerprint == class_fingerprint(folder, "*", root)
 
 
 def test_fingerprint_follows_content_not_mtime(tmp_path):
-    from bio_assets.core.fingerprint import class_fingerprint
+    from bio_assets.core.data.fingerprint import class_fingerprint
 
     folder = tmp_path / "A"
     folder.mkdir()

@@ -10,9 +10,15 @@ import torch
 from scipy.stats import entropy
 
 from bio_assets.core.cnn.extension import paired_bootstrap
-from bio_assets.core.metrics.pixels import color_histogram, histogram_kl, kl_divergence, nearest_neighbour_scores, sample_for_kl
-from bio_assets.core.metrics.quality import inception_score, kernel_inception_distance, kid_subset_size
-from bio_assets.core.reporting.quality import wilson_interval
+from bio_assets.core.metrics.distribution import inception_score, kernel_inception_distance, kid_subset_size
+from bio_assets.core.metrics.pixels import (
+    color_histogram,
+    histogram_kl,
+    kl_divergence,
+    nearest_neighbour_scores,
+    sample_for_kl,
+)
+from bio_assets.core.reporting.statistics import wilson_interval
 
 
 def test_inception_score_of_uniform_predictions_is_one():
@@ -45,8 +51,12 @@ def test_inception_score_rejects_rows_that_are_not_probabilities():
 def test_kid_of_identical_sets_is_near_zero_and_of_shifted_sets_is_not():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(300, 16))
-    same, _, _ = kernel_inception_distance(features, features.copy(), np.random.default_rng(1), subsets=50, subset_size=100)
-    shifted, _, _ = kernel_inception_distance(features, features + 1.0, np.random.default_rng(1), subsets=50, subset_size=100)
+    same, _, _ = kernel_inception_distance(
+        features, features.copy(), np.random.default_rng(1), subsets=50, subset_size=100
+    )
+    shifted, _, _ = kernel_inception_distance(
+        features, features + 1.0, np.random.default_rng(1), subsets=50, subset_size=100
+    )
     assert abs(same) < 0.02 * shifted and shifted > 1.0
 
 
@@ -56,7 +66,9 @@ def test_kid_unbiased_estimate_matches_a_direct_computation():
     kernel = lambda a, b: (a @ b.T / 4 + 1) ** 3  # noqa: E731
     m = 6
     k_rr, k_ff, k_rf = kernel(real, real), kernel(fake, fake), kernel(real, fake)
-    expected = (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1)) + (k_ff.sum() - np.trace(k_ff)) / (m * (m - 1)) - 2 * k_rf.mean()
+    expected = (
+        (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1)) + (k_ff.sum() - np.trace(k_ff)) / (m * (m - 1)) - 2 * k_rf.mean()
+    )
     value, std, size = kernel_inception_distance(real, fake, np.random.default_rng(0), subsets=3, subset_size=6)
     assert size == 6 and value == pytest.approx(expected, rel=1e-9) and std == pytest.approx(0.0, abs=1e-9)
 
@@ -129,14 +141,25 @@ def test_score_synthetic_measures_how_well_images_follow_their_class():
         brightness = x.mean(dim=(1, 2, 3))
         return torch.stack([-brightness, brightness], dim=1) * 10
 
-    extractor = FeatureExtractor("toy", 8, lambda x: x.flatten(1)[:, :6] + 0.01 * torch.arange(6.0), torch.device("cpu"), classify=logits)
+    extractor = FeatureExtractor(
+        "toy", 8, lambda x: x.flatten(1)[:, :6] + 0.01 * torch.arange(6.0), torch.device("cpu"), classify=logits
+    )
     rng = np.random.default_rng(0)
-    dark, bright = rng.integers(0, 60, (20, 8, 8, 3), dtype=np.uint8), rng.integers(195, 255, (20, 8, 8, 3), dtype=np.uint8)
+    dark, bright = (
+        rng.integers(0, 60, (20, 8, 8, 3), dtype=np.uint8),
+        rng.integers(195, 255, (20, 8, 8, 3), dtype=np.uint8),
+    )
     real = LabelledSet(torch.from_numpy(np.concatenate([dark, bright])), np.repeat([0, 1], 20))
     following = LabelledSet(torch.from_numpy(np.concatenate([dark[:10], bright[:10]])), np.repeat([0, 1], 10))
-    ignoring = LabelledSet(torch.from_numpy(np.concatenate([dark[:5], bright[:5], dark[5:10], bright[5:10]])), np.repeat([0, 1], 10))
-    good = score_synthetic(extractor, real, following, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10)
-    bad = score_synthetic(extractor, real, ignoring, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10)
+    ignoring = LabelledSet(
+        torch.from_numpy(np.concatenate([dark[:5], bright[:5], dark[5:10], bright[5:10]])), np.repeat([0, 1], 10)
+    )
+    good = score_synthetic(
+        extractor, real, following, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10
+    )
+    bad = score_synthetic(
+        extractor, real, ignoring, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10
+    )
     assert good.class_agreement.value == 1.0 and bad.class_agreement.value == 0.5 and good.real_agreement.value == 1.0
     assert good.class_agreement.detail == "chance 0.500" and good.class_agreement.name == "class_agreement_20_toy"
     assert set(good.class_fid) == {"dark", "bright"}

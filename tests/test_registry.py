@@ -12,7 +12,10 @@ def test_missing_file_means_demo_only(tmp_path):
 
 
 def test_round_trip_with_sipakmed_entry(tmp_path):
-    entries = [DatasetEntry("demo", "builtin:demo", profile="demo"), DatasetEntry("sipakmed", "/data/SIPaKMeD", "**/CROPPED/*.bmp", "im_")]
+    entries = [
+        DatasetEntry("demo", "builtin:demo", profile="demo"),
+        DatasetEntry("sipakmed", "/data/SIPaKMeD", "**/CROPPED/*.bmp", "im_"),
+    ]
     save_registry(tmp_path / "r.yaml", entries)
     assert load_registry(tmp_path / "r.yaml") == entries
     assert "strip_prefix: im_" in (tmp_path / "r.yaml").read_text()

@@ -90,7 +90,9 @@ def test_cache_prevents_retraining_within_and_across_runs(tmp_path):
     assert again.calls == [] and second.num_trainings == 0
     assert [e.fitness for e in second.history] == [e.fitness for e in first.history]
     fresh = CountingMacroFitness()
-    search(params, fresh, space=space, cache=EvaluationCache(tmp_path / "cache.json", "settings-b"))  # other settings: retrain
+    search(
+        params, fresh, space=space, cache=EvaluationCache(tmp_path / "cache.json", "settings-b")
+    )  # other settings: retrain
     assert len(fresh.calls) == first.num_trainings
 
 
@@ -117,7 +119,9 @@ SEARCH_SCRIPT = textwrap.dedent(
 
 def test_killed_search_resumes_to_the_same_history(tmp_path):
     state_path = tmp_path / "state.json"
-    process = subprocess.Popen([sys.executable, "-c", SEARCH_SCRIPT, str(state_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SEARCH_SCRIPT, str(state_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     for _ in range(13):
         process.stdout.readline()
     os.kill(process.pid, signal.SIGKILL)
@@ -125,7 +129,9 @@ def test_killed_search_resumes_to_the_same_history(tmp_path):
     assert 13 <= len(json.loads(state_path.read_text())["history"]) < 32
     subprocess.run([sys.executable, "-c", SEARCH_SCRIPT, str(state_path)], cwd=ROOT, check=True, capture_output=True)
     resumed = json.loads(state_path.read_text())["history"]
-    uninterrupted = search(EvolutionParams(population_size=8, cycles=24, sample_size=3, seed=11), jittery_fitness, workers=2).history
+    uninterrupted = search(
+        EvolutionParams(population_size=8, cycles=24, sample_size=3, seed=11), jittery_fitness, workers=2
+    ).history
     assert [(e["code"], e["fitness"]) for e in resumed] == [(e.code, e.fitness) for e in uninterrupted]
 
 

@@ -7,8 +7,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from bio_assets.core.records import ImageSet
-from bio_assets.core.splits import SplitParams, split_counts, split_images
+from bio_assets.core.data.splits import SplitParams, split_counts, split_images
+from bio_assets.core.io.records import ImageSet
 
 
 def make_set(n: int, offset: int = 0, class_name: str = "A") -> ImageSet:
@@ -18,7 +18,10 @@ def make_set(n: int, offset: int = 0, class_name: str = "A") -> ImageSet:
     return ImageSet(images, names, hashes, class_name)
 
 
-@pytest.mark.parametrize("n, expected", [(60, (42, 9, 9)), (100, (70, 15, 15)), (3, (1, 1, 1)), (4, (2, 1, 1)), (2, (2, 0, 0)), (1, (1, 0, 0))])
+@pytest.mark.parametrize(
+    "n, expected",
+    [(60, (42, 9, 9)), (100, (70, 15, 15)), (3, (1, 1, 1)), (4, (2, 1, 1)), (2, (2, 0, 0)), (1, (1, 0, 0))],
+)
 def test_split_counts_known_answers(n, expected):
     assert split_counts(n, SplitParams()) == expected
 
@@ -59,7 +62,12 @@ def test_adding_images_moves_few_existing_ones():
     grown = make_set(100)
     extra = make_set(10, offset=100)
     after = split_images(
-        ImageSet(np.concatenate([grown.images, extra.images]), np.concatenate([grown.file_names, extra.file_names]), np.concatenate([grown.sha256, extra.sha256]), "A"),
+        ImageSet(
+            np.concatenate([grown.images, extra.images]),
+            np.concatenate([grown.file_names, extra.file_names]),
+            np.concatenate([grown.sha256, extra.sha256]),
+            "A",
+        ),
         SplitParams(),
     )
     where_before = {n: s for s in ("train", "val", "test") for n in getattr(before, s).file_names.tolist()}
@@ -80,11 +88,18 @@ def test_cells_of_one_slide_stay_in_one_split():
     """SIPaKMeD-style names <slide>_<cell>.bmp: every slide's cells land together."""
     n = 60
     names = np.array([f"CROPPED/{slide:03d}_{cell:02d}.bmp" for slide in range(15) for cell in range(4)])
-    images = ImageSet(np.zeros((n, 4, 4, 3), np.uint8), names, np.array([hashlib.sha256(x.encode()).hexdigest() for x in names]), "A")
+    images = ImageSet(
+        np.zeros((n, 4, 4, 3), np.uint8), names, np.array([hashlib.sha256(x.encode()).hexdigest() for x in names]), "A"
+    )
     splits = split_images(images, SplitParams(seed=2), group_pattern=r"^(\d+)_")
-    slides = [{str(name).split("/")[-1].split("_")[0] for name in getattr(splits, s).file_names} for s in ("train", "val", "test")]
+    slides = [
+        {str(name).split("/")[-1].split("_")[0] for name in getattr(splits, s).file_names}
+        for s in ("train", "val", "test")
+    ]
     assert not (slides[0] & slides[1]) and not (slides[0] & slides[2]) and not (slides[1] & slides[2])
-    assert len(splits.test) >= 9 and len(splits.val) >= 9 and len(splits.train) > 0  # filled to at least the counts, by whole slides
+    assert (
+        len(splits.test) >= 9 and len(splits.val) >= 9 and len(splits.train) > 0
+    )  # filled to at least the counts, by whole slides
     assert len(splits.train) + len(splits.val) + len(splits.test) == n
 
 

@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from bio_assets.core.records import ImageSet, ImageSplits
-from bio_assets.core.storage import ModelWeights, load_record, save_record
+from bio_assets.core.io.records import ImageSet, ImageSplits
+from bio_assets.core.io.storage import ModelWeights, load_record, save_record
 from resources.io_manager import AssetFileIOManager
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +47,9 @@ def test_io_manager_round_trips_records_per_partition(tmp_path):
 def test_io_manager_round_trips_weights_with_spec(tmp_path):
     manager = AssetFileIOManager(root=str(tmp_path))
     key = dg.AssetKey(["demo", "classifier"])
-    weights = ModelWeights({"conv.weight": torch.randn(4, 3, 3, 3), "fc.bias": torch.zeros(5)}, {"genotype": "5-[1]", "channels": 32})
+    weights = ModelWeights(
+        {"conv.weight": torch.randn(4, 3, 3, 3), "fc.bias": torch.zeros(5)}, {"genotype": "5-[1]", "channels": 32}
+    )
     manager.handle_output(dg.build_output_context(asset_key=key), weights)
     loaded = manager.load_input(dg.build_input_context(asset_key=key))
     assert loaded.spec == weights.spec
@@ -77,9 +78,9 @@ def test_pickled_content_and_unknown_types_are_refused(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys, time, numpy as np
-    from bio_assets.core import atomic
-    from bio_assets.core.records import ImageSet
-    from bio_assets.core.storage import save_record
+    from bio_assets.core.io import atomic
+    from bio_assets.core.io.records import ImageSet
+    from bio_assets.core.io.storage import save_record
 
     class SlowFile:
         # Writes the first chunk, announces it, then stalls: the parent kills us mid-write.
@@ -95,10 +96,11 @@ WRITER = textwrap.dedent(
 
     real_write = atomic.atomic_write
     atomic.atomic_write = lambda path, write: real_write(path, lambda handle: write(SlowFile(handle)))
-    import bio_assets.core.storage as storage
+    import bio_assets.core.io.storage as storage
     storage.atomic_write = atomic.atomic_write
     n = 64
-    save_record(sys.argv[1], ImageSet(np.full((n, 64, 64, 3), 9, np.uint8), np.array(["new"] * n), np.array(["h"] * n), "C"))
+    record = ImageSet(np.full((n, 64, 64, 3), 9, np.uint8), np.array(["new"] * n), np.array(["h"] * n), "C")
+    save_record(sys.argv[1], record)
     """
 )
 

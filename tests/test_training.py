@@ -10,7 +10,15 @@ from torch import nn
 from bio_assets.core.cnn.architectures import architecture_spec, build_architecture
 from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
 from bio_assets.core.cnn.networks import NetworkSpec
-from bio_assets.core.cnn.training import OPTIMIZERS, LabelledImages, Precision, TrainParams, evaluate_classifier, model_input, train_classifier
+from bio_assets.core.cnn.training import (
+    OPTIMIZERS,
+    LabelledImages,
+    Precision,
+    TrainParams,
+    evaluate_classifier,
+    model_input,
+    train_classifier,
+)
 
 CPU = torch.device("cpu")
 
@@ -26,13 +34,17 @@ def separable(n: int = 48, size: int = 16, seed: int = 0) -> LabelledImages:
 
 def tiny_net() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
 
 
 @pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
 def test_every_optimizer_trains_at_its_defaults(optimizer):
     data = separable()
-    report = train_classifier(tiny_net(), data, TrainParams(epochs=3, batch_size=8, optimizer=optimizer, learning_rate=None), CPU)
+    report = train_classifier(
+        tiny_net(), data, TrainParams(epochs=3, batch_size=8, optimizer=optimizer, learning_rate=None), CPU
+    )
     assert len(report.epoch_losses) == 3 and all(np.isfinite(report.epoch_losses))
 
 
@@ -58,7 +70,12 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="optimizer 'lbfgs'"):
         TrainParams(optimizer="lbfgs")
     with pytest.raises(ValueError, match="empty training set"):
-        train_classifier(tiny_net(), LabelledImages(torch.zeros((0, 8, 8, 3), dtype=torch.uint8), torch.zeros(0, dtype=torch.long)), TrainParams(), CPU)
+        train_classifier(
+            tiny_net(),
+            LabelledImages(torch.zeros((0, 8, 8, 3), dtype=torch.uint8), torch.zeros(0, dtype=torch.long)),
+            TrainParams(),
+            CPU,
+        )
 
 
 def test_candidate_evaluation_is_reproducible():
@@ -75,7 +92,12 @@ def factory_for_tests(num_classes: int) -> nn.Module:
 
 @pytest.mark.parametrize(
     "architecture, kind",
-    [("3501-110-44-1/5-[1]", "searched_cnn"), ("resnet18", "torchvision"), ("mobilenet_v3_small", "torchvision"), ("tests.test_training:factory_for_tests", "factory")],
+    [
+        ("3501-110-44-1/5-[1]", "searched_cnn"),
+        ("resnet18", "torchvision"),
+        ("mobilenet_v3_small", "torchvision"),
+        ("tests.test_training:factory_for_tests", "factory"),
+    ],
 )
 def test_architecture_choices_build_untrained_models(architecture, kind):
     spec = architecture_spec(architecture, num_classes=3, channels=8)
@@ -98,7 +120,7 @@ def test_unknown_architectures_are_explained():
 
 def test_local_weights_file_initialises_matching_layers_only(tmp_path):
     from bio_assets.core.cnn.evaluation import load_matching
-    from bio_assets.core.storage import load_weights_file
+    from bio_assets.core.io.storage import load_weights_file
 
     source = build_architecture({"kind": "baseline", "name": "resnet18", "num_classes": 10})
     torch.save(source.state_dict(), tmp_path / "resnet18.pt")
@@ -113,7 +135,14 @@ def test_local_weights_file_initialises_matching_layers_only(tmp_path):
 def test_training_with_dropout_does_not_depend_on_the_global_rng():
     def dropout_net() -> nn.Module:
         torch.manual_seed(0)
-        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.5), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        return nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4, 2),
+        )
 
     data = separable()
     first, second = dropout_net(), dropout_net()

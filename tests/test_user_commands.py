@@ -7,10 +7,9 @@ import hashlib
 
 import dagster as dg
 import numpy as np
-import pytest
 from PIL import Image
 
-from bio_assets.cli import main
+from bio_assets.app.cli import main
 from tests.conftest import TINY_CLASSES as CLASSES
 from tests.conftest import materialize_tiny_data, tiny_definitions
 from tests.test_synthesis_chain import materialize_extended, materialize_synthesis
@@ -40,9 +39,14 @@ def test_generate_predict_and_export_on_a_materialized_instance(home, tmp_path, 
         files = sorted((out / name).glob("*.png"))
         assert [f.name for f in files] == [f"{name}_0000{i}.png" for i in range(3)]
         for f in files:
-            assert (out / name / f"{f.name}.md5").read_text() == f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.name}\n"
+            assert (
+                out / name / f"{f.name}.md5"
+            ).read_text() == f"{hashlib.md5(f.read_bytes()).hexdigest()}  {f.name}\n"
             assert Image.open(f).size == (64, 64)
-    assert main(["generate", "--count", "2", "--class", CLASSES[1], "--model", "tiny", "--out", str(tmp_path / "one")]) == 0
+    assert (
+        main(["generate", "--count", "2", "--class", CLASSES[1], "--model", "tiny", "--out", str(tmp_path / "one")])
+        == 0
+    )
     assert [p.name for p in (tmp_path / "one").iterdir()] == [CLASSES[1]]
     assert main(["generate", "--count", "2", "--class", "Unknown", "--out", str(tmp_path / "x")]) == 2
     assert "no class 'Unknown'" in capsys.readouterr().err
@@ -79,7 +83,9 @@ def test_generate_predict_and_export_on_a_materialized_instance(home, tmp_path, 
     package = tmp_path / "package"
     assert sorted(p.name for p in package.iterdir()) == sorted([*CLASSES, "catalog.csv", "catalog.sql"])
     catalog = list(csv.DictReader(open(package / "catalog.csv", encoding="utf-8")))
-    assert len(catalog) == 3 * 8 and all(hashlib.md5((package / r["file_path"]).read_bytes()).hexdigest() == r["md5"] for r in catalog)
+    assert len(catalog) == 3 * 8 and all(
+        hashlib.md5((package / r["file_path"]).read_bytes()).hexdigest() == r["md5"] for r in catalog
+    )
     assert "CREATE TABLE gan_architectures" in (package / "catalog.sql").read_text()
     assert np.asarray(Image.open(package / catalog[0]["file_path"])).shape == (64, 64, 3)
     assert main(["export", str(package)]) == 2

@@ -7,16 +7,16 @@ import numpy as np
 from pydantic import Field
 
 from bio_assets.assets.metadata import png_markdown
+from bio_assets.assets.partitions import asset_key
 from bio_assets.core.cnn.architectures import architecture_spec
 from bio_assets.core.cnn.dataset import ClassificationData, assemble
 from bio_assets.core.cnn.evaluation import ClassifierRuns, train_and_test
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import TrainParams
-from bio_assets.core.plots import roc_plot
+from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.profiles import resolve_profile
-from bio_assets.core.search.records import SearchOutcome
-from bio_assets.core.storage import ModelWeights
-from bio_assets.partitions import asset_key
+from bio_assets.core.reporting.plots import roc_plot
+from bio_assets.core.search.outcome import SearchOutcome
 from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 
@@ -29,7 +29,9 @@ class ClassifierConfig(dg.Config):
         description="'searched', 'CELL/MACRO' genotype codes, a torchvision model name, or 'package.module:factory'",
     )
     epochs: int | None = Field(default=None, description="unset: the dataset profile's value (paper 50, demo 8)")
-    seeds: int | None = Field(default=None, description="independent trainings reported as mean ± std (paper 3, demo 1)")
+    seeds: int | None = Field(
+        default=None, description="independent trainings reported as mean ± std (paper 3, demo 1)"
+    )
     batch_size: int = 64
     optimizer: str = Field(default="adam", description="adam, sgd, rmsprop, nadam, adadelta, adagrad or adamax")
     learning_rate: float | None = Field(default=1e-3, description="unset: the optimizer's library default")
@@ -43,7 +45,9 @@ def confusion_markdown(confusion: np.ndarray, class_names: tuple[str, ...]) -> d
     return dg.MetadataValue.md("\n".join([header, *rows]))
 
 
-def classifier_metadata(runs: ClassifierRuns, data: ClassificationData, spec: dict, started: float, compute: ComputeResource) -> dict:
+def classifier_metadata(
+    runs: ClassifierRuns, data: ClassificationData, spec: dict, started: float, compute: ComputeResource
+) -> dict:
     """Test metrics as mean ± std over seeds, per-class AUC, ROC plot and confusion matrix of the first seed."""
     metadata: dict = {}
     for field in ("test_accuracy", "test_macro_f1", "test_auc_micro"):
@@ -52,7 +56,12 @@ def classifier_metadata(runs: ClassifierRuns, data: ClassificationData, spec: di
         metadata[f"{field}_std"] = std
     roc = runs.first_roc
     metadata.update({f"auc_{data.class_names[k]}": v for k, v in roc["auc"].items()})
-    metadata["roc"] = png_markdown(roc_plot(roc["curves"], roc["auc"], roc["micro_curve"], roc["micro_auc"], data.class_names, "test ROC (first seed)"), "ROC curves, test split")
+    metadata["roc"] = png_markdown(
+        roc_plot(
+            roc["curves"], roc["auc"], roc["micro_curve"], roc["micro_auc"], data.class_names, "test ROC (first seed)"
+        ),
+        "ROC curves, test split",
+    )
     metadata["confusion_matrix"] = confusion_markdown(runs.first_confusion, data.class_names)
     metadata["seeds"] = [r.seed for r in runs.runs]
     metadata["num_test_images"] = len(data.test.labels)
@@ -73,21 +82,49 @@ def build_classifier_asset(dataset: str) -> dg.AssetsDefinition:
 
     @dg.asset(name="classifier", key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1", ins=ins)
     def classifier(
-        context: dg.AssetExecutionContext, config: ClassifierConfig, compute: ComputeResource, image_dataset: ImageDatasetResource,
-        augmented_dataset: dict, image_splits: dict, macro_architecture: SearchOutcome, searched_cell: SearchOutcome,
+        context: dg.AssetExecutionContext,
+        config: ClassifierConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        macro_architecture: SearchOutcome,
+        searched_cell: SearchOutcome,
     ) -> dg.MaterializeResult:
-        """The searched network trained from scratch on the augmented train split and tested once on the real test split."""
+        """The searched network trained from scratch on the augmented train split and tested once on real images."""
         started = time.perf_counter()
-        values = resolve_profile({"epochs": config.epochs, "seeds": config.seeds}, image_dataset.entry(dataset).profile, "classifier")
-        data = assemble(augmented_dataset, image_splits)
-        searched = NetworkSpec(searched_cell.best_code, macro_architecture.best_code, config.channels, len(data.class_names))
-        spec = architecture_spec(config.architecture, len(data.class_names), config.channels, searched)
-        params = TrainParams(epochs=values["epochs"], batch_size=config.batch_size, optimizer=config.optimizer, learning_rate=config.learning_rate, seed=config.seed)
-        runs = train_and_test(
-            spec, data, params, values["seeds"], compute.torch_device(), compute.precision(),
-            on_seed=lambda r: context.log.info(f"seed {r.seed}: test accuracy {r.test_accuracy:.4f}, macro F1 {r.test_macro_f1:.4f} ({r.train_seconds:.0f} s)"),
+        values = resolve_profile(
+            {"epochs": config.epochs, "seeds": config.seeds}, image_dataset.entry(dataset).profile, "classifier"
         )
-        spec_with_classes = {**spec, "class_names": list(data.class_names), "input_size": int(data.train.images.shape[1])}
+        data = assemble(augmented_dataset, image_splits)
+        searched = NetworkSpec(
+            searched_cell.best_code, macro_architecture.best_code, config.channels, len(data.class_names)
+        )
+        spec = architecture_spec(config.architecture, len(data.class_names), config.channels, searched)
+        params = TrainParams(
+            epochs=values["epochs"],
+            batch_size=config.batch_size,
+            optimizer=config.optimizer,
+            learning_rate=config.learning_rate,
+            seed=config.seed,
+        )
+        runs = train_and_test(
+            spec,
+            data,
+            params,
+            values["seeds"],
+            compute.torch_device(),
+            compute.precision(),
+            on_seed=lambda r: context.log.info(
+                f"seed {r.seed}: test accuracy {r.test_accuracy:.4f}, macro F1 {r.test_macro_f1:.4f} "
+                f"({r.train_seconds:.0f} s)"
+            ),
+        )
+        spec_with_classes = {
+            **spec,
+            "class_names": list(data.class_names),
+            "input_size": int(data.train.images.shape[1]),
+        }
         metadata = {**classifier_metadata(runs, data, spec, started, compute), "epochs": values["epochs"]}
         return dg.MaterializeResult(value=ModelWeights(runs.first_state_dict, spec_with_classes), metadata=metadata)
 

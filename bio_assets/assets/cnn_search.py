@@ -6,15 +6,15 @@ import dagster as dg
 from pydantic import Field
 
 from bio_assets.assets.metadata import png_markdown
+from bio_assets.assets.partitions import asset_key
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
 from bio_assets.core.cnn.search import CnnSearchRequest, CnnSearchRun, search_cnn
 from bio_assets.core.cnn.training import TrainParams
-from bio_assets.core.plots import fitness_plot
 from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams
-from bio_assets.core.search.records import SearchOutcome
-from bio_assets.partitions import asset_key
+from bio_assets.core.search.outcome import SearchOutcome
 from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 from resources.search_executor import SearchExecutorResource
@@ -24,11 +24,17 @@ PROFILE_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "input_s
 
 
 class SearchConfig(dg.Config):
-    population_size: int | None = Field(default=None, description="unset: the dataset profile's value (paper 100, demo 8)")
-    cycles: int | None = Field(default=None, description="children bred after the population is full (paper 30, demo 8)")
+    population_size: int | None = Field(
+        default=None, description="unset: the dataset profile's value (paper 100, demo 8)"
+    )
+    cycles: int | None = Field(
+        default=None, description="children bred after the population is full (paper 30, demo 8)"
+    )
     sample_size: int | None = Field(default=None, description="tournament size (paper 25, demo 3)")
     epochs: int | None = Field(default=None, description="training epochs per candidate (paper 10, demo 6)")
-    input_size: int | None = Field(default=None, description="candidates train at this size; 0: the dataset resolution (paper 0, demo 32)")
+    input_size: int | None = Field(
+        default=None, description="candidates train at this size; 0: the dataset resolution (paper 0, demo 32)"
+    )
     mutation_probability: float = 0.05
     strategy: str = Field(default="aging", description="aging (regularized evolution) or random (same budget)")
     batch_size: int = 64
@@ -39,10 +45,21 @@ class SearchConfig(dg.Config):
 
     def request(self, asset_name: str, profile: str, searching: str, **space) -> CnnSearchRequest:
         values = resolve_profile({f: getattr(self, f) for f in PROFILE_FIELDS}, profile, asset_name)
-        evolution = EvolutionParams(values["population_size"], values["cycles"], min(values["sample_size"], values["population_size"]), self.mutation_probability, self.strategy, self.seed)
+        evolution = EvolutionParams(
+            values["population_size"],
+            values["cycles"],
+            min(values["sample_size"], values["population_size"]),
+            self.mutation_probability,
+            self.strategy,
+            self.seed,
+        )
         training = TrainParams(
-            epochs=values["epochs"], batch_size=self.batch_size, optimizer=self.optimizer, learning_rate=self.learning_rate,
-            input_size=values["input_size"] or None, seed=self.seed,
+            epochs=values["epochs"],
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            input_size=values["input_size"] or None,
+            seed=self.seed,
         )
         return CnnSearchRequest(searching=searching, evolution=evolution, training=training, **space)
 
@@ -62,7 +79,9 @@ def evaluation_logger(context: dg.AssetExecutionContext, started: float, score=l
         elapsed = time.perf_counter() - started
         eta = elapsed / done * (total - done)
         source = "cache" if evaluation.cached else f"{evaluation.seconds:.1f} s"
-        context.log.info(f"[{done}/{total}] {evaluation.code}: {score(evaluation)} ({source}); {total - done} left, ETA {eta:.0f} s")
+        context.log.info(
+            f"[{done}/{total}] {evaluation.code}: {score(evaluation)} ({source}); {total - done} left, ETA {eta:.0f} s"
+        )
 
     return log
 
@@ -75,14 +94,41 @@ def top_k_table(run: CnnSearchRun, k: int, describe) -> dg.TableMetadataValue:
             seen.add(e.key)
             best.append(e)
     rows = [
-        dg.TableRecord({"rank": r, "evaluation": e.index + 1, "accuracy": round(e.fitness, 4), "macro_f1": round(float(e.metrics.get("val_macro_f1", float("nan"))), 4), "genotype": e.code, "size": describe(e.code)})
+        dg.TableRecord(
+            {
+                "rank": r,
+                "evaluation": e.index + 1,
+                "accuracy": round(e.fitness, 4),
+                "macro_f1": round(float(e.metrics.get("val_macro_f1", float("nan"))), 4),
+                "genotype": e.code,
+                "size": describe(e.code),
+            }
+        )
         for r, e in enumerate(best[:k], start=1)
     ]
-    columns = [dg.TableColumn(n, t) for n, t in (("rank", "int"), ("evaluation", "int"), ("accuracy", "float"), ("macro_f1", "float"), ("genotype", "string"), ("size", "string"))]
+    columns = [
+        dg.TableColumn(n, t)
+        for n, t in (
+            ("rank", "int"),
+            ("evaluation", "int"),
+            ("accuracy", "float"),
+            ("macro_f1", "float"),
+            ("genotype", "string"),
+            ("size", "string"),
+        )
+    ]
     return dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=columns))
 
 
-def search_metadata(run: CnnSearchRun, outcome: SearchOutcome, request: CnnSearchRequest, k: int, describe, started: float, compute: ComputeResource) -> dict:
+def search_metadata(
+    run: CnnSearchRun,
+    outcome: SearchOutcome,
+    request: CnnSearchRequest,
+    k: int,
+    describe,
+    started: float,
+    compute: ComputeResource,
+) -> dict:
     best = run.result.best
     return {
         "genotype": best.code,
@@ -91,7 +137,10 @@ def search_metadata(run: CnnSearchRun, outcome: SearchOutcome, request: CnnSearc
         "num_evaluations": len(run.result.history),
         "num_trainings": run.result.num_trainings,
         "top_k": top_k_table(run, k, describe),
-        "fitness_plot": png_markdown(fitness_plot(outcome.fitness, outcome.cached, f"{request.searching} search ({request.evolution.strategy})"), "fitness over evaluations"),
+        "fitness_plot": png_markdown(
+            fitness_plot(outcome.fitness, outcome.cached, f"{request.searching} search ({request.evolution.strategy})"),
+            "fitness over evaluations",
+        ),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "strategy": request.evolution.strategy,
         "population_size": request.evolution.population_size,
@@ -106,37 +155,108 @@ def search_metadata(run: CnnSearchRun, outcome: SearchOutcome, request: CnnSearc
 
 
 def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    data_ins = {"augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")), "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits"))}
+    data_ins = {
+        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
+        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
+    }
     common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1")
 
     @dg.asset(name="searched_cell", ins=data_ins, **common)
     def searched_cell(
-        context: dg.AssetExecutionContext, config: CellSearchConfig, compute: ComputeResource, image_dataset: ImageDatasetResource,
-        search_executor: SearchExecutorResource, augmented_dataset: dict, image_splits: dict,
+        context: dg.AssetExecutionContext,
+        config: CellSearchConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
     ) -> dg.MaterializeResult:
         """The best cell found by aging evolution on validation accuracy (micro search, one cell)."""
         started = time.perf_counter()
-        request = config.request("searched_cell", image_dataset.entry(dataset).profile, "cell", channels=config.channels, min_nodes=config.min_nodes, max_nodes=config.max_nodes)
+        request = config.request(
+            "searched_cell",
+            image_dataset.entry(dataset).profile,
+            "cell",
+            channels=config.channels,
+            min_nodes=config.min_nodes,
+            max_nodes=config.max_nodes,
+        )
         data = assemble(augmented_dataset, image_splits).for_search()
         with search_executor.open() as plan:
-            run = search_cnn(data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), compute.precision(), plan.threads_per_worker, evaluation_logger(context, started), plan.ordering)
+            run = search_cnn(
+                data,
+                request,
+                plan.executor,
+                plan.workers,
+                search_executor.state_dir(dataset),
+                str(compute.torch_device()),
+                compute.precision(),
+                plan.threads_per_worker,
+                evaluation_logger(context, started),
+                plan.ordering,
+            )
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
-        metadata = search_metadata(run, outcome, request, config.top_k, lambda code: f"{CellGenotype.parse(code).nodes} nodes", started, compute)
-        return dg.MaterializeResult(value=outcome, metadata={**metadata, "nb201": CellGenotype.parse(run.result.best.code).to_nb201()})
+        metadata = search_metadata(
+            run,
+            outcome,
+            request,
+            config.top_k,
+            lambda code: f"{CellGenotype.parse(code).nodes} nodes",
+            started,
+            compute,
+        )
+        return dg.MaterializeResult(
+            value=outcome, metadata={**metadata, "nb201": CellGenotype.parse(run.result.best.code).to_nb201()}
+        )
 
-    @dg.asset(name="macro_architecture", ins={**data_ins, "searched_cell": dg.AssetIn(key=asset_key(dataset, "searched_cell"))}, **common)
+    @dg.asset(
+        name="macro_architecture",
+        ins={**data_ins, "searched_cell": dg.AssetIn(key=asset_key(dataset, "searched_cell"))},
+        **common,
+    )
     def macro_architecture(
-        context: dg.AssetExecutionContext, config: MacroSearchConfig, compute: ComputeResource, image_dataset: ImageDatasetResource,
-        search_executor: SearchExecutorResource, augmented_dataset: dict, image_splits: dict, searched_cell: SearchOutcome,
+        context: dg.AssetExecutionContext,
+        config: MacroSearchConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        searched_cell: SearchOutcome,
     ) -> dg.MaterializeResult:
         """The best number of cells and pooling positions N-[P] for the searched cell (macro search)."""
         started = time.perf_counter()
-        request = config.request("macro_architecture", image_dataset.entry(dataset).profile, "macro", channels=config.channels, fixed_cell=searched_cell.best_code)
+        request = config.request(
+            "macro_architecture",
+            image_dataset.entry(dataset).profile,
+            "macro",
+            channels=config.channels,
+            fixed_cell=searched_cell.best_code,
+        )
         data = assemble(augmented_dataset, image_splits).for_search()
         with search_executor.open() as plan:
-            run = search_cnn(data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), compute.precision(), plan.threads_per_worker, evaluation_logger(context, started), plan.ordering)
+            run = search_cnn(
+                data,
+                request,
+                plan.executor,
+                plan.workers,
+                search_executor.state_dir(dataset),
+                str(compute.torch_device()),
+                compute.precision(),
+                plan.threads_per_worker,
+                evaluation_logger(context, started),
+                plan.ordering,
+            )
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
-        metadata = search_metadata(run, outcome, request, config.top_k, lambda code: f"{MacroGenotype.parse(code).cells} cells", started, compute)
+        metadata = search_metadata(
+            run,
+            outcome,
+            request,
+            config.top_k,
+            lambda code: f"{MacroGenotype.parse(code).cells} cells",
+            started,
+            compute,
+        )
         return dg.MaterializeResult(value=outcome, metadata={**metadata, "cell": searched_cell.best_code})
 
     return [searched_cell, macro_architecture]

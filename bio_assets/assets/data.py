@@ -6,14 +6,14 @@ import dagster as dg
 from pydantic import Field
 
 from bio_assets.assets.metadata import file_issue_table, image_grid_markdown, progress_logger
-from bio_assets.core.augment import AugmentParams, augment_class
-from bio_assets.core.imaging import RESAMPLING
-from bio_assets.core.ingest import ingest_class
+from bio_assets.assets.partitions import asset_key, class_partitions
+from bio_assets.core.data.augment import AugmentParams, augment_class
+from bio_assets.core.data.imaging import RESAMPLING
+from bio_assets.core.data.ingest import ingest_class
+from bio_assets.core.data.splits import SplitParams, source_groups, split_images
+from bio_assets.core.io.records import ImageSet, ImageSplits
 from bio_assets.core.profiles import profile_setting
-from bio_assets.core.records import ImageSet, ImageSplits
 from bio_assets.core.seeding import derive_seed, torch_generator
-from bio_assets.core.splits import SplitParams, source_groups, split_images
-from bio_assets.partitions import asset_key, class_partitions
 from resources.image_dataset import ImageDatasetResource
 
 GROUP = "data"
@@ -31,7 +31,8 @@ class SplitConfig(dg.Config):
 
 class AugmentConfig(dg.Config):
     target_per_class: int | None = Field(
-        default=None, description="images per class after augmentation; unset: the dataset profile's value (paper 200, demo 120)"
+        default=None,
+        description="images per class after augmentation; unset: the dataset profile's value (paper 200, demo 120)",
     )
     probability: float = Field(default=0.5, description="probability of each operation")
     max_rotation_deg: float = 30.0
@@ -43,7 +44,11 @@ class AugmentConfig(dg.Config):
     seed: int = 0
 
     def to_params(self, class_name: str, profile: str) -> AugmentParams:
-        target = self.target_per_class if self.target_per_class is not None else profile_setting(profile, "augmented_dataset", "target_per_class")
+        target = (
+            self.target_per_class
+            if self.target_per_class is not None
+            else profile_setting(profile, "augmented_dataset", "target_per_class")
+        )
         return AugmentParams(
             target_per_class=int(target),
             probability=self.probability,
@@ -68,10 +73,18 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         layout = image_dataset.layout(dataset)
         folders = layout.class_folders()
         if class_name not in folders:
-            raise ValueError(f"class {class_name!r} has no folder under {layout.root}; classes there: {sorted(folders)}")
+            raise ValueError(
+                f"class {class_name!r} has no folder under {layout.root}; classes there: {sorted(folders)}"
+            )
         started = time.perf_counter()
         result = ingest_class(
-            folders[class_name], class_name, image_dataset.image_size, layout.root, layout.file_pattern, image_dataset.limits(), progress_logger(context, "decoded")
+            folders[class_name],
+            class_name,
+            image_dataset.image_size,
+            layout.root,
+            layout.file_pattern,
+            image_dataset.limits(),
+            progress_logger(context, "decoded"),
         )
         return dg.MaterializeResult(
             value=result.images,
@@ -98,7 +111,9 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         automation_condition=dg.AutomationCondition.eager(),
         **common,
     )
-    def image_splits(config: SplitConfig, image_dataset: ImageDatasetResource, raw_images: ImageSet) -> dg.MaterializeResult:
+    def image_splits(
+        config: SplitConfig, image_dataset: ImageDatasetResource, raw_images: ImageSet
+    ) -> dg.MaterializeResult:
         """Train, validation and test images of one class, split by source image before any augmentation."""
         group_pattern = image_dataset.entry(dataset).group_pattern
         splits = split_images(raw_images, config.to_params(), group_pattern)
@@ -112,7 +127,9 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "seed": config.seed,
                 "split_rule": "seeded SHA-256 ranking of file contents (stable when images are added)",
                 "group_pattern": group_pattern or "none: every file is its own source",
-                "num_sources": len(set(source_groups(raw_images.file_names, raw_images.sha256, group_pattern).tolist())),
+                "num_sources": len(
+                    set(source_groups(raw_images.file_names, raw_images.sha256, group_pattern).tolist())
+                ),
             },
         )
 
@@ -124,13 +141,18 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         **common,
     )
     def augmented_dataset(
-        context: dg.AssetExecutionContext, config: AugmentConfig, image_dataset: ImageDatasetResource, image_splits: ImageSplits
+        context: dg.AssetExecutionContext,
+        config: AugmentConfig,
+        image_dataset: ImageDatasetResource,
+        image_splits: ImageSplits,
     ) -> dg.MaterializeResult:
         """The train split of one class enlarged to the target count by random affine and elastic distortions."""
         profile = image_dataset.entry(dataset).profile
         params = config.to_params(context.partition_key, profile)
         started = time.perf_counter()
-        augmented = augment_class(image_splits.train, params, torch_generator(params.seed), progress_logger(context, "augmented"))
+        augmented = augment_class(
+            image_splits.train, params, torch_generator(params.seed), progress_logger(context, "augmented")
+        )
         return dg.MaterializeResult(
             value=augmented,
             metadata={
@@ -142,7 +164,12 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "seed": config.seed,
                 "class_seed": str(params.seed),
                 "seconds": round(time.perf_counter() - started, 3),
-                "samples": image_grid_markdown(augmented.images[len(image_splits.train) :] if len(augmented) > len(image_splits.train) else augmented.images, f"{context.partition_key}: augmented images"),
+                "samples": image_grid_markdown(
+                    augmented.images[len(image_splits.train) :]
+                    if len(augmented) > len(image_splits.train)
+                    else augmented.images,
+                    f"{context.partition_key}: augmented images",
+                ),
             },
         )
 

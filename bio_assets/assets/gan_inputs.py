@@ -11,9 +11,9 @@ from pydantic import Field
 from bio_assets.core.gan.diffaugment import POLICIES
 from bio_assets.core.gan.scoring import FidScorer, gan_images
 from bio_assets.core.gan.training import GanImages
+from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES
 from bio_assets.core.profiles import resolve_profile
-from bio_assets.core.storage import ModelWeights
 from resources.feature_extractor import FeatureExtractorResource
 
 GROUP = "gan_search"
@@ -22,14 +22,22 @@ SHAPE_FIELDS = ("image_size", "generator_width", "discriminator_width", "batch_s
 
 class GanShapeConfig(dg.Config):
     image_size: int | None = Field(default=None, description="GAN image size, 32 or 64 (paper 64, demo 32)")
-    generator_width: int | None = Field(default=None, description="generator channels at its first resolution (paper 1024, demo 32)")
-    discriminator_width: int | None = Field(default=None, description="discriminator channels at full size (paper 64, demo 8)")
+    generator_width: int | None = Field(
+        default=None, description="generator channels at its first resolution (paper 1024, demo 32)"
+    )
+    discriminator_width: int | None = Field(
+        default=None, description="discriminator channels at full size (paper 64, demo 8)"
+    )
     batch_size: int | None = Field(default=None, description="paper 128 (baselines 64), demo 16")
-    extractor: str = Field(default="biocnn1", description=f"features for the FID that drives search and curves: one of {EXTRACTOR_NAMES}")
+    extractor: str = Field(
+        default="biocnn1", description=f"features for the FID that drives search and curves: one of {EXTRACTOR_NAMES}"
+    )
     generator_lr: float = 1e-4
     discriminator_lr: float = 4e-4
     ema_decay: float = Field(default=0.999, description="EMA of the generator's weights; 0 turns it off")
-    diffaugment: list[str] = Field(default_factory=lambda: list(POLICIES), description="DiffAugment policies on every image D sees")
+    diffaugment: list[str] = Field(
+        default_factory=lambda: list(POLICIES), description="DiffAugment policies on every image D sees"
+    )
     seed: int = 0
 
     def resolved(self, profile: str, asset_name: str, extra: tuple[str, ...] = ()) -> dict:
@@ -53,9 +61,20 @@ def data_version(*tensors: torch.Tensor) -> str:
     return digest.hexdigest()[:16]
 
 
-def scorers(resource: FeatureExtractorResource, extractors: ModelWeights, real: torch.Tensor, samples: int, num_classes: int, device: torch.device, seed: int) -> dict[str, FidScorer]:
+def scorers(
+    resource: FeatureExtractorResource,
+    extractors: ModelWeights,
+    real: torch.Tensor,
+    samples: int,
+    num_classes: int,
+    device: torch.device,
+    seed: int,
+) -> dict[str, FidScorer]:
     """One FID scorer per available extractor, all against the same real images."""
-    return {name: FidScorer.against(resource.serve(name, extractors, device), real, samples, num_classes, seed) for name in resource.available()}
+    return {
+        name: FidScorer.against(resource.serve(name, extractors, device), real, samples, num_classes, seed)
+        for name in resource.available()
+    }
 
 
 def fid_metadata(fids: dict, resource: FeatureExtractorResource) -> dict:
@@ -72,6 +91,9 @@ def step_logger(context: dg.AssetExecutionContext, total: int, started: float):
     def log(step: int, losses: dict[str, float]) -> None:
         if step % every == 0 or step == total:
             rate = step / max(time.perf_counter() - started, 1e-9)
-            context.log.info(f"step {step}/{total}: D {losses['discriminator']:.3f}, G {losses['generator']:.3f} ({rate:.1f} it/s this run)")
+            context.log.info(
+                f"step {step}/{total}: D {losses['discriminator']:.3f}, G {losses['generator']:.3f} ({rate:.1f} it/s "
+                "this run)"
+            )
 
     return log

@@ -10,18 +10,18 @@ from pydantic import Field
 from bio_assets.assets.cnn_search import evaluation_logger
 from bio_assets.assets.gan_inputs import GROUP, GanShapeConfig, data_version, reference_images, training_images
 from bio_assets.assets.metadata import png_markdown
+from bio_assets.assets.partitions import asset_key
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.training import Precision, TrainParams
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, MAX_NODES, MIN_NODES
 from bio_assets.core.gan.search import GanSearchData, GanSearchRequest, GanSearchRun, search_gan
 from bio_assets.core.gan.training import GanTrainParams
+from bio_assets.core.io.storage import ModelWeights, load_weights, save_weights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, pack_extractors, train_extractor, unpack_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
-from bio_assets.core.plots import fitness_plot
 from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import EvolutionParams
-from bio_assets.core.storage import ModelWeights, load_weights, save_weights
-from bio_assets.partitions import asset_key
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
@@ -33,7 +33,9 @@ SEARCH_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "fid_samp
 class FeatureExtractorsConfig(dg.Config):
     biocnn1_epochs: int | None = Field(default=None, description="paper 40, demo 15")
     biocnn2_epochs: int | None = Field(default=None, description="paper 100, demo 6")
-    width: int | None = Field(default=None, description="first block's channels; features have 8x this (paper 32, demo 8)")
+    width: int | None = Field(
+        default=None, description="first block's channels; features have 8x this (paper 32, demo 8)"
+    )
     learning_rate: float = 0.003
     biocnn1_batch_size: int = 128
     biocnn2_batch_size: int = 64
@@ -42,10 +44,16 @@ class FeatureExtractorsConfig(dg.Config):
 
 class GanSearchConfig(GanShapeConfig):
     population_size: int | None = Field(default=None, description="paper 100, demo 2")
-    cycles: int | None = Field(default=None, description="children bred after the population is full (paper 25, demo 2)")
+    cycles: int | None = Field(
+        default=None, description="children bred after the population is full (paper 25, demo 2)"
+    )
     sample_size: int | None = Field(default=None, description="tournament size (paper 25, demo 2)")
-    epochs: int | None = Field(default=None, description="training epochs per candidate over the augmented train split (paper 30, demo 1)")
-    fid_samples: int | None = Field(default=None, description="class-balanced generated images per FID (paper 2000, demo 250)")
+    epochs: int | None = Field(
+        default=None, description="training epochs per candidate over the augmented train split (paper 30, demo 1)"
+    )
+    fid_samples: int | None = Field(
+        default=None, description="class-balanced generated images per FID (paper 2000, demo 250)"
+    )
     mutation_probability: float = 0.05
     strategy: str = "aging"
     min_nodes: int = MIN_NODES
@@ -55,57 +63,130 @@ class GanSearchConfig(GanShapeConfig):
 
 
 def build_feature_extractor_asset(dataset: str) -> dg.AssetsDefinition:
-    ins = {"augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")), "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits"))}
+    ins = {
+        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
+        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
+    }
 
     @dg.asset(name="feature_extractors", key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1", ins=ins)
     def feature_extractors(
-        context: dg.AssetExecutionContext, config: FeatureExtractorsConfig, compute: ComputeResource, image_dataset: ImageDatasetResource,
-        feature_extractor: FeatureExtractorResource, augmented_dataset: dict, image_splits: dict,
+        context: dg.AssetExecutionContext,
+        config: FeatureExtractorsConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        feature_extractor: FeatureExtractorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
     ) -> dg.MaterializeResult:
-        """Domain CNNs BioCNN-1 and BioCNN-2 trained on the real train split, whose late-layer features replace Inception for FID and IS."""
+        """Domain CNNs BioCNN-1 and BioCNN-2 trained on real train images, whose features replace Inception for FID."""
         started = time.perf_counter()
-        values = dict(zip(("biocnn1_epochs", "biocnn2_epochs", "width"), (config.biocnn1_epochs, config.biocnn2_epochs, config.width)))
+        values = dict(
+            zip(
+                ("biocnn1_epochs", "biocnn2_epochs", "width"),
+                (config.biocnn1_epochs, config.biocnn2_epochs, config.width),
+            )
+        )
         values = resolve_profile(values, image_dataset.entry(dataset).profile, "feature_extractors")
         data = assemble(augmented_dataset, image_splits)
         trained = {}
-        for name, epochs, batch in (("biocnn1", values["biocnn1_epochs"], config.biocnn1_batch_size), ("biocnn2", values["biocnn2_epochs"], config.biocnn2_batch_size)):
-            params = TrainParams(epochs=epochs, batch_size=batch, optimizer="adam", learning_rate=config.learning_rate, seed=config.seed)
-            trained[name] = train_extractor(name, data.train, data.val, len(data.class_names), values["width"], params, compute.torch_device(), compute.precision())
-            context.log.info(f"{name}: validation accuracy {trained[name].val_accuracy:.4f} after {epochs} epochs ({trained[name].seconds:.0f} s)")
+        for name, epochs, batch in (
+            ("biocnn1", values["biocnn1_epochs"], config.biocnn1_batch_size),
+            ("biocnn2", values["biocnn2_epochs"], config.biocnn2_batch_size),
+        ):
+            params = TrainParams(
+                epochs=epochs, batch_size=batch, optimizer="adam", learning_rate=config.learning_rate, seed=config.seed
+            )
+            trained[name] = train_extractor(
+                name,
+                data.train,
+                data.val,
+                len(data.class_names),
+                values["width"],
+                params,
+                compute.torch_device(),
+                compute.precision(),
+            )
+            context.log.info(
+                f"{name}: validation accuracy {trained[name].val_accuracy:.4f} after {epochs} epochs "
+                f"({trained[name].seconds:.0f} s)"
+            )
         tensors, spec = pack_extractors(trained)
         metadata = {f"val_accuracy_{n}": t.val_accuracy for n, t in trained.items()}
         metadata.update({f"epochs_{n}": values[f"{n}_epochs"] for n in trained})
-        metadata.update({
-            "feature_dim": 8 * values["width"], "input_size": int(data.train.images.shape[1]), "num_train_images": len(data.train.labels),
-            "inception_v3": feature_extractor.inception_status(), "wall_seconds": round(time.perf_counter() - started, 1),
-        })
-        return dg.MaterializeResult(value=ModelWeights(tensors, {**spec, "class_names": list(data.class_names)}), metadata=metadata)
+        metadata.update(
+            {
+                "feature_dim": 8 * values["width"],
+                "input_size": int(data.train.images.shape[1]),
+                "num_train_images": len(data.train.labels),
+                "inception_v3": feature_extractor.inception_status(),
+                "wall_seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        return dg.MaterializeResult(
+            value=ModelWeights(tensors, {**spec, "class_names": list(data.class_names)}), metadata=metadata
+        )
 
     return feature_extractors
 
 
-def search_data(config: GanSearchConfig, size: int, extractors: ModelWeights, resource: FeatureExtractorResource, compute: ComputeResource, augmented: dict, splits: dict) -> GanSearchData:
+def search_data(
+    config: GanSearchConfig,
+    size: int,
+    extractors: ModelWeights,
+    resource: FeatureExtractorResource,
+    compute: ComputeResource,
+    augmented: dict,
+    splits: dict,
+) -> GanSearchData:
     if config.extractor not in EXTRACTOR_NAMES:
-        raise ValueError(f"the search's extractor must be one of {EXTRACTOR_NAMES} (trained here), got {config.extractor!r}")
+        raise ValueError(
+            f"the search's extractor must be one of {EXTRACTOR_NAMES} (trained here), got {config.extractor!r}"
+        )
     train, real = training_images(augmented, size), reference_images(splits, size)
     extractor = resource.serve(config.extractor, extractors, compute.torch_device())
     reference = FeatureStatistics.of(extractor.features(real))
     state = unpack_extractor(extractors.state_dict, extractors.spec, config.extractor).state_dict()
     version = data_version(train.images, real, *state.values())
-    return GanSearchData(train, reference, extractors.spec["extractors"][config.extractor], state, config.extractor, version)
+    return GanSearchData(
+        train, reference, extractors.spec["extractors"][config.extractor], state, config.extractor, version
+    )
 
 
-def search_request(config: GanSearchConfig, profile: str, asset_name: str, stage: str, num_train: int, fixed_generator: str) -> GanSearchRequest:
+def search_request(
+    config: GanSearchConfig, profile: str, asset_name: str, stage: str, num_train: int, fixed_generator: str
+) -> GanSearchRequest:
     values = config.resolved(profile, asset_name, SEARCH_FIELDS)
-    evolution = EvolutionParams(values["population_size"], values["cycles"], min(values["sample_size"], values["population_size"]), config.mutation_probability, config.strategy, config.seed)
+    evolution = EvolutionParams(
+        values["population_size"],
+        values["cycles"],
+        min(values["sample_size"], values["population_size"]),
+        config.mutation_probability,
+        config.strategy,
+        config.seed,
+    )
     iterations = max(1, math.ceil(values["epochs"] * num_train / values["batch_size"]))
     training = GanTrainParams(
-        iterations=iterations, batch_size=values["batch_size"], generator_lr=config.generator_lr, discriminator_lr=config.discriminator_lr,
-        diffaugment=tuple(config.diffaugment), ema_decay=config.ema_decay, checkpoint_every=iterations, seed=config.seed,
+        iterations=iterations,
+        batch_size=values["batch_size"],
+        generator_lr=config.generator_lr,
+        discriminator_lr=config.discriminator_lr,
+        diffaugment=tuple(config.diffaugment),
+        ema_decay=config.ema_decay,
+        checkpoint_every=iterations,
+        seed=config.seed,
     )
     return GanSearchRequest(
-        stage, evolution, training, fixed_generator, config.fixed_discriminator, values["generator_width"], values["discriminator_width"],
-        values["image_size"], values["fid_samples"], config.min_nodes, config.max_nodes,
+        stage,
+        evolution,
+        training,
+        fixed_generator,
+        config.fixed_discriminator,
+        values["generator_width"],
+        values["discriminator_width"],
+        values["image_size"],
+        values["fid_samples"],
+        config.min_nodes,
+        config.max_nodes,
     )
 
 
@@ -115,12 +196,34 @@ def top_k_table(run: GanSearchRun, k: int) -> dg.TableMetadataValue:
         if e.key not in seen:
             seen.add(e.key)
             best.append(e)
-    rows = [dg.TableRecord({"rank": r, "evaluation": e.index + 1, "fid": round(-e.fitness, 4), "genotype": e.code, "origin": e.origin}) for r, e in enumerate(best[:k], start=1)]
-    columns = [dg.TableColumn(n, t) for n, t in (("rank", "int"), ("evaluation", "int"), ("fid", "float"), ("genotype", "string"), ("origin", "string"))]
+    rows = [
+        dg.TableRecord(
+            {"rank": r, "evaluation": e.index + 1, "fid": round(-e.fitness, 4), "genotype": e.code, "origin": e.origin}
+        )
+        for r, e in enumerate(best[:k], start=1)
+    ]
+    columns = [
+        dg.TableColumn(n, t)
+        for n, t in (
+            ("rank", "int"),
+            ("evaluation", "int"),
+            ("fid", "float"),
+            ("genotype", "string"),
+            ("origin", "string"),
+        )
+    ]
     return dg.MetadataValue.table(rows, schema=dg.TableSchema(columns=columns))
 
 
-def stage_result(run: GanSearchRun, request: GanSearchRequest, data: GanSearchData, class_names: list[str], top_k: int, started: float, compute: ComputeResource) -> tuple[ModelWeights, dict]:
+def stage_result(
+    run: GanSearchRun,
+    request: GanSearchRequest,
+    data: GanSearchData,
+    class_names: list[str],
+    top_k: int,
+    started: float,
+    compute: ComputeResource,
+) -> tuple[ModelWeights, dict]:
     """The best network of the stage (weights + spec with history) and the asset metadata."""
     tensors, saved = load_weights(run.best_weights)
     role = request.stage
@@ -128,17 +231,39 @@ def stage_result(run: GanSearchRun, request: GanSearchRequest, data: GanSearchDa
     fids = np.array([-e.fitness for e in run.result.history])
     cached = np.array([e.cached for e in run.result.history])
     spec = {
-        **saved[role], "fid": saved["fid"], "class_names": class_names, "other_network": saved["discriminator" if role == "generator" else "generator"],
+        **saved[role],
+        "fid": saved["fid"],
+        "class_names": class_names,
+        "other_network": saved["discriminator" if role == "generator" else "generator"],
         "history": {"codes": [e.code for e in run.result.history], "fid": fids.tolist(), "cached": cached.tolist()},
-        "data_version": data.version, "candidate_settings_hash": run.candidate_settings_hash, "best_weights_file": str(run.best_weights),
+        "data_version": data.version,
+        "candidate_settings_hash": run.candidate_settings_hash,
+        "best_weights_file": str(run.best_weights),
     }
     metadata = {
-        "genotype": best.code, "fid": round(-best.fitness, 4), "fid_provenance": dg.MetadataValue.json(saved["fid"]),
-        "num_evaluations": len(run.result.history), "num_trainings": run.result.num_trainings, "top_k": top_k_table(run, top_k),
-        "fitness_plot": png_markdown(fitness_plot(fids, cached, f"{role} search ({request.evolution.strategy})", "FID (lower is better)", higher_is_better=False), "FID over evaluations"),
-        "iterations_per_candidate": request.training.iterations, "population_size": request.evolution.population_size, "cycles": request.evolution.cycles,
-        "image_size": request.image_size, "fixed_network": request.fixed_discriminator if role == "generator" else request.fixed_generator,
-        "wall_seconds": round(time.perf_counter() - started, 1), "state_file": dg.MetadataValue.path(str(run.state_path)),
+        "genotype": best.code,
+        "fid": round(-best.fitness, 4),
+        "fid_provenance": dg.MetadataValue.json(saved["fid"]),
+        "num_evaluations": len(run.result.history),
+        "num_trainings": run.result.num_trainings,
+        "top_k": top_k_table(run, top_k),
+        "fitness_plot": png_markdown(
+            fitness_plot(
+                fids,
+                cached,
+                f"{role} search ({request.evolution.strategy})",
+                "FID (lower is better)",
+                higher_is_better=False,
+            ),
+            "FID over evaluations",
+        ),
+        "iterations_per_candidate": request.training.iterations,
+        "population_size": request.evolution.population_size,
+        "cycles": request.evolution.cycles,
+        "image_size": request.image_size,
+        "fixed_network": request.fixed_discriminator if role == "generator" else request.fixed_generator,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "state_file": dg.MetadataValue.path(str(run.state_path)),
         **{f"compute_{k}": v for k, v in compute.describe().items()},
     }
     return ModelWeights({k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(role + ".")}, spec), metadata
@@ -146,12 +271,26 @@ def stage_result(run: GanSearchRun, request: GanSearchRequest, data: GanSearchDa
 
 def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
     data_ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")), "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
+        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
+        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
         "feature_extractors": dg.AssetIn(key=asset_key(dataset, "feature_extractors")),
     }
     common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1")
 
-    def run_stage(context, config, stage, compute, image_dataset, feature_extractor, search_executor, augmented, splits, extractors, fixed_generator="", initial_weights=""):
+    def run_stage(
+        context,
+        config,
+        stage,
+        compute,
+        image_dataset,
+        feature_extractor,
+        search_executor,
+        augmented,
+        splits,
+        extractors,
+        fixed_generator="",
+        initial_weights="",
+    ):
         started = time.perf_counter()
         profile = image_dataset.entry(dataset).profile
         size = config.resolved(profile, stage)["image_size"]
@@ -160,33 +299,89 @@ def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
         with search_executor.open() as plan:
             # GAN training uses fp32 on CPUs (bf16 autocast made it ~10x slower and unstable); AMP on CUDA.
             run = search_gan(
-                data, request, plan.executor, plan.workers, search_executor.state_dir(dataset), str(compute.torch_device()), gan_precision(compute),
-                plan.threads_per_worker, evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}"), plan.ordering, initial_weights,
+                data,
+                request,
+                plan.executor,
+                plan.workers,
+                search_executor.state_dir(dataset),
+                str(compute.torch_device()),
+                gan_precision(compute),
+                plan.threads_per_worker,
+                evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}"),
+                plan.ordering,
+                initial_weights,
             )
         return stage_result(run, request, data, sorted(augmented), config.top_k, started, compute)
 
     @dg.asset(name="generator", ins=data_ins, **common)
     def generator(
-        context: dg.AssetExecutionContext, config: GanSearchConfig, compute: ComputeResource, image_dataset: ImageDatasetResource,
-        feature_extractor: FeatureExtractorResource, search_executor: SearchExecutorResource, augmented_dataset: dict, image_splits: dict, feature_extractors: ModelWeights,
+        context: dg.AssetExecutionContext,
+        config: GanSearchConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        feature_extractor: FeatureExtractorResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        feature_extractors: ModelWeights,
     ) -> dg.MaterializeResult:
-        """Stage 1 of the GAN search: the generator architecture (and weights) with the lowest FID against the fixed discriminator."""
-        value, metadata = run_stage(context, config, "generator", compute, image_dataset, feature_extractor, search_executor, augmented_dataset, image_splits, feature_extractors)
+        """Stage 1 of the GAN search: the generator (architecture and weights) with the lowest FID."""
+        value, metadata = run_stage(
+            context,
+            config,
+            "generator",
+            compute,
+            image_dataset,
+            feature_extractor,
+            search_executor,
+            augmented_dataset,
+            image_splits,
+            feature_extractors,
+        )
         return dg.MaterializeResult(value=value, metadata=metadata)
 
-    @dg.asset(name="discriminator", ins={**data_ins, "generator": dg.AssetIn(key=asset_key(dataset, "generator"))}, **common)
+    @dg.asset(
+        name="discriminator", ins={**data_ins, "generator": dg.AssetIn(key=asset_key(dataset, "generator"))}, **common
+    )
     def discriminator(
-        context: dg.AssetExecutionContext, config: GanSearchConfig, compute: ComputeResource, image_dataset: ImageDatasetResource, feature_extractor: FeatureExtractorResource,
-        search_executor: SearchExecutorResource, augmented_dataset: dict, image_splits: dict, feature_extractors: ModelWeights, generator: ModelWeights,
+        context: dg.AssetExecutionContext,
+        config: GanSearchConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        feature_extractor: FeatureExtractorResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        feature_extractors: ModelWeights,
+        generator: ModelWeights,
     ) -> dg.MaterializeResult:
-        """Stage 2 of the GAN search: the discriminator architecture with the lowest FID when paired with the best generator."""
-        initial = search_executor.state_dir(dataset) / f"stage2-initial-{generator.spec['candidate_settings_hash']}-{generator.spec['data_version']}.safetensors"
-        save_weights(initial, {f"generator.{k}": v for k, v in generator.state_dict.items()}, {"generator": generator.spec["genotype"]})
-        value, metadata = run_stage(
-            context, config, "discriminator", compute, image_dataset, feature_extractor, search_executor, augmented_dataset, image_splits, feature_extractors,
-            fixed_generator=generator.spec["genotype"], initial_weights=str(initial),
+        """Stage 2 of the GAN search: the discriminator with the lowest FID beside the best generator."""
+        initial = (
+            search_executor.state_dir(dataset)
+            / f"stage2-initial-{generator.spec['candidate_settings_hash']}-{generator.spec['data_version']}.safetensors"
         )
-        return dg.MaterializeResult(value=value, metadata={**metadata, "generator_genotype": generator.spec["genotype"]})
+        save_weights(
+            initial,
+            {f"generator.{k}": v for k, v in generator.state_dict.items()},
+            {"generator": generator.spec["genotype"]},
+        )
+        value, metadata = run_stage(
+            context,
+            config,
+            "discriminator",
+            compute,
+            image_dataset,
+            feature_extractor,
+            search_executor,
+            augmented_dataset,
+            image_splits,
+            feature_extractors,
+            fixed_generator=generator.spec["genotype"],
+            initial_weights=str(initial),
+        )
+        return dg.MaterializeResult(
+            value=value, metadata={**metadata, "generator_genotype": generator.spec["genotype"]}
+        )
 
     return [generator, discriminator]
 

@@ -9,20 +9,29 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from bio_assets.assets.gan_inputs import GROUP, GanShapeConfig, data_version, fid_metadata, reference_images, scorers, step_logger, training_images
+from bio_assets.assets.gan_inputs import (
+    GROUP,
+    GanShapeConfig,
+    data_version,
+    fid_metadata,
+    reference_images,
+    scorers,
+    step_logger,
+    training_images,
+)
 from bio_assets.assets.gan_search import gan_precision
 from bio_assets.assets.metadata import image_grid_markdown, png_markdown
+from bio_assets.assets.partitions import asset_key
 from bio_assets.core.gan.baselines import GAN_BASELINES, SEARCHED_SOURCE_FID, BaselineSpec, build_baseline
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.runs import ScoredGan, train_and_score
 from bio_assets.core.gan.scoring import fid_curve_rows
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanTrainParams
-from bio_assets.core.plots import curve_plot
+from bio_assets.core.io.storage import ModelWeights
+from bio_assets.core.reporting.plots import curve_plot
 from bio_assets.core.search.cache import settings_hash
 from bio_assets.core.seeding import derive_seed
-from bio_assets.core.storage import ModelWeights
-from bio_assets.partitions import asset_key
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
@@ -33,123 +42,296 @@ gan_baseline_partitions = dg.StaticPartitionsDefinition(list(GAN_BASELINES))
 
 
 class GanTrainingConfig(GanShapeConfig):
-    iterations: int | None = Field(default=None, description="generator steps (trained_gan: paper 100 000; baselines: paper 15 000; demo 300 for both)")
+    iterations: int | None = Field(
+        default=None,
+        description="generator steps (trained_gan: paper 100 000; baselines: paper 15 000; demo 300 for both)",
+    )
     fid_every: int | None = Field(default=None, description="FID on the curve every this many iterations")
-    checkpoint_every: int | None = Field(default=None, description="atomic checkpoint interval; a killed run resumes from the last one")
+    checkpoint_every: int | None = Field(
+        default=None, description="atomic checkpoint interval; a killed run resumes from the last one"
+    )
     fid_samples: int | None = Field(default=None, description="generated images per FID (paper 2000, demo 250)")
 
 
 def curve_table(curve: list[tuple[int, float]], source: dict[int, float] | None = None) -> dg.TableMetadataValue:
-    rows = [{**row, "source_fid": source.get(row["iteration"], float("nan"))} if source is not None else row for row in fid_curve_rows(curve)]
+    rows = [
+        {**row, "source_fid": source.get(row["iteration"], float("nan"))} if source is not None else row
+        for row in fid_curve_rows(curve)
+    ]
     names = ("iteration", "fid", "source_fid") if source is not None else ("iteration", "fid")
     schema = dg.TableSchema(columns=[dg.TableColumn(n, "int" if n == "iteration" else "float") for n in names])
     return dg.MetadataValue.table([dg.TableRecord(r) for r in rows], schema=schema)
 
 
-def run_training(context, config: GanTrainingConfig, asset_name: str, dataset: str, build, identity: dict, compute, image_dataset, feature_extractor, search_executor, augmented, splits, extractors, diffaugment, ema_decay, lrs, loss="hinge") -> tuple[ScoredGan, dict, dict]:
-    """Train ``build(values) -> (G, D)`` with checkpoints keyed by its settings; returns the scored run, resolved values and metadata."""
+def run_training(
+    context,
+    config: GanTrainingConfig,
+    asset_name: str,
+    dataset: str,
+    build,
+    identity: dict,
+    compute,
+    image_dataset,
+    feature_extractor,
+    search_executor,
+    augmented,
+    splits,
+    extractors,
+    diffaugment,
+    ema_decay,
+    lrs,
+    loss="hinge",
+) -> tuple[ScoredGan, dict, dict]:
+    """Train ``build(values) -> (G, D)`` with checkpoints keyed by its settings.
+
+    Returns the scored run, the resolved values and the metadata."""
     started = time.perf_counter()
     values = config.resolved(image_dataset.entry(dataset).profile, asset_name, RUN_FIELDS)
     device = compute.torch_device()
     data, real = training_images(augmented, values["image_size"]), reference_images(splits, values["image_size"])
     generator, discriminator = build(values, data.num_classes)
     params = GanTrainParams(
-        iterations=values["iterations"], batch_size=values["batch_size"], generator_lr=lrs[0], discriminator_lr=lrs[1], loss=loss,
-        diffaugment=tuple(diffaugment), ema_decay=ema_decay, checkpoint_every=values["checkpoint_every"], seed=config.seed,
+        iterations=values["iterations"],
+        batch_size=values["batch_size"],
+        generator_lr=lrs[0],
+        discriminator_lr=lrs[1],
+        loss=loss,
+        diffaugment=tuple(diffaugment),
+        ema_decay=ema_decay,
+        checkpoint_every=values["checkpoint_every"],
+        seed=config.seed,
     )
-    fid_scorers = scorers(feature_extractor, extractors, real, values["fid_samples"], data.num_classes, device, derive_seed(config.seed, "fid"))
-    identity = {**identity, "data_version": data_version(data.images, real), "extractors": settings_hash(extractors.spec)}
+    fid_scorers = scorers(
+        feature_extractor,
+        extractors,
+        real,
+        values["fid_samples"],
+        data.num_classes,
+        device,
+        derive_seed(config.seed, "fid"),
+    )
+    identity = {
+        **identity,
+        "data_version": data_version(data.images, real),
+        "extractors": settings_hash(extractors.spec),
+    }
     # Every setting that shapes the run names its checkpoint, so a run with other learning
     # rates (say) starts fresh instead of meeting a checkpoint it may not resume.
-    checkpoint = search_executor.state_dir(dataset) / asset_name / f"{settings_hash({'identity': identity, 'values': values, 'params': asdict(params)})}.safetensors"
+    checkpoint = (
+        search_executor.state_dir(dataset)
+        / asset_name
+        / f"{settings_hash({'identity': identity, 'values': values, 'params': asdict(params)})}.safetensors"
+    )
     scored = train_and_score(
-        generator, discriminator, data, params, device, fid_scorers, config.extractor, values["fid_every"], checkpoint, identity,
-        gan_precision(compute), on_step=step_logger(context, values["iterations"], started),
+        generator,
+        discriminator,
+        data,
+        params,
+        device,
+        fid_scorers,
+        config.extractor,
+        values["fid_every"],
+        checkpoint,
+        identity,
+        gan_precision(compute),
+        on_step=step_logger(context, values["iterations"], started),
     )
     report = scored.report
     metadata = {
-        "fid": round(scored.fids[config.extractor].value, 4), "fid_extractor": config.extractor, **fid_metadata(scored.fids, feature_extractor),
-        "iterations": report.iterations, "resumed_from_step": report.resumed_from_step, "iterations_per_second": round(report.iterations_per_second, 2),
-        "fid_curve_plot": png_markdown(curve_plot({asset_name: report.curve}, f"{asset_name}: FID ({config.extractor}) over training"), "FID over iterations"),
-        "checkpoint": dg.MetadataValue.path(str(checkpoint)), "batch_size": values["batch_size"], "image_size": values["image_size"],
-        "wall_seconds": round(time.perf_counter() - started, 1), **{f"compute_{k}": v for k, v in compute.describe().items()},
+        "fid": round(scored.fids[config.extractor].value, 4),
+        "fid_extractor": config.extractor,
+        **fid_metadata(scored.fids, feature_extractor),
+        "iterations": report.iterations,
+        "resumed_from_step": report.resumed_from_step,
+        "iterations_per_second": round(report.iterations_per_second, 2),
+        "fid_curve_plot": png_markdown(
+            curve_plot({asset_name: report.curve}, f"{asset_name}: FID ({config.extractor}) over training"),
+            "FID over iterations",
+        ),
+        "checkpoint": dg.MetadataValue.path(str(checkpoint)),
+        "batch_size": values["batch_size"],
+        "image_size": values["image_size"],
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        **{f"compute_{k}": v for k, v in compute.describe().items()},
     }
     return scored, values, metadata
 
 
 def build_gan_training_assets(dataset: str) -> list[dg.AssetsDefinition]:
     data_ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")), "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
+        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
+        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
         "feature_extractors": dg.AssetIn(key=asset_key(dataset, "feature_extractors")),
     }
     common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1")
-    pair_ins = {**data_ins, "generator": dg.AssetIn(key=asset_key(dataset, "generator")), "discriminator": dg.AssetIn(key=asset_key(dataset, "discriminator"))}
+    pair_ins = {
+        **data_ins,
+        "generator": dg.AssetIn(key=asset_key(dataset, "generator")),
+        "discriminator": dg.AssetIn(key=asset_key(dataset, "discriminator")),
+    }
 
     @dg.asset(name="trained_gan", ins=pair_ins, **common)
     def trained_gan(
-        context: dg.AssetExecutionContext, config: GanTrainingConfig, compute: ComputeResource, image_dataset: ImageDatasetResource, feature_extractor: FeatureExtractorResource,
-        search_executor: SearchExecutorResource, augmented_dataset: dict, image_splits: dict, feature_extractors: ModelWeights, generator: ModelWeights, discriminator: ModelWeights,
+        context: dg.AssetExecutionContext,
+        config: GanTrainingConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        feature_extractor: FeatureExtractorResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        feature_extractors: ModelWeights,
+        generator: ModelWeights,
+        discriminator: ModelWeights,
     ) -> dg.MaterializeResult:
-        """The searched generator and discriminator trained together from scratch, with its EMA generator, checkpoints and FID curve."""
+        """The searched generator and discriminator trained together from scratch, with EMA weights and an FID curve."""
         specs = {}
 
         def build(values, num_classes):
-            specs["generator"] = GanNetworkSpec("generator", generator.spec["genotype"], values["generator_width"], values["image_size"], num_classes)
-            specs["discriminator"] = GanNetworkSpec("discriminator", discriminator.spec["genotype"], values["discriminator_width"], values["image_size"], num_classes)
+            specs["generator"] = GanNetworkSpec(
+                "generator", generator.spec["genotype"], values["generator_width"], values["image_size"], num_classes
+            )
+            specs["discriminator"] = GanNetworkSpec(
+                "discriminator",
+                discriminator.spec["genotype"],
+                values["discriminator_width"],
+                values["image_size"],
+                num_classes,
+            )
             seed = derive_seed(config.seed, "trained_gan")
             return build_seeded_gan(specs["generator"], seed), build_seeded_gan(specs["discriminator"], seed + 1)
 
         identity = {"generator": generator.spec["genotype"], "discriminator": discriminator.spec["genotype"]}
         scored, values, metadata = run_training(
-            context, config, "trained_gan", dataset, build, identity, compute, image_dataset, feature_extractor, search_executor,
-            augmented_dataset, image_splits, feature_extractors, config.diffaugment, config.ema_decay, (config.generator_lr, config.discriminator_lr),
+            context,
+            config,
+            "trained_gan",
+            dataset,
+            build,
+            identity,
+            compute,
+            image_dataset,
+            feature_extractor,
+            search_executor,
+            augmented_dataset,
+            image_splits,
+            feature_extractors,
+            config.diffaugment,
+            config.ema_decay,
+            (config.generator_lr, config.discriminator_lr),
         )
         class_names = sorted(augmented_dataset)
-        grids = {f"samples_{class_names[k]}": image_grid_markdown(images.numpy(), f"generated {class_names[k]}") for k, images in scored.samples.items()}
+        grids = {
+            f"samples_{class_names[k]}": image_grid_markdown(images.numpy(), f"generated {class_names[k]}")
+            for k, images in scored.samples.items()
+        }
         spec = {
-            **specs["generator"].to_json(), "class_names": class_names, "discriminator": specs["discriminator"].to_json(), "fid": scored.fids[config.extractor].to_json(),
-            "iterations": scored.report.iterations, "curve": scored.report.curve, "ema": config.ema_decay > 0,
+            **specs["generator"].to_json(),
+            "class_names": class_names,
+            "discriminator": specs["discriminator"].to_json(),
+            "fid": scored.fids[config.extractor].to_json(),
+            "iterations": scored.report.iterations,
+            "curve": scored.report.curve,
+            "ema": config.ema_decay > 0,
             # The catalog's training_parameters row; epochs in the source's unit (passes over the train images).
             "training": {
-                "g_optimizer": "adam", "d_optimizer": "adam", "loss": "hinge", "batch_size": values["batch_size"], "iterations": scored.report.iterations,
-                "epochs": round(scored.report.iterations * values["batch_size"] / sum(len(s) for s in augmented_dataset.values()), 3),
-                "g_lr": config.generator_lr, "d_lr": config.discriminator_lr,
+                "g_optimizer": "adam",
+                "d_optimizer": "adam",
+                "loss": "hinge",
+                "batch_size": values["batch_size"],
+                "iterations": scored.report.iterations,
+                "epochs": round(
+                    scored.report.iterations * values["batch_size"] / sum(len(s) for s in augmented_dataset.values()), 3
+                ),
+                "g_lr": config.generator_lr,
+                "d_lr": config.discriminator_lr,
             },
         }
-        metadata.update({"generator_genotype": identity["generator"], "discriminator_genotype": identity["discriminator"], "source_fid": SEARCHED_SOURCE_FID, "fid_curve": curve_table(scored.report.curve), **grids})
-        return dg.MaterializeResult(value=ModelWeights({k: v for k, v in scored.report.sampler.state_dict().items()}, spec), metadata=metadata)
+        metadata.update(
+            {
+                "generator_genotype": identity["generator"],
+                "discriminator_genotype": identity["discriminator"],
+                "source_fid": SEARCHED_SOURCE_FID,
+                "fid_curve": curve_table(scored.report.curve),
+                **grids,
+            }
+        )
+        return dg.MaterializeResult(
+            value=ModelWeights({k: v for k, v in scored.report.sampler.state_dict().items()}, spec), metadata=metadata
+        )
 
     # Every model partition reads every class partition.
-    every_class = {name: dg.AssetIn(key=asset_in.key, partition_mapping=dg.AllPartitionMapping()) for name, asset_in in data_ins.items()}
+    every_class = {
+        name: dg.AssetIn(key=asset_in.key, partition_mapping=dg.AllPartitionMapping())
+        for name, asset_in in data_ins.items()
+    }
 
     @dg.asset(name="gan_baselines", ins=every_class, partitions_def=gan_baseline_partitions, **common)
     def gan_baselines(
-        context: dg.AssetExecutionContext, config: GanTrainingConfig, compute: ComputeResource, image_dataset: ImageDatasetResource, feature_extractor: FeatureExtractorResource,
-        search_executor: SearchExecutorResource, augmented_dataset: dict, image_splits: dict, feature_extractors: ModelWeights,
+        context: dg.AssetExecutionContext,
+        config: GanTrainingConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        feature_extractor: FeatureExtractorResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        feature_extractors: ModelWeights,
     ) -> dg.MaterializeResult:
-        """A classic GAN (DCGAN, WGAN, WGAN-GP, BGAN, BEGAN or the histology ResNet-SAGAN) trained on the same images for the same iterations as the searched GAN."""
+        """A classic GAN (DCGAN to BEGAN, or the histology ResNet-SAGAN) trained on the same images and budget."""
         name = context.partition_key
         baseline = GAN_BASELINES[name]
         specs = {}
 
         def build(values, num_classes):
-            specs["spec"] = BaselineSpec(name, values["image_size"], values["generator_width"], values["discriminator_width"])
+            specs["spec"] = BaselineSpec(
+                name, values["image_size"], values["generator_width"], values["discriminator_width"]
+            )
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(derive_seed(config.seed, "gan_baseline", name))
                 return build_baseline(specs["spec"])
 
         # The source trained its baselines as published: no DiffAugment, no EMA, each model's own loss.
         scored, values, metadata = run_training(
-            context, config, "gan_baselines", dataset, build, {"baseline": name}, compute, image_dataset, feature_extractor, search_executor,
-            augmented_dataset, image_splits, feature_extractors, (), 0.0, (baseline.generator_lr, baseline.discriminator_lr), loss=baseline.loss,
+            context,
+            config,
+            "gan_baselines",
+            dataset,
+            build,
+            {"baseline": name},
+            compute,
+            image_dataset,
+            feature_extractor,
+            search_executor,
+            augmented_dataset,
+            image_splits,
+            feature_extractors,
+            (),
+            0.0,
+            (baseline.generator_lr, baseline.discriminator_lr),
+            loss=baseline.loss,
         )
-        spec = {**specs["spec"].to_json(), "fid": scored.fids[config.extractor].to_json(), "iterations": scored.report.iterations, "curve": scored.report.curve}
+        spec = {
+            **specs["spec"].to_json(),
+            "fid": scored.fids[config.extractor].to_json(),
+            "iterations": scored.report.iterations,
+            "curve": scored.report.curve,
+        }
         source_at_budget = baseline.source_fid.get(values["iterations"], float("nan"))
-        metadata.update({
-            "loss": baseline.loss, "source_fid_curve": dg.MetadataValue.json({str(k): v for k, v in baseline.source_fid.items()}), "source_note": baseline.source_note,
-            "source_fid_at_budget": source_at_budget, "fid_curve": curve_table(scored.report.curve, baseline.source_fid),
-            "samples": image_grid_markdown(np.concatenate([s.numpy() for s in scored.samples.values()]), f"{name} samples"),
-        })
-        return dg.MaterializeResult(value=ModelWeights(dict(scored.report.sampler.state_dict()), spec), metadata=metadata)
+        metadata.update(
+            {
+                "loss": baseline.loss,
+                "source_fid_curve": dg.MetadataValue.json({str(k): v for k, v in baseline.source_fid.items()}),
+                "source_note": baseline.source_note,
+                "source_fid_at_budget": source_at_budget,
+                "fid_curve": curve_table(scored.report.curve, baseline.source_fid),
+                "samples": image_grid_markdown(
+                    np.concatenate([s.numpy() for s in scored.samples.values()]), f"{name} samples"
+                ),
+            }
+        )
+        return dg.MaterializeResult(
+            value=ModelWeights(dict(scored.report.sampler.state_dict()), spec), metadata=metadata
+        )
 
     return [trained_gan, gan_baselines]

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import dagster as dg
 import numpy as np
 
-from bio_assets.core.grids import image_grid_png
-from bio_assets.core.walk import FileIssue
+from bio_assets.core.data.walk import FileIssue
+from bio_assets.core.reporting.grids import image_grid_png
 
 
 def png_markdown(png: bytes, title: str) -> dg.MarkdownMetadataValue:

@@ -16,7 +16,14 @@ _DEMO_SEARCH = {"population_size": 8, "cycles": 8, "sample_size": 3, "epochs": 6
 # channels at full size) and batch are shared by the search, the final training and the baselines.
 _PAPER_GAN = {"image_size": 64, "generator_width": 1024, "discriminator_width": 64, "batch_size": 128}
 _DEMO_GAN = {"image_size": 32, "generator_width": 32, "discriminator_width": 8, "batch_size": 16}
-_PAPER_GAN_SEARCH = {**_PAPER_GAN, "population_size": 100, "cycles": 25, "sample_size": 25, "epochs": 30, "fid_samples": 2000}
+_PAPER_GAN_SEARCH = {
+    **_PAPER_GAN,
+    "population_size": 100,
+    "cycles": 25,
+    "sample_size": 25,
+    "epochs": 30,
+    "fid_samples": 2000,
+}
 _DEMO_GAN_SEARCH = {**_DEMO_GAN, "population_size": 2, "cycles": 2, "sample_size": 2, "epochs": 1, "fid_samples": 250}
 
 PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
@@ -29,9 +36,22 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "feature_extractors": {"biocnn1_epochs": 40, "biocnn2_epochs": 100, "width": 32},
         "generator": _PAPER_GAN_SEARCH,
         "discriminator": _PAPER_GAN_SEARCH,
-        "trained_gan": {**_PAPER_GAN, "iterations": 100_000, "fid_every": 5000, "checkpoint_every": 1000, "fid_samples": 2000},
+        "trained_gan": {
+            **_PAPER_GAN,
+            "iterations": 100_000,
+            "fid_every": 5000,
+            "checkpoint_every": 1000,
+            "fid_samples": 2000,
+        },
         # The source's baselines: 15 000 iterations, batch 64, FID after 1k, 5k, 10k and 15k.
-        "gan_baselines": {**_PAPER_GAN, "batch_size": 64, "iterations": 15_000, "fid_every": 1000, "checkpoint_every": 1000, "fid_samples": 2000},
+        "gan_baselines": {
+            **_PAPER_GAN,
+            "batch_size": 64,
+            "iterations": 15_000,
+            "fid_every": 1000,
+            "checkpoint_every": 1000,
+            "fid_samples": 2000,
+        },
         "synthetic_dataset": {"images_per_class": 4000},
         # The source retrained its searched CNN for 100 epochs on real + synthetic images.
         "extended_classifier": {"epochs": 100, "seeds": 3},
@@ -49,7 +69,13 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         "discriminator": _DEMO_GAN_SEARCH,
         # trained_gan and gan_baselines share one iteration budget so their FIDs compare.
         "trained_gan": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
-        "gan_baselines": {**_DEMO_GAN, "iterations": 300, "fid_every": 100, "checkpoint_every": 100, "fid_samples": 250},
+        "gan_baselines": {
+            **_DEMO_GAN,
+            "iterations": 300,
+            "fid_every": 100,
+            "checkpoint_every": 100,
+            "fid_samples": 250,
+        },
         "synthetic_dataset": {"images_per_class": 64},
         "extended_classifier": {"epochs": 6, "seeds": 1},
     },
@@ -60,7 +86,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
 # 531 s at 64 px for 8 epochs on an AVX2-only EPYC, mostly in its 7x7x512 -> 4096 -> 4096
 # classifier, whose cost does not shrink with the input): fewer epochs, and 32 px where the
 # architecture allows it (AlexNet needs at least 63 px).
-DEMO_BASELINES: dict[str, int] = {"epochs": 8, "batch_size": 32, "input_size": 0, "seeds": 1}  # epochs as the classifier
+DEMO_BASELINES: dict[str, int] = {
+    "epochs": 8,
+    "batch_size": 32,
+    "input_size": 0,
+    "seeds": 1,
+}  # epochs as the classifier
 DEMO_BASELINE_OVERRIDES: dict[str, dict[str, int]] = {
     "alexnet": {"epochs": 4},
     "vgg16": {"epochs": 1, "input_size": 32},
@@ -80,4 +111,7 @@ def profile_setting(profile: str, asset_name: str, field: str) -> object:
 
 def resolve_profile(values: dict[str, object], profile: str, asset_name: str) -> dict[str, object]:
     """``values`` with every ``None`` replaced by the profile's setting for that field."""
-    return {field: profile_setting(profile, asset_name, field) if value is None else value for field, value in values.items()}
+    return {
+        field: profile_setting(profile, asset_name, field) if value is None else value
+        for field, value in values.items()
+    }

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from bio_assets.core.atomic import atomic_write
-from bio_assets.core.ingest import ClassNameRule, DatasetLayout
+from bio_assets.core.data.ingest import ClassNameRule, DatasetLayout
+from bio_assets.core.data.splits import compile_group_pattern
+from bio_assets.core.io.atomic import atomic_write
 from bio_assets.core.profiles import PROFILES
-from bio_assets.core.splits import compile_group_pattern
 
 BUILTIN_DEMO = "builtin:demo"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
@@ -54,7 +54,10 @@ class DatasetEntry:
         if self.group_pattern:
             compile_group_pattern(self.group_pattern)
         if not self.file_pattern or Path(self.file_pattern).is_absolute() or ".." in Path(self.file_pattern).parts:
-            raise ValueError(f"dataset {self.name!r}: file_pattern {self.file_pattern!r} must be a relative glob inside each class folder")
+            raise ValueError(
+                f"dataset {self.name!r}: file_pattern {self.file_pattern!r} must be a relative glob inside each "
+                "class folder"
+            )
 
     @property
     def is_builtin_demo(self) -> bool:
@@ -62,7 +65,11 @@ class DatasetEntry:
 
     def layout(self, demo_root: Path) -> DatasetLayout:
         root = Path(demo_root) if self.is_builtin_demo else Path(self.folder).expanduser()
-        return DatasetLayout(root=root, file_pattern=self.file_pattern, class_name_rule=ClassNameRule(self.strip_prefix, self.strip_suffix))
+        return DatasetLayout(
+            root=root,
+            file_pattern=self.file_pattern,
+            class_name_rule=ClassNameRule(self.strip_prefix, self.strip_suffix),
+        )
 
 
 DEFAULT_ENTRIES = (DatasetEntry(name="demo", folder=BUILTIN_DEMO, profile="demo"),)

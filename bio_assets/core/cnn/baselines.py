@@ -23,11 +23,22 @@ class LeNet5(nn.Module):
     def __init__(self, num_classes: int) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+            nn.Conv2d(3, 6, 5),
+            nn.Tanh(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(6, 16, 5),
+            nn.Tanh(),
+            nn.AvgPool2d(2),
             nn.AdaptiveAvgPool2d(5),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.Tanh(), nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.Tanh(),
+            nn.Linear(120, 84),
+            nn.Tanh(),
+            nn.Linear(84, num_classes),
+        )
 
     def forward(self, x):
         return self.classifier(self.features(x))  # (B, K)
@@ -40,12 +51,22 @@ class SourceFixedCNN(nn.Module):
         super().__init__()
 
         def block(c_in: int, c_out: int, kernel: int) -> list[nn.Module]:
-            return [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2)]
+            return [
+                nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2),
+                nn.BatchNorm2d(c_out),
+                nn.LeakyReLU(0.2),
+            ]
 
         self.net = nn.Sequential(
-            *block(3, 64, 5), *block(64, 128, 5), nn.MaxPool2d(2), nn.Dropout(0.5),
-            *block(128, 256, 3), *block(256, 512, 3), nn.Dropout(0.5),
-            nn.Flatten(), nn.Linear(2048, num_classes),
+            *block(3, 64, 5),
+            *block(64, 128, 5),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.5),
+            *block(128, 256, 3),
+            *block(256, 512, 3),
+            nn.Dropout(0.5),
+            nn.Flatten(),
+            nn.Linear(2048, num_classes),
         )
 
     def forward(self, x):
@@ -72,7 +93,13 @@ BASELINES: dict[str, Baseline] = {
 
 # Source's Table 1.3: test accuracy of the fixed CNN, 30 epochs, batch 64, library defaults.
 SOURCE_OPTIMIZER_ACCURACY: dict[str, float] = {
-    "adam": 0.7625, "sgd": 0.7462, "rmsprop": 0.895, "nadam": 0.66, "adadelta": 0.8425, "adagrad": 0.9488, "adamax": 0.9162,
+    "adam": 0.7625,
+    "sgd": 0.7462,
+    "rmsprop": 0.895,
+    "nadam": 0.66,
+    "adadelta": 0.8425,
+    "adagrad": 0.9488,
+    "adamax": 0.9162,
 }
 OPTIMIZER_EPOCHS, OPTIMIZER_BATCH = 30, 64
 
@@ -93,7 +120,12 @@ def baseline_defaults(name: str, profile: str) -> dict[str, int]:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
     if profile == "paper":
         baseline = BASELINES[name]
-        return {"epochs": baseline.epochs, "batch_size": baseline.batch_size, "input_size": baseline.input_size, "seeds": int(profile_setting("paper", "classifier", "seeds"))}
+        return {
+            "epochs": baseline.epochs,
+            "batch_size": baseline.batch_size,
+            "input_size": baseline.input_size,
+            "seeds": int(profile_setting("paper", "classifier", "seeds")),
+        }
     if profile not in PROFILE_SETTINGS:
         raise ValueError(f"unknown profile {profile!r}")
     return {**DEMO_BASELINES, **DEMO_BASELINE_OVERRIDES.get(name, {})}

@@ -58,7 +58,9 @@ class CandidateEvaluator:
         device = torch.device(self.device)
         model = build_seeded(self.spec(code), derive_seed(self.train_params.seed, "candidate", code))
         report = train_classifier(model, self.data.train, self.train_params, device, self.precision)
-        scores = evaluate_classifier(model, self.data.val, len(self.data.class_names), device, self.precision, self.train_params.input_size)
+        scores = evaluate_classifier(
+            model, self.data.val, len(self.data.class_names), device, self.precision, self.train_params.input_size
+        )
         return {
             "fitness": scores["accuracy"],
             "val_macro_f1": scores["macro_f1"],

@@ -10,7 +10,7 @@ import torch
 
 from bio_assets.core.cnn.candidates import SearchData
 from bio_assets.core.cnn.training import LabelledImages
-from bio_assets.core.records import ImageSet, ImageSplits
+from bio_assets.core.io.records import ImageSet, ImageSplits
 
 
 @dataclass(frozen=True)

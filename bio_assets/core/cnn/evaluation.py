@@ -73,10 +73,22 @@ def train_and_test(
         report = train_classifier(model, data.train, replace(params, seed=seed), device, precision)
         scores = evaluate_classifier(model, data.test, len(data.class_names), device, precision, params.input_size)
         roc = roc_report(data.test.labels.numpy(), scores["probabilities"])
-        run = SeedRun(seed, scores["accuracy"], scores["macro_f1"], roc["micro_auc"], roc["auc"], report.seconds, report.epoch_losses)
+        run = SeedRun(
+            seed,
+            scores["accuracy"],
+            scores["macro_f1"],
+            roc["micro_auc"],
+            roc["auc"],
+            report.seconds,
+            report.epoch_losses,
+        )
         runs.append(run)
         if not first:
-            first = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, "confusion": scores["confusion"], "roc": roc}
+            first = {
+                "state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                "confusion": scores["confusion"],
+                "roc": roc,
+            }
         if on_seed is not None:
             on_seed(run)
     return ClassifierRuns(runs, first["state"], first["confusion"], first["roc"])

@@ -11,7 +11,7 @@ import torch
 from bio_assets.core.cnn.dataset import ClassificationData
 from bio_assets.core.cnn.training import LabelledImages
 from bio_assets.core.gan.scoring import resize_uint8
-from bio_assets.core.records import ImageSet
+from bio_assets.core.io.records import ImageSet
 
 
 def synthetic_images(data: ClassificationData, synthetic: dict[str, ImageSet], classes: list[str]) -> LabelledImages:
@@ -23,7 +23,9 @@ def synthetic_images(data: ClassificationData, synthetic: dict[str, ImageSet], c
     if not classes:
         return LabelledImages(torch.zeros((0, size, size, 3), dtype=torch.uint8), torch.zeros(0, dtype=torch.int64))
     images = torch.cat([resize_uint8(torch.from_numpy(synthetic[name].images), size) for name in classes])
-    labels = torch.cat([torch.full((len(synthetic[name]),), data.class_names.index(name), dtype=torch.int64) for name in classes])
+    labels = torch.cat(
+        [torch.full((len(synthetic[name]),), data.class_names.index(name), dtype=torch.int64) for name in classes]
+    )
     return LabelledImages(images, labels)
 
 
@@ -43,16 +45,26 @@ def synthetic_only(data: ClassificationData, fake: LabelledImages) -> Classifica
     return replace(data, train=fake, test=test, version=f"synthetic-only:{len(fake.labels)}")
 
 
-def paired_bootstrap(correct_a: np.ndarray, correct_b: np.ndarray, samples: int, rng: np.random.Generator, level: float = 0.95) -> dict[str, float]:
+def paired_bootstrap(
+    correct_a: np.ndarray, correct_b: np.ndarray, samples: int, rng: np.random.Generator, level: float = 0.95
+) -> dict[str, float]:
     """Accuracy difference a - b on one test set with a percentile bootstrap interval: test
     images are resampled with replacement, the same rows for both models (paired)."""
     correct_a, correct_b = np.asarray(correct_a, np.float64), np.asarray(correct_b, np.float64)
     if correct_a.shape != correct_b.shape or correct_a.ndim != 1 or len(correct_a) == 0:
-        raise ValueError(f"paired bootstrap needs two equal-length non-empty 1-D arrays, got {correct_a.shape} and {correct_b.shape}")
+        raise ValueError(
+            f"paired bootstrap needs two equal-length non-empty 1-D arrays, got {correct_a.shape} and {correct_b.shape}"
+        )
     if samples < 100:
         raise ValueError(f"bootstrap samples must be >= 100, got {samples}")
     rows = rng.integers(0, len(correct_a), size=(samples, len(correct_a)))  # (B, N)
     differences = correct_a[rows].mean(axis=1) - correct_b[rows].mean(axis=1)
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(differences, [tail, 100 - tail])
-    return {"difference": float(correct_a.mean() - correct_b.mean()), "low": float(low), "high": float(high), "level": level, "samples": samples}
+    return {
+        "difference": float(correct_a.mean() - correct_b.mean()),
+        "low": float(low),
+        "high": float(high),
+        "level": level,
+        "samples": samples,
+    }

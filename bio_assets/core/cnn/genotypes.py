@@ -16,7 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
-from bio_assets.core.cell_codes import edge_list, format_cell_code, live_edges, parse_cell_code
+from bio_assets.core.search.cell_codes import edge_list, format_cell_code, live_edges, parse_cell_code
 
 # Index = digit in the code (METHOD section 3: NAS-Bench-201 order plus max-pool).
 CNN_OPERATIONS: tuple[str, ...] = ("none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3", "max_pool_3x3")
@@ -40,7 +40,9 @@ class CellGenotype:
             raise ValueError(f"a {self.nodes}-node cell has {expected} edges, got {len(self.ops)} operations")
         bad = [d for d in self.ops if not 0 <= d < len(CNN_OPERATIONS)]
         if bad:
-            raise ValueError(f"operation digits must be 0..{len(CNN_OPERATIONS) - 1} ({', '.join(CNN_OPERATIONS)}), got {bad}")
+            raise ValueError(
+                f"operation digits must be 0..{len(CNN_OPERATIONS) - 1} ({', '.join(CNN_OPERATIONS)}), got {bad}"
+            )
 
     @classmethod
     def parse(cls, code: str) -> CellGenotype:
@@ -118,7 +120,9 @@ class CellGenotype:
         n = int(rng.integers(nodes[0], nodes[1] + 1))
         return cls(n, tuple(int(d) for d in rng.integers(0, len(CNN_OPERATIONS), n * (n - 1) // 2)))
 
-    def mutate(self, rng: np.random.Generator, probability: float, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)) -> CellGenotype:
+    def mutate(
+        self, rng: np.random.Generator, probability: float, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)
+    ) -> CellGenotype:
         """Re-draw the node count and each digit with ``probability``; repeat until the key changes."""
         while True:
             n = int(rng.integers(nodes[0], nodes[1] + 1)) if rng.random() < probability else self.nodes
@@ -147,11 +151,17 @@ class MacroGenotype:
         if not MIN_CELLS <= self.cells <= MAX_CELLS:
             raise ValueError(f"a network has {MIN_CELLS}..{MAX_CELLS} cells, got {self.cells}")
         if list(self.pools) != sorted(set(self.pools)) or any(not 0 <= p < self.cells for p in self.pools):
-            raise ValueError(f"pool positions must be distinct, sorted cell indices in 0..{self.cells - 1}, got {list(self.pools)}")
+            raise ValueError(
+                f"pool positions must be distinct, sorted cell indices in 0..{self.cells - 1}, got {list(self.pools)}"
+            )
 
     @classmethod
     def parse(cls, code: str) -> MacroGenotype:
-        match = re.fullmatch(r"\s*(\d+)\s*-\s*\[\s*((?:\d+\s*(?:,\s*\d+\s*)*)?)\]\s*", code) if isinstance(code, str) else None
+        match = (
+            re.fullmatch(r"\s*(\d+)\s*-\s*\[\s*((?:\d+\s*(?:,\s*\d+\s*)*)?)\]\s*", code)
+            if isinstance(code, str)
+            else None
+        )
         if match is None:
             raise ValueError(f"network code {code!r} must look like 'N-[P]', e.g. '5-[1]' or '4-[0,2]' or '3-[]'")
         pools = tuple(int(p) for p in match.group(2).split(",")) if match.group(2).strip() else ()

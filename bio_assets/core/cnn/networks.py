@@ -48,7 +48,9 @@ class Cell(nn.Module):
         self.nodes = canonical.nodes if canonical is not None else 2
         live = canonical.live_edges() if canonical is not None else {}
         self.edge_keys = sorted(live)
-        self.ops = nn.ModuleDict({f"{i}_{j}": OPERATION_FACTORIES[CNN_OPERATIONS[d]](channels=channels) for (i, j), d in live.items()})
+        self.ops = nn.ModuleDict(
+            {f"{i}_{j}": OPERATION_FACTORIES[CNN_OPERATIONS[d]](channels=channels) for (i, j), d in live.items()}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: list[torch.Tensor | None] = [x] + [None] * (self.nodes - 1)
@@ -96,7 +98,13 @@ class SearchedNetwork(nn.Module):
             if index in macro.pools:
                 body.append(nn.MaxPool2d(3, stride=2, padding=1))
         self.body = nn.Sequential(*body)
-        self.head = nn.Sequential(nn.BatchNorm2d(spec.channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(spec.channels, spec.num_classes))
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(spec.channels),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(spec.channels, spec.num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.stem(x)))  # (B, num_classes) logits

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bio_assets.core.cnn.training import predict_probabilities
-from bio_assets.core.imaging import ImageRejected, decode_image
+from bio_assets.core.data.imaging import ImageRejected, decode_image
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,19 @@ def image_files(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.suffix != ".md5")
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts) and p.suffix != ".md5"
+    )
     if not files:
         raise ValueError(f"{folder} holds no files to classify")
     return files
 
 
-def predict_folder(model: nn.Module, class_names: tuple[str, ...], input_size: int, folder: Path, device: torch.device) -> tuple[list[Prediction], list[tuple[str, str]]]:
+def predict_folder(
+    model: nn.Module, class_names: tuple[str, ...], input_size: int, folder: Path, device: torch.device
+) -> tuple[list[Prediction], list[tuple[str, str]]]:
     """(one prediction per decodable file, (file, reason) for each file that is not an image)."""
     folder = Path(folder)
     decoded, names, failures = [], [], []
@@ -45,4 +51,6 @@ def predict_folder(model: nn.Module, class_names: tuple[str, ...], input_size: i
         return [], failures
     probabilities = predict_probabilities(model.to(device), torch.from_numpy(np.stack(decoded)), device)  # (N, K)
     best = probabilities.argmax(1)
-    return [Prediction(name, class_names[k], float(probabilities[i, k])) for i, (name, k) in enumerate(zip(names, best))], failures
+    return [
+        Prediction(name, class_names[k], float(probabilities[i, k])) for i, (name, k) in enumerate(zip(names, best))
+    ], failures

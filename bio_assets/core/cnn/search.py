@@ -36,7 +36,13 @@ class CnnSearchRequest:
 
     def candidate_settings(self) -> dict:
         """What determines one candidate's result (the cache key), apart from its genotype."""
-        return {"searching": self.searching, "training": asdict(self.training), "channels": self.channels, "fixed_cell": self.fixed_cell, "fixed_macro": self.fixed_macro}
+        return {
+            "searching": self.searching,
+            "training": asdict(self.training),
+            "channels": self.channels,
+            "fixed_cell": self.fixed_cell,
+            "fixed_macro": self.fixed_macro,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,12 +71,29 @@ def search_cnn(
         else macro_space(request.evolution.mutation_probability)
     )
     evaluator = CandidateEvaluator(
-        data=data, train_params=request.training, channels=request.channels, searching=request.searching,
-        fixed_cell=request.fixed_cell, fixed_macro=request.fixed_macro, device=device, precision=precision, threads=threads_per_worker,
+        data=data,
+        train_params=request.training,
+        channels=request.channels,
+        searching=request.searching,
+        fixed_cell=request.fixed_cell,
+        fixed_macro=request.fixed_macro,
+        device=device,
+        precision=precision,
+        threads=threads_per_worker,
     )
     candidate_hash = settings_hash({**request.candidate_settings(), "precision": str(precision)})
-    run_hash = settings_hash({"candidate": candidate_hash, "evolution": asdict(request.evolution), "nodes": [request.min_nodes, request.max_nodes], "workers": workers, "ordering": ordering})
+    run_hash = settings_hash(
+        {
+            "candidate": candidate_hash,
+            "evolution": asdict(request.evolution),
+            "nodes": [request.min_nodes, request.max_nodes],
+            "workers": workers,
+            "ordering": ordering,
+        }
+    )
     cache = EvaluationCache(Path(state_dir) / f"{request.searching}-cache.json", f"{candidate_hash}/{data.version}")
     state_path = Path(state_dir) / f"{request.searching}-state-{run_hash}-{data.version}.json"
-    result = run_search(space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering)
+    result = run_search(
+        space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering
+    )
     return CnnSearchRun(result, candidate_hash, state_path)

@@ -107,7 +107,9 @@ def train_classifier(
         return _train(model, train, params, device, precision, on_epoch)
 
 
-def _train(model: nn.Module, train: LabelledImages, params: TrainParams, device: torch.device, precision: Precision, on_epoch) -> TrainReport:
+def _train(
+    model: nn.Module, train: LabelledImages, params: TrainParams, device: torch.device, precision: Precision, on_epoch
+) -> TrainReport:
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -144,7 +146,14 @@ def _train(model: nn.Module, train: LabelledImages, params: TrainParams, device:
 
 
 @torch.no_grad()
-def predict_probabilities(model: nn.Module, images: torch.Tensor, device: torch.device, precision: Precision = Precision(), input_size: int | None = None, batch_size: int = 256) -> np.ndarray:
+def predict_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    precision: Precision = Precision(),
+    input_size: int | None = None,
+    batch_size: int = 256,
+) -> np.ndarray:
     """Softmax probabilities ``(N, K)`` as float64 numpy."""
     model.eval()
     outputs = []
@@ -155,7 +164,14 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, device: torch.
     return torch.cat(outputs).double().numpy()
 
 
-def evaluate_classifier(model: nn.Module, data: LabelledImages, num_classes: int, device: torch.device, precision: Precision = Precision(), input_size: int | None = None) -> dict:
+def evaluate_classifier(
+    model: nn.Module,
+    data: LabelledImages,
+    num_classes: int,
+    device: torch.device,
+    precision: Precision = Precision(),
+    input_size: int | None = None,
+) -> dict:
     """Accuracy, macro F1, confusion matrix and probabilities on ``data``."""
     probabilities = predict_probabilities(model, data.images, device, precision, input_size)
     labels = data.labels.numpy()

@@ -38,7 +38,15 @@ GAN_BASELINES: dict[str, GanBaseline] = {
     "wgan_gp": GanBaseline("wgan_gp", "layer", "dcgan", 2e-4, 2e-4, _TABLE_1_5["wgan_gp"]),
     "bgan": GanBaseline("bgan", "batch", "dcgan", 2e-4, 2e-4, _TABLE_1_5["bgan"]),
     "began": GanBaseline("began", "none", "began", 2e-4, 2e-4, _TABLE_1_5["began"]),
-    "resnet_sagan": GanBaseline("hinge", "none", "resnet_sagan", 1e-4, 4e-4, {}, "histology variant: FID 68, IS 3.02 after 11 h, batch 96 (METHOD section 4)"),
+    "resnet_sagan": GanBaseline(
+        "hinge",
+        "none",
+        "resnet_sagan",
+        1e-4,
+        4e-4,
+        {},
+        "histology variant: FID 68, IS 3.02 after 11 h, batch 96 (METHOD section 4)",
+    ),
 }
 SEARCHED_SOURCE_FID = 3.39  # GA-GAN, 100 000 iterations (METHOD section 4)
 
@@ -57,14 +65,19 @@ class BaselineSpec:
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"GAN image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
         if self.generator_width < 16 or self.generator_width % 16 or self.discriminator_width < 1:
-            raise ValueError(f"generator_width must be a multiple of 16, discriminator_width >= 1; got {self.generator_width}, {self.discriminator_width}")
+            raise ValueError(
+                f"generator_width must be a multiple of 16, discriminator_width >= 1; got {self.generator_width}, "
+                f"{self.discriminator_width}"
+            )
 
     def to_json(self) -> dict:
         return {"kind": "gan_baseline", **asdict(self)}
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
-    return {"batch": lambda: nn.BatchNorm2d(channels), "layer": lambda: nn.GroupNorm(1, channels), "none": nn.Identity}[kind]()
+    return {"batch": lambda: nn.BatchNorm2d(channels), "layer": lambda: nn.GroupNorm(1, channels), "none": nn.Identity}[
+        kind
+    ]()
 
 
 class DcganGenerator(nn.Module):
@@ -76,9 +89,17 @@ class DcganGenerator(nn.Module):
         super().__init__()
         self.noise_dim = noise_dim
         channels = [width // 2**i for i in range(4)]  # paper: 1024, 512, 256, 128
-        layers: list[nn.Module] = [nn.ConvTranspose2d(noise_dim, channels[0], image_size // 16, 1, 0, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(noise_dim, channels[0], image_size // 16, 1, 0, bias=False),
+            nn.BatchNorm2d(channels[0]),
+            nn.ReLU(),
+        ]
         for i in range(3):
-            layers += [nn.ConvTranspose2d(channels[i], channels[i + 1], 4, 2, 1, bias=False), nn.BatchNorm2d(channels[i + 1]), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(channels[i], channels[i + 1], 4, 2, 1, bias=False),
+                nn.BatchNorm2d(channels[i + 1]),
+                nn.ReLU(),
+            ]
         self.body = nn.Sequential(*layers, nn.ConvTranspose2d(channels[-1], 3, 4, 2, 1), nn.Tanh())
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,7 +112,11 @@ class DcganEncoder(nn.Sequential):
     def __init__(self, width: int, norm: str) -> None:
         layers: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2)]
         for i in range(3):
-            layers += [nn.Conv2d(width * 2**i, width * 2 ** (i + 1), 4, 2, 1, bias=norm == "none"), _norm(norm, width * 2 ** (i + 1)), nn.LeakyReLU(0.2)]
+            layers += [
+                nn.Conv2d(width * 2**i, width * 2 ** (i + 1), 4, 2, 1, bias=norm == "none"),
+                _norm(norm, width * 2 ** (i + 1)),
+                nn.LeakyReLU(0.2),
+            ]
         super().__init__(*layers)
 
 
@@ -131,7 +156,9 @@ class ResBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, resample: str) -> None:
         super().__init__()
         self.resample = resample
-        self.norms = nn.ModuleList([nn.BatchNorm2d(in_channels), nn.BatchNorm2d(out_channels)]) if resample == "up" else None
+        self.norms = (
+            nn.ModuleList([nn.BatchNorm2d(in_channels), nn.BatchNorm2d(out_channels)]) if resample == "up" else None
+        )
         self.conv1, self.conv2 = sn_conv(in_channels, out_channels, 3), sn_conv(out_channels, out_channels, 3)
         self.shortcut = sn_conv(in_channels, out_channels, 1)
 
@@ -179,7 +206,9 @@ class ResnetSaganDiscriminator(nn.Module):
     def __init__(self, width: int) -> None:
         super().__init__()
         channels = [3] + [width * 2**i for i in range(5)]
-        self.blocks = nn.ModuleList(ResBlock(channels[i], channels[i + 1], "down" if i < 4 else "none") for i in range(5))
+        self.blocks = nn.ModuleList(
+            ResBlock(channels[i], channels[i + 1], "down" if i < 4 else "none") for i in range(5)
+        )
         self.attention = SelfAttention(channels[1])
         self.head = nn.Sequential(sn_linear(channels[-1], channels[-1]), nn.ReLU(), sn_linear(channels[-1], 1))
 
@@ -196,7 +225,9 @@ def build_baseline(spec: BaselineSpec) -> tuple[nn.Module, nn.Module]:
     """(generator, discriminator) of the named baseline."""
     baseline = GAN_BASELINES[spec.name]
     if baseline.architecture == "resnet_sagan":
-        return ResnetSaganGenerator(spec.noise_dim, spec.generator_width, spec.image_size), ResnetSaganDiscriminator(spec.discriminator_width)
+        return ResnetSaganGenerator(spec.noise_dim, spec.generator_width, spec.image_size), ResnetSaganDiscriminator(
+            spec.discriminator_width
+        )
     generator = DcganGenerator(spec.noise_dim, spec.generator_width, spec.image_size)
     if baseline.architecture == "began":
         return generator, BeganDiscriminator(spec.discriminator_width, spec.image_size, spec.generator_width)

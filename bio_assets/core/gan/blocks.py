@@ -8,11 +8,19 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from bio_assets.core.cell_codes import edge_list
 from bio_assets.core.gan.genotypes import GAN_OPERATIONS, GanGenotype
+from bio_assets.core.search.cell_codes import edge_list
 
 
-def sn_conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1, padding: int | None = None, groups: int = 1, bias: bool = True) -> nn.Module:
+def sn_conv(
+    in_channels: int,
+    out_channels: int,
+    kernel: int,
+    stride: int = 1,
+    padding: int | None = None,
+    groups: int = 1,
+    bias: bool = True,
+) -> nn.Module:
     padding = kernel // 2 if padding is None else padding
     return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel, stride, padding, groups=groups, bias=bias))
 
@@ -26,7 +34,9 @@ class ConvBlock(nn.Sequential):
 
     def __init__(self, channels: int, kernel: int, separable: bool = False) -> None:
         if separable:
-            conv = nn.Sequential(sn_conv(channels, channels, kernel, groups=channels, bias=False), sn_conv(channels, channels, 1))
+            conv = nn.Sequential(
+                sn_conv(channels, channels, kernel, groups=channels, bias=False), sn_conv(channels, channels, 1)
+            )
         else:
             conv = sn_conv(channels, channels, kernel)
         super().__init__(conv, nn.ELU(), nn.BatchNorm2d(channels))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from bio_assets.core.storage import load_weights, save_weights
+from bio_assets.core.io.storage import load_weights, save_weights
 
 MODULE_PREFIXES = ("generator", "discriminator", "ema")
 
@@ -63,7 +63,12 @@ def load_checkpoint(path: Path) -> CheckpointState:
     tensors, header = load_weights(path)
     if "optimizer_layouts" not in header or "step" not in header:
         raise ValueError(f"{path} is not a GAN training checkpoint (no step or optimizer layout in its header)")
-    modules = {prefix: {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")} for prefix in MODULE_PREFIXES}
-    optimizers = {name: _unflatten_optimizer(name, tensors, layout) for name, layout in header.pop("optimizer_layouts").items()}
+    modules = {
+        prefix: {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        for prefix in MODULE_PREFIXES
+    }
+    optimizers = {
+        name: _unflatten_optimizer(name, tensors, layout) for name, layout in header.pop("optimizer_layouts").items()
+    }
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
     return CheckpointState(int(header.pop("step")), {k: v for k, v in modules.items() if v}, optimizers, rng, header)

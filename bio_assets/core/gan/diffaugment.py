@@ -25,7 +25,9 @@ def color(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Te
     return (x - mean) * (_uniform(x, generator) + 0.5) + mean
 
 
-def translation(x: torch.Tensor, generator: torch.Generator | None = None, ratio: float = TRANSLATION_RATIO) -> torch.Tensor:
+def translation(
+    x: torch.Tensor, generator: torch.Generator | None = None, ratio: float = TRANSLATION_RATIO
+) -> torch.Tensor:
     """Shift each image by up to ``ratio`` of its size in x and y, filling with zeros."""
     b, _, h, w = x.shape
     shift_h, shift_w = int(h * ratio + 0.5), int(w * ratio + 0.5)

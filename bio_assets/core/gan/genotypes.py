@@ -14,10 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bio_assets.core.cell_codes import edge_list, format_cell_code, live_edges, parse_cell_code
+from bio_assets.core.search.cell_codes import edge_list, format_cell_code, live_edges, parse_cell_code
 
 # Digit d names GAN_OPERATIONS[d - 1] (the source's numbering).
-GAN_OPERATIONS: tuple[str, ...] = ("conv_1x1", "conv_3x3", "conv_5x5", "sep_conv_3x3", "zero", "skip", "max_pool_3x3", "avg_pool_3x3")
+GAN_OPERATIONS: tuple[str, ...] = (
+    "conv_1x1",
+    "conv_3x3",
+    "conv_5x5",
+    "sep_conv_3x3",
+    "zero",
+    "skip",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+)
 ZERO_DIGIT = 5
 ROLE_DIGITS: dict[str, tuple[int, ...]] = {"generator": (1, 2, 3, 4, 5, 6), "discriminator": (1, 2, 3, 4, 5, 6, 7, 8)}
 MIN_NODES, MAX_NODES = 3, 5
@@ -50,7 +59,10 @@ class GanGenotype:
             names = ", ".join(f"{d} {GAN_OPERATIONS[d - 1]}" for d in allowed)
             raise ValueError(f"{self.role} operation digits must be {allowed[0]}..{allowed[-1]} ({names}); got {bad}")
         if list(self.attention) != sorted(set(self.attention)) or any(not 1 <= a <= NUM_CELLS for a in self.attention):
-            raise ValueError(f"attention positions must be distinct, sorted cell indices in 1..{NUM_CELLS}, got {list(self.attention)}")
+            raise ValueError(
+                f"attention positions must be distinct, sorted cell indices in 1..{NUM_CELLS}, got "
+                f"{list(self.attention)}"
+            )
 
     @classmethod
     def parse(cls, code: str, role: str) -> GanGenotype:
@@ -93,14 +105,18 @@ class GanGenotype:
         return f"{{{self.nodes}, {format_cell_code(self.nodes, ops)}, {attention}}}"
 
     @classmethod
-    def random(cls, rng: np.random.Generator, role: str, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)) -> GanGenotype:
+    def random(
+        cls, rng: np.random.Generator, role: str, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)
+    ) -> GanGenotype:
         n = int(rng.integers(nodes[0], nodes[1] + 1))
         digits = ROLE_DIGITS[role]
         ops = tuple(int(digits[i]) for i in rng.integers(0, len(digits), n * (n - 1) // 2))
         attention = tuple(c for c in range(1, NUM_CELLS + 1) if rng.random() < ATTENTION_PROBABILITY)
         return cls(role, n, ops, attention)
 
-    def mutate(self, rng: np.random.Generator, probability: float, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)) -> GanGenotype:
+    def mutate(
+        self, rng: np.random.Generator, probability: float, nodes: tuple[int, int] = (MIN_NODES, MAX_NODES)
+    ) -> GanGenotype:
         """Re-draw N, each digit and each attention bit with ``probability``; repeat until the key changes."""
         digits = ROLE_DIGITS[self.role]
         while True:
@@ -114,6 +130,8 @@ class GanGenotype:
                     digit = int(digits[rng.integers(0, len(digits))])
                 ops.append(digit)
             bits = [(c in self.attention) != bool(rng.random() < probability) for c in range(1, NUM_CELLS + 1)]
-            child = GanGenotype(self.role, n, tuple(ops), tuple(c for c, on in zip(range(1, NUM_CELLS + 1), bits) if on))
+            child = GanGenotype(
+                self.role, n, tuple(ops), tuple(c for c, on in zip(range(1, NUM_CELLS + 1), bits) if on)
+            )
             if child.key != self.key:
                 return child

@@ -22,7 +22,13 @@ class AdversarialLoss:
     def generator(self, fake: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def penalty(self, critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
+    def penalty(
+        self,
+        critic: Callable[[torch.Tensor], torch.Tensor],
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor | None:
         return None
 
     def after_discriminator_step(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> None:
@@ -137,7 +143,9 @@ class BeganLoss(AdversarialLoss):
         self.k = float(state.get("k", 0.0))
 
 
-LOSSES: dict[str, type[AdversarialLoss]] = {cls.name: cls for cls in (HingeLoss, BCELoss, WassersteinLoss, WassersteinGPLoss, BoundarySeekingLoss, BeganLoss)}
+LOSSES: dict[str, type[AdversarialLoss]] = {
+    cls.name: cls for cls in (HingeLoss, BCELoss, WassersteinLoss, WassersteinGPLoss, BoundarySeekingLoss, BeganLoss)
+}
 
 
 def make_loss(name: str) -> AdversarialLoss:

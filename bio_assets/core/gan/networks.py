@@ -66,7 +66,9 @@ class SearchedGenerator(nn.Module):
         self.cells = nn.ModuleList(ResidualCell(genotype, channels[i], i + 1) for i in range(NUM_CELLS))
         # Upsample: nearest x2 -> conv 3x3 to 2C' -> conditional BN -> GLU (halves to C').
         self.up_convs = nn.ModuleList(sn_conv(channels[i], 2 * channels[i + 1], 3) for i in range(NUM_CELLS))
-        self.up_norms = nn.ModuleList(ConditionalBatchNorm(2 * channels[i + 1], spec.num_classes) for i in range(NUM_CELLS))
+        self.up_norms = nn.ModuleList(
+            ConditionalBatchNorm(2 * channels[i + 1], spec.num_classes) for i in range(NUM_CELLS)
+        )
         self.head = nn.Sequential(sn_conv(channels[-1], channels[-1], 3), nn.ELU(), sn_conv(channels[-1], 3, 3))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -93,7 +95,12 @@ class SearchedDiscriminator(nn.Module):
         self.cells = nn.ModuleList(ResidualCell(genotype, channels[i], i + 1) for i in range(NUM_CELLS))
         # Downsample: conv 3x3 doubling -> pixel-unshuffle (x4 channels, half size) -> conv 1x1 -> ELU.
         self.down = nn.ModuleList(
-            nn.Sequential(sn_conv(channels[i], 2 * channels[i], 3), nn.PixelUnshuffle(2), sn_conv(8 * channels[i], channels[i + 1], 1), nn.ELU())
+            nn.Sequential(
+                sn_conv(channels[i], 2 * channels[i], 3),
+                nn.PixelUnshuffle(2),
+                sn_conv(8 * channels[i], channels[i + 1], 1),
+                nn.ELU(),
+            )
             for i in range(NUM_CELLS)
         )
         self.linear = sn_linear(channels[-1], 1)

@@ -42,12 +42,24 @@ def train_and_score(
     if curve_extractor not in scorers:
         raise ValueError(f"curve extractor {curve_extractor!r} is not among the scorers {sorted(scorers)}")
     report = train_gan(
-        generator, discriminator, data, params, device, precision, checkpoint_path, identity,
-        evaluate=lambda g: scorers[curve_extractor](g).value, evaluate_every=fid_every, on_step=on_step,
+        generator,
+        discriminator,
+        data,
+        params,
+        device,
+        precision,
+        checkpoint_path,
+        identity,
+        evaluate=lambda g: scorers[curve_extractor](g).value,
+        evaluate_every=fid_every,
+        on_step=on_step,
     )
     fids = {name: scorer(report.sampler) for name, scorer in scorers.items()}
     conditional = getattr(report.sampler, "conditional", False)
     noise = torch.Generator(device).manual_seed(derive_seed(params.seed, "gan-samples"))
     classes = range(data.num_classes) if conditional else [0]
-    samples = {k: generate(report.sampler, torch.full((samples_per_class,), k, dtype=torch.int64), noise, device) for k in classes}
+    samples = {
+        k: generate(report.sampler, torch.full((samples_per_class,), k, dtype=torch.int64), noise, device)
+        for k in classes
+    }
     return ScoredGan(report, fids, samples)

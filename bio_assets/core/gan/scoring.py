@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bio_assets.core.gan.training import GanImages, generate
+from bio_assets.core.io.records import ImageSet
 from bio_assets.core.metrics.extractors import FeatureExtractor
 from bio_assets.core.metrics.fid import FeatureStatistics, FidValue, fid_from_statistics
-from bio_assets.core.records import ImageSet
 
 
 def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -51,7 +51,9 @@ class FidScorer:
     seed: int = 0
 
     @classmethod
-    def against(cls, extractor: FeatureExtractor, real: torch.Tensor, samples: int, num_classes: int, seed: int = 0) -> FidScorer:
+    def against(
+        cls, extractor: FeatureExtractor, real: torch.Tensor, samples: int, num_classes: int, seed: int = 0
+    ) -> FidScorer:
         """``real``: uint8 (N, S, S, 3) reference images at the generator's size."""
         return cls(extractor, FeatureStatistics.of(extractor.features(real)), real.shape[1], samples, num_classes, seed)
 
@@ -60,7 +62,9 @@ class FidScorer:
         noise = torch.Generator(device).manual_seed(self.seed)
         images = generate(generator, balanced_labels(self.samples, self.num_classes), noise, device)
         fake = FeatureStatistics.of(self.extractor.features(images))
-        return fid_from_statistics(self.reference, fake, self.extractor.name, self.extractor.resize_mode(self.image_size))
+        return fid_from_statistics(
+            self.reference, fake, self.extractor.name, self.extractor.resize_mode(self.image_size)
+        )
 
 
 def fid_curve_rows(curve: list[tuple[int, float]]) -> list[dict]:

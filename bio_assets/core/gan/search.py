@@ -23,12 +23,12 @@ from bio_assets.core.gan.genotypes import MAX_NODES, MIN_NODES, GanGenotype
 from bio_assets.core.gan.networks import GanNetworkSpec, build_searched
 from bio_assets.core.gan.scoring import FidScorer
 from bio_assets.core.gan.training import GanImages, GanTrainParams, train_gan
+from bio_assets.core.io.storage import load_weights, save_weights
 from bio_assets.core.metrics.extractors import build_extractor_model, domain_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.search.cache import EvaluationCache, settings_hash
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams, SearchResult, SearchSpace, run_search
 from bio_assets.core.seeding import derive_seed
-from bio_assets.core.storage import load_weights, save_weights
 
 STAGES = ("generator", "discriminator")
 
@@ -128,21 +128,46 @@ class GanCandidateEvaluator:
         if self.inherit_from:
             tensors, _ = load_weights(Path(self.inherit_from))
             for name, model in (("generator", generator), ("discriminator", discriminator)):
-                inherited[name] = inherit(model, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")})
-        report = train_gan(generator, discriminator, self.data.train, replace(self.request.training, seed=seed), device, self.precision)
+                inherited[name] = inherit(
+                    model, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
+                )
+        report = train_gan(
+            generator, discriminator, self.data.train, replace(self.request.training, seed=seed), device, self.precision
+        )
         extractor_model = build_extractor_model(self.data.extractor_spec)
         extractor_model.load_state_dict(self.data.extractor_state)
-        extractor = domain_extractor(self.data.extractor_name, extractor_model, self.data.extractor_spec["input_size"], device)
-        scorer = FidScorer(extractor, self.data.reference, self.request.image_size, self.request.fid_samples, self.data.train.num_classes, seed)
+        extractor = domain_extractor(
+            self.data.extractor_name, extractor_model, self.data.extractor_spec["input_size"], device
+        )
+        scorer = FidScorer(
+            extractor,
+            self.data.reference,
+            self.request.image_size,
+            self.request.fid_samples,
+            self.data.train.num_classes,
+            seed,
+        )
         fid = scorer(report.sampler)
         if not np.isfinite(fid.value):
             raise ValueError(f"{code}: FID is {fid.value}")
-        weights = Path(self.weights_dir) / f"{settings_hash({'code': code, 'seed': seed, 'inherit': self.inherit_from})}.safetensors"
-        tensors = {**{f"generator.{k}": v for k, v in report.sampler.state_dict().items()}, **{f"discriminator.{k}": v for k, v in discriminator.state_dict().items()}}
-        save_weights(weights, tensors, {"generator": g_spec.to_json(), "discriminator": d_spec.to_json(), "fid": fid.to_json()})
+        weights = (
+            Path(self.weights_dir)
+            / f"{settings_hash({'code': code, 'seed': seed, 'inherit': self.inherit_from})}.safetensors"
+        )
+        tensors = {
+            **{f"generator.{k}": v for k, v in report.sampler.state_dict().items()},
+            **{f"discriminator.{k}": v for k, v in discriminator.state_dict().items()},
+        }
+        save_weights(
+            weights, tensors, {"generator": g_spec.to_json(), "discriminator": d_spec.to_json(), "fid": fid.to_json()}
+        )
         return {
-            "fitness": -fid.value, "fid": fid.value, "weights": str(weights), "inherited_generator": inherited["generator"],
-            "inherited_discriminator": inherited["discriminator"], "iterations_per_second": report.iterations_per_second,
+            "fitness": -fid.value,
+            "fid": fid.value,
+            "weights": str(weights),
+            "inherited_generator": inherited["generator"],
+            "inherited_discriminator": inherited["discriminator"],
+            "iterations_per_second": report.iterations_per_second,
             "seconds": time.perf_counter() - started,
         }
 
@@ -174,9 +199,21 @@ def search_gan(
     """One stage of the search; resumable from ``state_dir``. ``initial_weights``: what the
     first candidates inherit (stage 2: the best generator's weights)."""
     state_dir = Path(state_dir)
-    candidate_hash = settings_hash({**request.candidate_settings(), "precision": str(precision), "initial": initial_weights})
-    run_hash = settings_hash({"candidate": candidate_hash, "evolution": asdict(request.evolution), "workers": workers, "ordering": ordering})
-    evaluator = GanCandidateEvaluator(data, request, str(state_dir / f"{request.stage}-weights"), initial_weights, device, precision, threads_per_worker)
+    candidate_hash = settings_hash(
+        {**request.candidate_settings(), "precision": str(precision), "initial": initial_weights}
+    )
+    run_hash = settings_hash(
+        {"candidate": candidate_hash, "evolution": asdict(request.evolution), "workers": workers, "ordering": ordering}
+    )
+    evaluator = GanCandidateEvaluator(
+        data,
+        request,
+        str(state_dir / f"{request.stage}-weights"),
+        initial_weights,
+        device,
+        precision,
+        threads_per_worker,
+    )
 
     def bind(history: list[Evaluation]) -> GanCandidateEvaluator:
         if not history:
@@ -188,5 +225,7 @@ def search_gan(
     cache = EvaluationCache(state_dir / f"gan-{request.stage}-cache.json", f"{candidate_hash}/{data.version}")
     state_path = state_dir / f"gan-{request.stage}-state-{run_hash}-{data.version}.json"
     space = gan_space(request.stage, request.evolution.mutation_probability, (request.min_nodes, request.max_nodes))
-    result = run_search(space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering, bind=bind)
+    result = run_search(
+        space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering, bind=bind
+    )
     return GanSearchRun(result, candidate_hash, state_path)

@@ -53,7 +53,9 @@ class GanTrainParams:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         if self.iterations < 1 or self.batch_size < 2 or self.checkpoint_every < 1 or self.critic_steps < 0:
-            raise ValueError(f"need iterations >= 1, batch_size >= 2, checkpoint_every >= 1, critic_steps >= 0; got {self}")
+            raise ValueError(
+                f"need iterations >= 1, batch_size >= 2, checkpoint_every >= 1, critic_steps >= 0; got {self}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -76,11 +78,20 @@ def to_model_range(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """float (B, 3, S, S) in [-1, 1] -> uint8 (B, S, S, 3) on the CPU, as a PNG would store it."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().contiguous()
+    return (
+        ((images.detach().float().clamp(-1, 1) + 1) * 127.5)
+        .round()
+        .to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        .cpu()
+        .contiguous()
+    )
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, labels: torch.Tensor, noise: torch.Generator, device: torch.device, batch_size: int = 256) -> torch.Tensor:
+def generate(
+    generator: nn.Module, labels: torch.Tensor, noise: torch.Generator, device: torch.device, batch_size: int = 256
+) -> torch.Tensor:
     """uint8 images (N, S, S, 3) for ``labels`` (N,), in eval mode, from seeded noise."""
     was_training = generator.training
     generator.eval()
@@ -119,8 +130,23 @@ def _all_finite(*modules: nn.Module) -> bool:
 
 
 class _Trainer:
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, data: GanImages, params: GanTrainParams, device: torch.device, precision: Precision) -> None:
-        self.G, self.D, self.data, self.params, self.device, self.precision = generator.to(device), discriminator.to(device), data, params, device, precision
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        data: GanImages,
+        params: GanTrainParams,
+        device: torch.device,
+        precision: Precision,
+    ) -> None:
+        self.G, self.D, self.data, self.params, self.device, self.precision = (
+            generator.to(device),
+            discriminator.to(device),
+            data,
+            params,
+            device,
+            precision,
+        )
         if precision.channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
@@ -136,7 +162,9 @@ class _Trainer:
         }
         self.weights = balanced_weights(data.labels, data.num_classes)
         fp16 = precision.autocast_dtype == torch.float16
-        self.scalers = {name: torch.amp.GradScaler(device.type, enabled=fp16) for name in ("generator", "discriminator")}
+        self.scalers = {
+            name: torch.amp.GradScaler(device.type, enabled=fp16) for name in ("generator", "discriminator")
+        }
 
     def autocast(self):
         dtype = self.precision.autocast_dtype
@@ -165,7 +193,9 @@ class _Trainer:
                 fake, fake_labels = self.fake_batch()
             real_scores, fake_scores = self.critic(real, real_labels), self.critic(fake.float(), fake_labels)
             loss_d = self.loss.discriminator(real_scores, fake_scores)
-            penalty = self.loss.penalty(lambda x: self.D(x, real_labels).float(), real, fake.float(), self.rng["augment"])
+            penalty = self.loss.penalty(
+                lambda x, labels=real_labels: self.D(x, labels).float(), real, fake.float(), self.rng["augment"]
+            )
             if penalty is not None:
                 loss_d = loss_d + penalty
             self._check(loss_d, "discriminator loss", step)
@@ -238,8 +268,13 @@ def train_gan(
     start, curve = 0, []
     if checkpoint_path is not None and Path(checkpoint_path).exists():
         checkpoint = load_checkpoint(Path(checkpoint_path))
-        if checkpoint.header.get("params") != header["params"] or checkpoint.header.get("identity") != header["identity"]:
-            raise ValueError(f"checkpoint {checkpoint_path} was made with other settings or networks; delete it or use another path")
+        if (
+            checkpoint.header.get("params") != header["params"]
+            or checkpoint.header.get("identity") != header["identity"]
+        ):
+            raise ValueError(
+                f"checkpoint {checkpoint_path} was made with other settings or networks; delete it or use another path"
+            )
         trainer.restore(checkpoint)
         start, curve = checkpoint.step, [tuple(p) for p in checkpoint.header.get("curve", [])]
     resumed_from = start
@@ -258,7 +293,10 @@ def train_gan(
                 curve.append((step, float(evaluate(scored))))
             if checkpoint_path is not None and (step % params.checkpoint_every == 0 or step == params.iterations):
                 if not _all_finite(trainer.G, trainer.D):
-                    raise GanDiverged(f"diverged at step {step}: a parameter is not finite; the last good checkpoint at {checkpoint_path} is kept")
+                    raise GanDiverged(
+                        f"diverged at step {step}: a parameter is not finite; the last good checkpoint at "
+                        f"{checkpoint_path} is kept"
+                    )
                 save_checkpoint(Path(checkpoint_path), trainer.state(step, {**header, "curve": curve}))
     if not _all_finite(trainer.G, trainer.D):
         raise GanDiverged(f"diverged at step {params.iterations}: a parameter is not finite")
@@ -266,4 +304,6 @@ def train_gan(
         curve.append((params.iterations, float(evaluate(scored))))
     seconds = time.perf_counter() - started
     done = params.iterations - resumed_from
-    return GanTrainReport(params.iterations, resumed_from, seconds, done / seconds if seconds > 0 else 0.0, scored, curve, losses)
+    return GanTrainReport(
+        params.iterations, resumed_from, seconds, done / seconds if seconds > 0 else 0.0, scored, curve, losses
+    )

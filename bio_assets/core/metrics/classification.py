@@ -61,4 +61,9 @@ def roc_report(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, objec
         fpr, tpr = roc_curve(one_hot[:, k], probabilities[:, k])
         curves[k], aucs[k] = (fpr, tpr), auc(fpr, tpr)
     micro_fpr, micro_tpr = roc_curve(one_hot.ravel(), probabilities.ravel())
-    return {"curves": curves, "auc": aucs, "micro_curve": (micro_fpr, micro_tpr), "micro_auc": auc(micro_fpr, micro_tpr)}
+    return {
+        "curves": curves,
+        "auc": aucs,
+        "micro_curve": (micro_fpr, micro_tpr),
+        "micro_auc": auc(micro_fpr, micro_tpr),
+    }

@@ -10,13 +10,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams, evaluate_classifier, model_input, train_classifier
+from bio_assets.core.cnn.training import (
+    LabelledImages,
+    Precision,
+    TrainParams,
+    evaluate_classifier,
+    model_input,
+    train_classifier,
+)
 
 EXTRACTOR_NAMES = ("biocnn1", "biocnn2")
 
 
 def _conv_bn(in_channels: int, out_channels: int, stride: int, activation: nn.Module) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels), activation)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False), nn.BatchNorm2d(out_channels), activation
+    )
 
 
 class BioCnn1(nn.Module):
@@ -37,7 +46,11 @@ class BioCnn1(nn.Module):
 
 class VggBlock(nn.Sequential):
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(_conv_bn(in_channels, out_channels, 1, nn.ReLU()), _conv_bn(out_channels, out_channels, 1, nn.ReLU()), nn.MaxPool2d(2))
+        super().__init__(
+            _conv_bn(in_channels, out_channels, 1, nn.ReLU()),
+            _conv_bn(out_channels, out_channels, 1, nn.ReLU()),
+            nn.MaxPool2d(2),
+        )
 
 
 class ResBlock(nn.Module):
@@ -45,8 +58,14 @@ class ResBlock(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv_bn(in_channels, out_channels, stride, nn.ReLU()), nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False), nn.BatchNorm2d(out_channels))
-        self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
+        self.body = nn.Sequential(
+            _conv_bn(in_channels, out_channels, stride, nn.ReLU()),
+            nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.body(x) + self.shortcut(x))
@@ -57,7 +76,12 @@ class BioCnn2(nn.Module):
 
     def __init__(self, num_classes: int, width: int = 32) -> None:
         super().__init__()
-        self.body = nn.Sequential(VggBlock(3, width), ResBlock(width, 2 * width, 2), VggBlock(2 * width, 4 * width), ResBlock(4 * width, 8 * width, 2))
+        self.body = nn.Sequential(
+            VggBlock(3, width),
+            ResBlock(width, 2 * width, 2),
+            VggBlock(2 * width, 4 * width),
+            ResBlock(4 * width, 8 * width, 2),
+        )
         self.classifier = nn.Linear(8 * width, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -130,7 +154,9 @@ def without_channels_last(precision: Precision) -> Precision:
     return Precision(channels_last=False, autocast_dtype=precision.autocast_dtype)
 
 
-def domain_extractor(name: str, model: nn.Module, input_size: int, device: torch.device, precision: Precision = Precision()) -> FeatureExtractor:
+def domain_extractor(
+    name: str, model: nn.Module, input_size: int, device: torch.device, precision: Precision = Precision()
+) -> FeatureExtractor:
     """A trained BioCNN as a frozen extractor in eval mode on ``device``."""
     precision = without_channels_last(precision)
     model = model.to(device).eval()
@@ -147,7 +173,16 @@ class TrainedExtractor:
     seconds: float
 
 
-def train_extractor(kind: str, train: LabelledImages, val: LabelledImages, num_classes: int, width: int, params: TrainParams, device: torch.device, precision: Precision = Precision()) -> TrainedExtractor:
+def train_extractor(
+    kind: str,
+    train: LabelledImages,
+    val: LabelledImages,
+    num_classes: int,
+    width: int,
+    params: TrainParams,
+    device: torch.device,
+    precision: Precision = Precision(),
+) -> TrainedExtractor:
     """Train a BioCNN as a classifier on real training images; its validation accuracy says how
     much its features know about the classes."""
     spec = {"kind": kind, "num_classes": num_classes, "width": width, "input_size": int(train.images.shape[1])}
@@ -163,7 +198,11 @@ def train_extractor(kind: str, train: LabelledImages, val: LabelledImages, num_c
 def pack_extractors(trained: dict[str, TrainedExtractor]) -> tuple[dict[str, torch.Tensor], dict]:
     """Several trained extractors as one ``(state_dict, spec)``: tensors prefixed by name."""
     tensors = {f"{name}.{k}": v for name, t in trained.items() for k, v in t.model.state_dict().items()}
-    spec = {"kind": "feature_extractors", "extractors": {name: t.spec for name, t in trained.items()}, "val_accuracy": {name: t.val_accuracy for name, t in trained.items()}}
+    spec = {
+        "kind": "feature_extractors",
+        "extractors": {name: t.spec for name, t in trained.items()},
+        "val_accuracy": {name: t.val_accuracy for name, t in trained.items()},
+    }
     return tensors, spec
 
 

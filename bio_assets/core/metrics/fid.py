@@ -29,7 +29,11 @@ class FeatureStatistics:
             raise ValueError(f"FID needs at least 2 feature vectors of shape (N, D), got {features.shape}")
         if not np.isfinite(features).all():
             raise ValueError("features contain NaN or inf; the extractor or the images are broken")
-        return cls(features.mean(axis=0), np.cov(features, rowvar=False, ddof=1).reshape(features.shape[1], features.shape[1]), features.shape[0])
+        return cls(
+            features.mean(axis=0),
+            np.cov(features, rowvar=False, ddof=1).reshape(features.shape[1], features.shape[1]),
+            features.shape[0],
+        )
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -43,7 +47,10 @@ def frechet_distance(mean_1: np.ndarray, cov_1: np.ndarray, mean_2: np.ndarray, 
     mean_1, mean_2 = np.asarray(mean_1, np.float64), np.asarray(mean_2, np.float64)
     cov_1, cov_2 = np.atleast_2d(np.asarray(cov_1, np.float64)), np.atleast_2d(np.asarray(cov_2, np.float64))
     if mean_1.shape != mean_2.shape or cov_1.shape != cov_2.shape or cov_1.shape != (mean_1.size, mean_1.size):
-        raise ValueError(f"FID needs means (D,) and covariances (D, D) of one D; got {mean_1.shape}, {cov_1.shape}, {mean_2.shape}, {cov_2.shape}")
+        raise ValueError(
+            f"FID needs means (D,) and covariances (D, D) of one D; got {mean_1.shape}, {cov_1.shape}, "
+            f"{mean_2.shape}, {cov_2.shape}"
+        )
     root_1 = _psd_sqrt(cov_1)
     middle = root_1 @ cov_2 @ root_1
     trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0.0, None)).sum()
@@ -70,4 +77,10 @@ class FidValue:
 
 
 def fid_from_statistics(real: FeatureStatistics, fake: FeatureStatistics, extractor: str, resize_mode: str) -> FidValue:
-    return FidValue(frechet_distance(real.mean, real.covariance, fake.mean, fake.covariance), extractor, real.count, fake.count, resize_mode)
+    return FidValue(
+        frechet_distance(real.mean, real.covariance, fake.mean, fake.covariance),
+        extractor,
+        real.count,
+        fake.count,
+        resize_mode,
+    )

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
+from bio_assets.core.io.storage import load_weights_file
 from bio_assets.core.metrics.extractors import FeatureExtractor
-from bio_assets.core.storage import load_weights_file
 
 INCEPTION_NAME = "inception_v3"
 INCEPTION_FEATURES = "2048"  # pool3
@@ -26,12 +26,23 @@ def inception_extractor(weights_path: str | Path, device: torch.device) -> Featu
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError as err:
         raise ValueError("Inception-v3 features need torch-fidelity (pip install torch-fidelity)") from err
-    network = FeatureExtractorInceptionV3(INCEPTION_NAME, [INCEPTION_FEATURES, INCEPTION_LOGITS], feature_extractor_weights_path=str(weights_path)).to(device).eval()
+    network = (
+        FeatureExtractorInceptionV3(
+            INCEPTION_NAME, [INCEPTION_FEATURES, INCEPTION_LOGITS], feature_extractor_weights_path=str(weights_path)
+        )
+        .to(device)
+        .eval()
+    )
 
     def outputs(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # torch-fidelity takes uint8 (B, 3, H, W) and resizes to 299 itself.
         return network(((x.float() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
 
     return FeatureExtractor(
-        INCEPTION_NAME, 299, lambda x: outputs(x)[0], device, classify=lambda x: outputs(x)[1], resizes_itself="torch-fidelity bilinear ->299"
+        INCEPTION_NAME,
+        299,
+        lambda x: outputs(x)[0],
+        device,
+        classify=lambda x: outputs(x)[1],
+        resizes_itself="torch-fidelity bilinear ->299",
     )

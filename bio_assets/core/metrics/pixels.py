@@ -67,7 +67,10 @@ class NearestNeighbourScores:
     ssim: np.ndarray
 
     def summary(self) -> dict[str, tuple[float, float]]:
-        return {name: (float(getattr(self, name).mean()), float(getattr(self, name).std())) for name in ("mse", "rmse", "psnr", "ssim")}
+        return {
+            name: (float(getattr(self, name).mean()), float(getattr(self, name).std()))
+            for name in ("mse", "rmse", "psnr", "ssim")
+        }
 
 
 def _unit_float(images: np.ndarray) -> torch.Tensor:

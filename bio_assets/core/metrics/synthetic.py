@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bio_assets.core.metrics.distribution import ScoreValue, inception_score, kernel_inception_distance
 from bio_assets.core.metrics.extractors import FeatureExtractor
 from bio_assets.core.metrics.fid import FeatureStatistics, FidValue, fid_from_statistics
-from bio_assets.core.metrics.quality import ScoreValue, inception_score, kernel_inception_distance
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,11 @@ class ExtractorScores:
         rows = [{**self.fid.to_json(), "metric": "fid", "class": "all"}]
         rows += [{**value.to_json(), "metric": "fid", "class": name} for name, value in self.class_fid.items()]
         scores = (self.inception_score, self.kid, self.class_agreement, self.real_agreement)
-        rows += [{**score.to_json(), "class": "all", "resize_mode": self.resize_mode} for score in scores if score is not None]
+        rows += [
+            {**score.to_json(), "class": "all", "resize_mode": self.resize_mode}
+            for score in scores
+            if score is not None
+        ]
         return rows
 
 
@@ -54,8 +58,14 @@ def _fid(real: np.ndarray, fake: np.ndarray, extractor: FeatureExtractor, resize
 
 
 def score_synthetic(
-    extractor: FeatureExtractor, real: LabelledSet, fake: LabelledSet, class_names: tuple[str, ...], rng: np.random.Generator,
-    kid_subsets: int = 100, kid_subset_size: int = 1000, is_splits: int = 1,
+    extractor: FeatureExtractor,
+    real: LabelledSet,
+    fake: LabelledSet,
+    class_names: tuple[str, ...],
+    rng: np.random.Generator,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    is_splits: int = 1,
 ) -> ExtractorScores:
     """FID overall and per class, IS of the synthetic set, KID and class agreement, all through
     ``extractor``; labels of both sets index ``class_names`` (every class of the dataset)."""
@@ -69,7 +79,10 @@ def score_synthetic(
         if not fake_rows.any():
             continue  # a class without synthetic images (e.g. left out by its gates)
         if real_rows.sum() < 2 or fake_rows.sum() < 2:
-            raise ValueError(f"class {name!r} needs at least 2 real and 2 synthetic images for FID, got {int(real_rows.sum())} and {int(fake_rows.sum())}")
+            raise ValueError(
+                f"class {name!r} needs at least 2 real and 2 synthetic images for FID, got {int(real_rows.sum())} "
+                f"and {int(fake_rows.sum())}"
+            )
         per_class[name] = _fid(real_features[real_rows], fake_features[fake_rows], extractor, resize_mode)
     score = agreement = real_agreement = None
     if extractor.classify is not None:
@@ -78,13 +91,36 @@ def score_synthetic(
         score = ScoreValue("is", mean, std, extractor.name, 0, len(fake.labels), f"{is_splits} split(s)")
         if probabilities.shape[1] == len(class_names):  # a domain classifier of these classes (not Inception's 1008)
             agreement = _agreement("class_agreement", probabilities, fake.labels, extractor.name, 0, len(fake.labels))
-            real_agreement = _agreement("real_class_agreement", extractor.probabilities(real.images), real.labels, extractor.name, len(real.labels), 0)
+            real_agreement = _agreement(
+                "real_class_agreement",
+                extractor.probabilities(real.images),
+                real.labels,
+                extractor.name,
+                len(real.labels),
+                0,
+            )
     kid_mean, kid_std, size = kernel_inception_distance(real_features, fake_features, rng, kid_subsets, kid_subset_size)
-    kid = ScoreValue("kid", kid_mean, kid_std, extractor.name, len(real.labels), len(fake.labels), f"{kid_subsets} subsets of {size}")
-    return ExtractorScores(extractor.name, resize_mode, overall, per_class, score, kid, time.perf_counter() - started, agreement, real_agreement)
+    kid = ScoreValue(
+        "kid", kid_mean, kid_std, extractor.name, len(real.labels), len(fake.labels), f"{kid_subsets} subsets of {size}"
+    )
+    return ExtractorScores(
+        extractor.name,
+        resize_mode,
+        overall,
+        per_class,
+        score,
+        kid,
+        time.perf_counter() - started,
+        agreement,
+        real_agreement,
+    )
 
 
-def _agreement(metric: str, probabilities: np.ndarray, labels: np.ndarray, extractor: str, num_real: int, num_fake: int) -> ScoreValue:
+def _agreement(
+    metric: str, probabilities: np.ndarray, labels: np.ndarray, extractor: str, num_real: int, num_fake: int
+) -> ScoreValue:
     """Share of rows whose most probable class is their label (labels index the extractor's classes)."""
     correct = probabilities.argmax(axis=1) == labels
-    return ScoreValue(metric, float(correct.mean()), 0.0, extractor, num_real, num_fake, f"chance {1 / probabilities.shape[1]:.3f}")
+    return ScoreValue(
+        metric, float(correct.mean()), 0.0, extractor, num_real, num_fake, f"chance {1 / probabilities.shape[1]:.3f}"
+    )

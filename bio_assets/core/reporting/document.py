@@ -7,7 +7,7 @@ import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bio_assets.core.atomic import atomic_write
+from bio_assets.core.io.atomic import atomic_write
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ class Report:
         if len(names) != len(set(names)):
             raise ValueError(f"figure names repeat: {sorted(n for n in names if names.count(n) > 1)}")
         for figure in self.figures:
-            atomic_write(Path(folder) / "figures" / f"{figure.name}.png", lambda handle, png=figure.png: handle.write(png))
+            atomic_write(
+                Path(folder) / "figures" / f"{figure.name}.png", lambda handle, png=figure.png: handle.write(png)
+            )
         path = Path(folder) / "report.md"
         text = self._render(lambda f: f"figures/{f.name}.png")
         atomic_write(path, lambda handle: handle.write(text.encode()))

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bio_assets.core.grids import image_grid_png
 from bio_assets.core.metrics.synthetic import ExtractorScores
-from bio_assets.core.plots import accuracy_interval_plot, histogram_plot, roc_plot
 from bio_assets.core.reporting import source
 from bio_assets.core.reporting.document import Figure, Report, markdown_table
-from bio_assets.core.reporting.quality import ClassComparison
+from bio_assets.core.reporting.grids import image_grid_png
+from bio_assets.core.reporting.plots import accuracy_interval_plot, histogram_plot, roc_plot
+from bio_assets.core.reporting.statistics import ClassComparison
 
 
 @dataclass(frozen=True)
@@ -50,41 +50,84 @@ def _pct(value: float) -> str:
 
 
 def _cnn_section(inputs: ReportInputs, report: Report) -> None:
-    rows = sorted(inputs.cnn_rows, key=lambda r: -r.get("test_accuracy", float("nan")) if r.get("test_accuracy") == r.get("test_accuracy") else 1)
-    table = [[r["model"], r.get("test_accuracy", float("nan")), r.get("test_accuracy_std", float("nan")), r.get("test_macro_f1", float("nan")), r.get("epochs", "?"), r.get("source_accuracy", float("nan"))] for r in rows]
+    rows = sorted(
+        inputs.cnn_rows,
+        key=lambda r: -r.get("test_accuracy", float("nan")) if r.get("test_accuracy") == r.get("test_accuracy") else 1,
+    )
+    table = [
+        [
+            r["model"],
+            r.get("test_accuracy", float("nan")),
+            r.get("test_accuracy_std", float("nan")),
+            r.get("test_macro_f1", float("nan")),
+            r.get("epochs", "?"),
+            r.get("source_accuracy", float("nan")),
+        ]
+        for r in rows
+    ]
     report.add(
         "Searched CNN against the classic baselines (source Tables 2.8/2.9)",
         markdown_table(["model", "test accuracy", "± std over seeds", "macro F1", "epochs", "source accuracy"], table),
-        f"The source's searched network `5-[1]` reached {_pct(source.SEARCHED_CNN_ACCURACY)} on its 4-class cytology set; its best classic CNN {_pct(source.BEST_CLASSIC_CNN_ACCURACY)}.",
+        f"The source's searched network `5-[1]` reached {_pct(source.SEARCHED_CNN_ACCURACY)} on its 4-class cytology "
+        f"set; its best classic CNN {_pct(source.BEST_CLASSIC_CNN_ACCURACY)}.",
     )
     searched = next((r for r in inputs.cnn_rows if r["model"].startswith("searched")), None)
-    measured = [r for r in inputs.cnn_rows if r.get("test_accuracy") is not None and r["test_accuracy"] == r["test_accuracy"]]
+    measured = [
+        r for r in inputs.cnn_rows if r.get("test_accuracy") is not None and r["test_accuracy"] == r["test_accuracy"]
+    ]
     if searched is None or "test_accuracy" not in searched:
         inputs.shortfalls.append("The searched classifier is not materialized, so it cannot be compared.")
         return
     if searched["test_accuracy"] < source.SEARCHED_CNN_ACCURACY:
-        inputs.shortfalls.append(f"The searched CNN reaches {_pct(searched['test_accuracy'])} test accuracy; the source reported {_pct(source.SEARCHED_CNN_ACCURACY)}.")
-    better = [r["model"] for r in measured if not r["model"].startswith("searched") and r["test_accuracy"] > searched["test_accuracy"]]
+        inputs.shortfalls.append(
+            f"The searched CNN reaches {_pct(searched['test_accuracy'])} test accuracy; the source reported "
+            f"{_pct(source.SEARCHED_CNN_ACCURACY)}."
+        )
+    better = [
+        r["model"]
+        for r in measured
+        if not r["model"].startswith("searched") and r["test_accuracy"] > searched["test_accuracy"]
+    ]
     if better:
         inputs.shortfalls.append(f"Baselines with a higher test accuracy than the searched CNN: {', '.join(better)}.")
 
 
 def _gan_section(inputs: ReportInputs, report: Report) -> None:
-    table = [[r["model"], r.get("fid", float("nan")), r.get("iterations", "?"), r.get("source_fid", float("nan")), r.get("note", "")] for r in sorted(inputs.gan_rows, key=lambda r: r.get("fid", float("inf")))]
+    table = [
+        [
+            r["model"],
+            r.get("fid", float("nan")),
+            r.get("iterations", "?"),
+            r.get("source_fid", float("nan")),
+            r.get("note", ""),
+        ]
+        for r in sorted(inputs.gan_rows, key=lambda r: r.get("fid", float("inf")))
+    ]
     report.add(
-        f"Searched GAN against the classic GANs (source Tables 1.5/3.3; FID by {inputs.gan_extractor}, lower is better)",
-        markdown_table(["model", "FID", "iterations", "source FID (Inception, 15k it.; searched: final)", "note"], table),
-        "Our FIDs use the domain extractor named above and our iteration budget; the source's are Inception FIDs after 15 000 iterations, so only the ranking compares.",
+        f"Searched GAN against the classic GANs (source Tables 1.5/3.3; FID by {inputs.gan_extractor}, lower is "
+        "better)",
+        markdown_table(
+            ["model", "FID", "iterations", "source FID (Inception, 15k it.; searched: final)", "note"], table
+        ),
+        "Our FIDs use the domain extractor named above and our iteration budget; the source's are Inception FIDs "
+        "after 15 000 iterations, so only the ranking compares.",
     )
     searched = next((r for r in inputs.gan_rows if r["model"].startswith("searched")), None)
     if searched is None or "fid" not in searched:
         inputs.shortfalls.append("The searched GAN is not materialized, so it cannot be compared.")
         return
-    better = [r["model"] for r in inputs.gan_rows if r is not searched and r.get("fid", float("inf")) <= searched["fid"]]
+    better = [
+        r["model"] for r in inputs.gan_rows if r is not searched and r.get("fid", float("inf")) <= searched["fid"]
+    ]
     if better:
-        inputs.shortfalls.append(f"GAN baselines with an FID as low as or lower than the searched GAN's: {', '.join(better)}.")
+        inputs.shortfalls.append(
+            f"GAN baselines with an FID as low as or lower than the searched GAN's: {', '.join(better)}."
+        )
     if searched["fid"] > source.EXTRACTOR_SCORES["inception_v3"]["fid"]:
-        inputs.shortfalls.append(f"The searched GAN's FID is {searched['fid']:.2f} ({inputs.gan_extractor}); the source reported 3.39 (Inception) after 100 000 iterations.")
+        inputs.shortfalls.append(
+            f"The searched GAN's FID is {searched['fid']:.2f} ({inputs.gan_extractor}); the source reported 3.39 "
+            "(Inception) after 100 000 iterations."
+        )
 
 
 def _metrics_section(inputs: ReportInputs, report: Report) -> None:
@@ -93,36 +136,108 @@ def _metrics_section(inputs: ReportInputs, report: Report) -> None:
         published = source.EXTRACTOR_SCORES.get(scores.extractor, {})
         is_value = scores.inception_score
         agreement, real_agreement = scores.class_agreement, scores.real_agreement
-        rows.append([
-            scores.extractor, scores.fid.value, published.get("fid", float("nan")), is_value.value if is_value else float("nan"), published.get("is", float("nan")),
-            scores.kid.value, scores.kid.std, agreement.value if agreement else float("nan"), real_agreement.value if real_agreement else float("nan"),
-            f"{scores.fid.num_real} real / {scores.fid.num_fake} synthetic", scores.kid.detail, scores.resize_mode, f"{scores.seconds:.1f} s", published.get("time", ""),
-        ])
+        rows.append(
+            [
+                scores.extractor,
+                scores.fid.value,
+                published.get("fid", float("nan")),
+                is_value.value if is_value else float("nan"),
+                published.get("is", float("nan")),
+                scores.kid.value,
+                scores.kid.std,
+                agreement.value if agreement else float("nan"),
+                real_agreement.value if real_agreement else float("nan"),
+                f"{scores.fid.num_real} real / {scores.fid.num_fake} synthetic",
+                scores.kid.detail,
+                scores.resize_mode,
+                f"{scores.seconds:.1f} s",
+                published.get("time", ""),
+            ]
+        )
         if agreement is not None and real_agreement is not None and agreement.value < real_agreement.value - 0.1:
             inputs.shortfalls.append(
-                f"{scores.extractor}'s classifier assigns {agreement.value:.0%} of the synthetic images to the class they were generated for "
-                f"({agreement.detail}; real images: {real_agreement.value:.0%}): the generator follows its class input weakly."
+                f"{scores.extractor}'s classifier assigns {agreement.value:.0%} of the synthetic images to the class "
+                "they were generated for "
+                f"({agreement.detail}; real images: {real_agreement.value:.0%}): the generator follows its class "
+                "input weakly."
             )
-    per_class = [[s.extractor, name, v.value, v.num_real, v.num_fake] for s in inputs.extractor_scores for name, v in s.class_fid.items()]
+    per_class = [
+        [s.extractor, name, v.value, v.num_real, v.num_fake]
+        for s in inputs.extractor_scores
+        for name, v in s.class_fid.items()
+    ]
     report.add(
         "Synthetic image quality by feature extractor (source Table 1.7)",
         markdown_table(
-            ["extractor", "FID", "source FID", "IS", "source IS", "KID", "KID std", "synthetic in their class", "real in their class", "images", "KID subsets", "resize", "time", "source time"], rows
+            [
+                "extractor",
+                "FID",
+                "source FID",
+                "IS",
+                "source IS",
+                "KID",
+                "KID std",
+                "synthetic in their class",
+                "real in their class",
+                "images",
+                "KID subsets",
+                "resize",
+                "time",
+                "source time",
+            ],
+            rows,
         ),
-        f"Inception-v3: {inputs.inception_status}. 'In their class': the share of images the extractor's own classifier head assigns to the class they were generated for (real: their true class).",
+        f"Inception-v3: {inputs.inception_status}. 'In their class': the share of images the extractor's own "
+        "classifier head assigns to the class they were generated for (real: their true class).",
         "Per-class FID:",
         markdown_table(["extractor", "class", "FID", "real", "synthetic"], per_class),
     )
 
 
 def _kl_section(inputs: ReportInputs, report: Report) -> None:
-    rows = [[c.class_name, c.kl, c.kl_real, c.kl_synthetic, *c.pixel["mse"], c.pixel["rmse"][0], c.pixel["psnr"][0], c.pixel["ssim"][0], c.exact_copies] for c in inputs.comparisons]
+    rows = [
+        [
+            c.class_name,
+            c.kl,
+            c.kl_real,
+            c.kl_synthetic,
+            *c.pixel["mse"],
+            c.pixel["rmse"][0],
+            c.pixel["psnr"][0],
+            c.pixel["ssim"][0],
+            c.exact_copies,
+        ]
+        for c in inputs.comparisons
+    ]
     published = ", ".join(f"{k} {v}" for k, v in source.CLASS_KL.items())
-    figures = [Figure(f"histogram_{i}", histogram_plot(c.real_histogram, c.synthetic_histogram, f"{c.class_name}: KL {c.kl:.4f}"), f"colour histograms, {c.class_name}") for i, c in enumerate(inputs.comparisons)]
+    figures = [
+        Figure(
+            f"histogram_{i}",
+            histogram_plot(c.real_histogram, c.synthetic_histogram, f"{c.class_name}: KL {c.kl:.4f}"),
+            f"colour histograms, {c.class_name}",
+        )
+        for i, c in enumerate(inputs.comparisons)
+    ]
     report.add(
         "Per-class colour-histogram KL and nearest-neighbour pixel metrics (source Table 4.5)",
-        markdown_table(["class", "KL(real‖synthetic)", "real", "synthetic", "MSE", "MSE std", "RMSE", "PSNR dB", "SSIM", "exact copies"], rows),
-        f"KL over 256 bins per channel, mean of R, G, B, up to {source.KL_IMAGES_PER_SIDE} images per side. Pixel metrics: each synthetic image against its nearest real training image by MSE, values in [0, 1]. Source KL: {published}.",
+        markdown_table(
+            [
+                "class",
+                "KL(real‖synthetic)",
+                "real",
+                "synthetic",
+                "MSE",
+                "MSE std",
+                "RMSE",
+                "PSNR dB",
+                "SSIM",
+                "exact copies",
+            ],
+            rows,
+        ),
+        f"KL over 256 bins per channel, mean of R, G, B, up to {source.KL_IMAGES_PER_SIDE} images per side. Pixel "
+        "metrics: each synthetic image against its nearest real training image by MSE, values in [0, 1]. Source KL: "
+        f"{published}.",
         *figures,
     )
     worst = max(source.CLASS_KL.values())
@@ -135,20 +250,45 @@ def _classifier_section(inputs: ReportInputs, report: Report) -> None:
     rows = [[r.name, r.accuracy, r.low, r.high, r.note] for r in inputs.accuracy_rows]
     blocks: list = [markdown_table(["training data", "test accuracy", "95% low", "95% high", "note"], rows)]
     if inputs.accuracy_rows:
-        blocks.append(Figure("accuracy_intervals", accuracy_interval_plot([(r.name, r.accuracy, r.low, r.high) for r in inputs.accuracy_rows], "real test split"), "accuracy with 95% intervals"))
+        blocks.append(
+            Figure(
+                "accuracy_intervals",
+                accuracy_interval_plot(
+                    [(r.name, r.accuracy, r.low, r.high) for r in inputs.accuracy_rows], "real test split"
+                ),
+                "accuracy with 95% intervals",
+            )
+        )
     if inputs.gain is not None:
         gain = inputs.gain
-        blocks.append(f"Extended minus real-only: {gain['accuracy_gain']:+.4f} [{gain['accuracy_gain_ci_low']:+.4f}, {gain['accuracy_gain_ci_high']:+.4f}] ({gain['accuracy_gain_interval']}).")
+        blocks.append(
+            f"Extended minus real-only: {gain['accuracy_gain']:+.4f} [{gain['accuracy_gain_ci_low']:+.4f}, "
+            f"{gain['accuracy_gain_ci_high']:+.4f}] ({gain['accuracy_gain_interval']})."
+        )
         if gain["accuracy_gain_ci_low"] <= 0:
-            inputs.shortfalls.append("Adding synthetic images gives no accuracy gain whose interval excludes zero on this test split.")
-    gate_rows = [[name, "passed" if ok else "FAILED", "; ".join(reasons)] for name, (ok, reasons) in inputs.gates.items()]
-    blocks += ["Quality gates per class (a class that fails any gate adds no synthetic images):", markdown_table(["class", "gates", "why"], gate_rows)]
+            inputs.shortfalls.append(
+                "Adding synthetic images gives no accuracy gain whose interval excludes zero on this test split."
+            )
+    gate_rows = [
+        [name, "passed" if ok else "FAILED", "; ".join(reasons)] for name, (ok, reasons) in inputs.gates.items()
+    ]
+    blocks += [
+        "Quality gates per class (a class that fails any gate adds no synthetic images):",
+        markdown_table(["class", "gates", "why"], gate_rows),
+    ]
     extended = next((r for r in inputs.accuracy_rows if r.name.startswith("real + synthetic")), None)
     if extended is not None and extended.accuracy < source.EXTENDED_ACCURACY:
-        inputs.shortfalls.append(f"The extended classifier reaches {_pct(extended.accuracy)}; the source reported {_pct(source.EXTENDED_ACCURACY)} with 16 000 synthetic images.")
+        inputs.shortfalls.append(
+            f"The extended classifier reaches {_pct(extended.accuracy)}; the source reported "
+            f"{_pct(source.EXTENDED_ACCURACY)} with 16 000 synthetic images."
+        )
     report.add("Real-only, extended (real + synthetic) and TSTR accuracy", *blocks)
     figures = [
-        Figure(f"roc_{i}", roc_plot(r["curves"], r["auc"], r["micro_curve"], r["micro_auc"], inputs.class_names, label), f"ROC curves, {label}")
+        Figure(
+            f"roc_{i}",
+            roc_plot(r["curves"], r["auc"], r["micro_curve"], r["micro_auc"], inputs.class_names, label),
+            f"ROC curves, {label}",
+        )
         for i, (label, r) in enumerate(inputs.roc.items())
     ]
     report.add("ROC curves on the real test split", *figures)
@@ -160,17 +300,34 @@ def build_report(inputs: ReportInputs) -> Report:
     count_names = ("raw", "train", "val", "test", "augmented", "synthetic")
     counts = [[name, *[inputs.counts[name].get(k, 0) for k in count_names]] for name in inputs.class_names]
     counts.append(["all", *[sum(inputs.counts[n].get(k, 0) for n in inputs.class_names) for k in count_names]])
-    report.add("Dataset", markdown_table(["class", *count_names], counts), "Validation and test images are real and never augmented; synthetic images are checked against them.")
+    report.add(
+        "Dataset",
+        markdown_table(["class", *count_names], counts),
+        "Validation and test images are real and never augmented; synthetic images are checked against them.",
+    )
     _cnn_section(inputs, report)
     _gan_section(inputs, report)
     _metrics_section(inputs, report)
     _kl_section(inputs, report)
     _classifier_section(inputs, report)
     grids = [
-        Figure(f"samples_{i}", image_grid_png(np.concatenate([real[:8], fake[:8]]), columns=8, max_images=16), f"{name}: real (top row) and synthetic (bottom row)")
+        Figure(
+            f"samples_{i}",
+            image_grid_png(np.concatenate([real[:8], fake[:8]]), columns=8, max_images=16),
+            f"{name}: real (top row) and synthetic (bottom row)",
+        )
         for i, (name, (real, fake)) in enumerate(inputs.samples.items())
     ]
     report.add("Real and synthetic samples per class", *grids)
-    report.add("Where we do not reach the source", "\n".join(f"- {s}" for s in inputs.shortfalls) or "Every compared number reaches the source's.")
-    report.add("Settings and seeds behind every number", markdown_table(["asset", "settings"], [[asset, ", ".join(f"{k}={v}" for k, v in values.items())] for asset, values in inputs.settings]))
+    report.add(
+        "Where we do not reach the source",
+        "\n".join(f"- {s}" for s in inputs.shortfalls) or "Every compared number reaches the source's.",
+    )
+    report.add(
+        "Settings and seeds behind every number",
+        markdown_table(
+            ["asset", "settings"],
+            [[asset, ", ".join(f"{k}={v}" for k, v in values.items())] for asset, values in inputs.settings],
+        ),
+    )
     return report

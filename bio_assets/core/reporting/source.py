@@ -14,5 +14,10 @@ EXTRACTOR_SCORES: dict[str, dict[str, float | str]] = {
     "biocnn2": {"is": 3.71, "fid": 2.34, "time": "~15 s"},
 }
 # Table 4.5: colour-histogram KL divergence, 150 real vs 150 synthetic images per class.
-CLASS_KL: dict[str, float] = {"cyt_nep_mast": 0.0032, "cyt_nep_fib_mast": 0.0041, "cyt_mast": 0.0047, "cyt_kist_mast": 0.0095}
+CLASS_KL: dict[str, float] = {
+    "cyt_nep_mast": 0.0032,
+    "cyt_nep_fib_mast": 0.0041,
+    "cyt_mast": 0.0047,
+    "cyt_kist_mast": 0.0095,
+}
 KL_IMAGES_PER_SIDE = 150

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from bio_assets.core.atomic import atomic_write
+from bio_assets.core.io.atomic import atomic_write
 
 
 def settings_hash(settings: dict) -> str:

@@ -23,7 +23,7 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from bio_assets.core.atomic import atomic_write
+from bio_assets.core.io.atomic import atomic_write
 from bio_assets.core.search.cache import EvaluationCache
 
 G = TypeVar("G")
@@ -174,9 +174,15 @@ def run_search(
             cache.put(head["key"], result)
         in_flight_by_key.pop(head["key"], None)
         evaluation = Evaluation(
-            index=head["index"], code=head["code"], key=head["key"], origin=head["origin"], parent=head["parent"],
-            fitness=float(result["fitness"]), metrics={k: v for k, v in result.items() if k != "fitness"},
-            seconds=float(result.get("seconds", time.perf_counter() - started)), cached=cached,
+            index=head["index"],
+            code=head["code"],
+            key=head["key"],
+            origin=head["origin"],
+            parent=head["parent"],
+            fitness=float(result["fitness"]),
+            metrics={k: v for k, v in result.items() if k != "fitness"},
+            seconds=float(result.get("seconds", time.perf_counter() - started)),
+            cached=cached,
         )
         state.history.append(evaluation)
         if params.strategy == "aging":
@@ -205,14 +211,22 @@ def _breed(space: SearchSpace, params: EvolutionParams, state: SearchState, rng:
         parent = max(sample, key=lambda h: state.history[h].fitness)  # first of equals wins
         genotype = space.mutate(space.parse(state.history[parent].code), rng)
         origin, parent = "mutation", state.history[parent].index
-    return {"index": index, "code": space.code(genotype), "key": space.key(genotype), "origin": origin, "parent": parent}
+    return {
+        "index": index,
+        "code": space.code(genotype),
+        "key": space.key(genotype),
+        "origin": origin,
+        "parent": parent,
+    }
 
 
 def _load_state(path: Path | None, params: EvolutionParams) -> SearchState:
     if path is not None and Path(path).exists():
         state = SearchState.from_json(Path(path).read_text())
         if state.params != asdict(params):
-            raise ValueError(f"search state {path} was made with {state.params}, not {asdict(params)}; use another state path")
+            raise ValueError(
+                f"search state {path} was made with {state.params}, not {asdict(params)}; use another state path"
+            )
         return state
     return SearchState(params=asdict(params))
 

@@ -21,7 +21,8 @@ metadata = sa.MetaData()
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
 
 gan_architectures = sa.Table(
-    "gan_architectures", metadata,
+    "gan_architectures",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("dataset", sa.Text, nullable=False),
     sa.Column("generator", JSON, nullable=False),
@@ -33,14 +34,16 @@ gan_architectures = sa.Table(
     sa.UniqueConstraint("dataset", "checkpoint_sha256", name="uq_gan_per_checkpoint"),
 )
 class_names = sa.Table(
-    "class_names", metadata,
+    "class_names",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("gan", sa.Integer, sa.ForeignKey("gan_architectures.id", ondelete="CASCADE"), nullable=False),
     sa.UniqueConstraint("gan", "name", name="uq_class_per_gan"),
 )
 training_parameters = sa.Table(
-    "training_parameters", metadata,
+    "training_parameters",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("g_optimizer", sa.Text, nullable=False),
     sa.Column("d_optimizer", sa.Text, nullable=False),
@@ -50,10 +53,13 @@ training_parameters = sa.Table(
     sa.Column("iterations", sa.Integer, nullable=False),
     sa.Column("g_lr", sa.Float, nullable=False),
     sa.Column("d_lr", sa.Float, nullable=False),
-    sa.Column("gan", sa.Integer, sa.ForeignKey("gan_architectures.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column(
+        "gan", sa.Integer, sa.ForeignKey("gan_architectures.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
 )
 images = sa.Table(
-    "images", metadata,
+    "images",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("file_path", sa.Text, nullable=False),
     sa.Column("class_name", sa.Integer, sa.ForeignKey("class_names.id", ondelete="CASCADE"), nullable=False),
@@ -67,7 +73,8 @@ images = sa.Table(
     sa.CheckConstraint("length(md5) = 32", name="ck_md5_length"),
 )
 publications = sa.Table(
-    "publications", metadata,
+    "publications",
+    metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("dataset", sa.Text, nullable=False),
     sa.Column("class_label", sa.Text, nullable=False),
@@ -116,14 +123,21 @@ def make_engine(url: str) -> sa.Engine:
 
 def _get_or_create_gan(connection: sa.Connection, gan: GanRecord, now: dt.datetime) -> int:
     found = connection.execute(
-        sa.select(gan_architectures.c.id).where(gan_architectures.c.dataset == gan.dataset, gan_architectures.c.checkpoint_sha256 == gan.checkpoint_sha256)
+        sa.select(gan_architectures.c.id).where(
+            gan_architectures.c.dataset == gan.dataset, gan_architectures.c.checkpoint_sha256 == gan.checkpoint_sha256
+        )
     ).scalar_one_or_none()
     if found is not None:
         return found
     gan_id = connection.execute(
         sa.insert(gan_architectures).values(
-            dataset=gan.dataset, generator=gan.generator, discriminator=gan.discriminator, generator_checkpoint=gan.generator_checkpoint,
-            checkpoint_sha256=gan.checkpoint_sha256, code_version=gan.code_version, created_at=now,
+            dataset=gan.dataset,
+            generator=gan.generator,
+            discriminator=gan.discriminator,
+            generator_checkpoint=gan.generator_checkpoint,
+            checkpoint_sha256=gan.checkpoint_sha256,
+            code_version=gan.code_version,
+            created_at=now,
         )
     ).inserted_primary_key[0]
     connection.execute(sa.insert(training_parameters).values(gan=gan_id, **gan.training))
@@ -131,7 +145,9 @@ def _get_or_create_gan(connection: sa.Connection, gan: GanRecord, now: dt.dateti
 
 
 def _get_or_create_class(connection: sa.Connection, gan_id: int, name: str) -> int:
-    found = connection.execute(sa.select(class_names.c.id).where(class_names.c.gan == gan_id, class_names.c.name == name)).scalar_one_or_none()
+    found = connection.execute(
+        sa.select(class_names.c.id).where(class_names.c.gan == gan_id, class_names.c.name == name)
+    ).scalar_one_or_none()
     if found is not None:
         return found
     return connection.execute(sa.insert(class_names).values(gan=gan_id, name=name)).inserted_primary_key[0]
@@ -154,29 +170,58 @@ def publish_class(engine: sa.Engine, gan: GanRecord, publication: Publication) -
     """Replace the class's images and current publication with ``publication``, all in one transaction."""
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as connection:
-        connection.execute(sa.delete(images).where(images.c.class_name.in_(_dataset_class_ids(publication.dataset, publication.class_name))))
-        connection.execute(sa.delete(publications).where(publications.c.dataset == publication.dataset, publications.c.class_label == publication.class_name))
+        connection.execute(
+            sa.delete(images).where(
+                images.c.class_name.in_(_dataset_class_ids(publication.dataset, publication.class_name))
+            )
+        )
+        connection.execute(
+            sa.delete(publications).where(
+                publications.c.dataset == publication.dataset, publications.c.class_label == publication.class_name
+            )
+        )
         gan_id = _get_or_create_gan(connection, gan, now)
         class_id = _get_or_create_class(connection, gan_id, publication.class_name)
         rows = [
-            {"file_path": f"{publication.class_name}/{f.file_name}", "class_name": class_id, "md5": f.md5, "sample_index": f.sample_index,
-             "seed": publication.seed, "publication": publication.publication, "created_at": now}
+            {
+                "file_path": f"{publication.class_name}/{f.file_name}",
+                "class_name": class_id,
+                "md5": f.md5,
+                "sample_index": f.sample_index,
+                "seed": publication.seed,
+                "publication": publication.publication,
+                "created_at": now,
+            }
             for f in publication.files
         ]
         if rows:
             connection.execute(sa.insert(images), rows)
-        connection.execute(sa.insert(publications).values(
-            dataset=publication.dataset, class_label=publication.class_name, publication=publication.publication, gan=gan_id,
-            num_images=len(rows), seed=publication.seed, image_size=publication.image_size, created_at=now,
-        ))
+        connection.execute(
+            sa.insert(publications).values(
+                dataset=publication.dataset,
+                class_label=publication.class_name,
+                publication=publication.publication,
+                gan=gan_id,
+                num_images=len(rows),
+                seed=publication.seed,
+                image_size=publication.image_size,
+                created_at=now,
+            )
+        )
         _drop_orphans(connection)
 
 
 def current_publication(engine: sa.Engine, dataset: str, class_name: str) -> dict | None:
     with engine.connect() as connection:
-        row = connection.execute(
-            sa.select(publications).where(publications.c.dataset == dataset, publications.c.class_label == class_name)
-        ).mappings().one_or_none()
+        row = (
+            connection.execute(
+                sa.select(publications).where(
+                    publications.c.dataset == dataset, publications.c.class_label == class_name
+                )
+            )
+            .mappings()
+            .one_or_none()
+        )
     return dict(row) if row is not None else None
 
 
@@ -193,4 +238,6 @@ def class_images(engine: sa.Engine, dataset: str, class_name: str) -> list[dict]
 
 def dataset_classes(engine: sa.Engine, dataset: str) -> list[str]:
     with engine.connect() as connection:
-        return sorted(connection.execute(sa.select(publications.c.class_label).where(publications.c.dataset == dataset)).scalars())
+        return sorted(
+            connection.execute(sa.select(publications.c.class_label).where(publications.c.dataset == dataset)).scalars()
+        )

@@ -17,11 +17,30 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.schema import CreateTable
 
-from bio_assets.core.synthesis.catalog import TABLES, class_names, gan_architectures, images, publications, training_parameters
+from bio_assets.core.synthesis.catalog import (
+    TABLES,
+    class_names,
+    gan_architectures,
+    images,
+    publications,
+    training_parameters,
+)
 from bio_assets.core.synthesis.files import MANIFEST
 from bio_assets.core.synthesis.publish import SyntheticStore
 
-CSV_COLUMNS = ("image_id", "file_path", "class_name", "md5", "sample_index", "seed", "publication", "created_at", "gan_id", "generator_genotype", "discriminator_genotype")
+CSV_COLUMNS = (
+    "image_id",
+    "file_path",
+    "class_name",
+    "md5",
+    "sample_index",
+    "seed",
+    "publication",
+    "created_at",
+    "gan_id",
+    "generator_genotype",
+    "discriminator_genotype",
+)
 
 
 @dataclass(frozen=True)
@@ -58,7 +77,10 @@ def dataset_rows(connection: sa.Connection, dataset: str) -> dict[str, list[dict
         "images": sa.select(images).where(images.c.class_name.in_(classes)),
         "publications": sa.select(publications).where(publications.c.dataset == dataset),
     }
-    return {name: [dict(r) for r in connection.execute(query.order_by(sa.text("id"))).mappings()] for name, query in queries.items()}
+    return {
+        name: [dict(r) for r in connection.execute(query.order_by(sa.text("id"))).mappings()]
+        for name, query in queries.items()
+    }
 
 
 def sql_dump(engine: sa.Engine, dataset: str) -> str:
@@ -81,8 +103,17 @@ def sql_dump(engine: sa.Engine, dataset: str) -> str:
 def catalog_csv(engine: sa.Engine, dataset: str) -> str:
     query = (
         sa.select(
-            images.c.id.label("image_id"), images.c.file_path, class_names.c.name.label("class_name"), images.c.md5, images.c.sample_index, images.c.seed,
-            images.c.publication, images.c.created_at, gan_architectures.c.id.label("gan_id"), gan_architectures.c.generator, gan_architectures.c.discriminator,
+            images.c.id.label("image_id"),
+            images.c.file_path,
+            class_names.c.name.label("class_name"),
+            images.c.md5,
+            images.c.sample_index,
+            images.c.seed,
+            images.c.publication,
+            images.c.created_at,
+            gan_architectures.c.id.label("gan_id"),
+            gan_architectures.c.generator,
+            gan_architectures.c.discriminator,
         )
         .join(class_names, images.c.class_name == class_names.c.id)
         .join(gan_architectures, class_names.c.gan == gan_architectures.c.id)
@@ -94,10 +125,21 @@ def catalog_csv(engine: sa.Engine, dataset: str) -> str:
     writer.writerow(CSV_COLUMNS)
     with engine.connect() as connection:
         for row in connection.execute(query).mappings():
-            writer.writerow([
-                row["image_id"], row["file_path"], row["class_name"], row["md5"], row["sample_index"], row["seed"], row["publication"], row["created_at"],
-                row["gan_id"], row["generator"]["genotype"], row["discriminator"]["genotype"],
-            ])
+            writer.writerow(
+                [
+                    row["image_id"],
+                    row["file_path"],
+                    row["class_name"],
+                    row["md5"],
+                    row["sample_index"],
+                    row["seed"],
+                    row["publication"],
+                    row["created_at"],
+                    row["gan_id"],
+                    row["generator"]["genotype"],
+                    row["discriminator"]["genotype"],
+                ]
+            )
     return buffer.getvalue()
 
 
@@ -107,9 +149,13 @@ def export_package(store: SyntheticStore, dataset: str, destination: Path) -> Ex
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise ValueError(f"{destination} exists and is not an empty folder; choose a new one")
     with store.engine.connect() as connection:
-        classes = sorted(connection.execute(sa.select(publications.c.class_label).where(publications.c.dataset == dataset)).scalars())
+        classes = sorted(
+            connection.execute(sa.select(publications.c.class_label).where(publications.c.dataset == dataset)).scalars()
+        )
     if not classes:
-        raise ValueError(f"dataset {dataset!r} has no published synthetic images; materialize {dataset}/synthetic_dataset first")
+        raise ValueError(
+            f"dataset {dataset!r} has no published synthetic images; materialize {dataset}/synthetic_dataset first"
+        )
     destination.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".export-", dir=destination.parent))
     try:
@@ -121,7 +167,9 @@ def export_package(store: SyntheticStore, dataset: str, destination: Path) -> Ex
             target.mkdir()
             for file_name in expected:
                 for suffix in ("", ".md5"):
-                    shutil.copyfile(store.class_folder(dataset, name) / f"{file_name}{suffix}", target / f"{file_name}{suffix}")
+                    shutil.copyfile(
+                        store.class_folder(dataset, name) / f"{file_name}{suffix}", target / f"{file_name}{suffix}"
+                    )
             count += len(expected)
         (building / "catalog.sql").write_text(sql_dump(store.engine, dataset), encoding="utf-8")
         (building / "catalog.csv").write_text(catalog_csv(store.engine, dataset), encoding="utf-8")

@@ -38,7 +38,13 @@ class SyntheticFile:
 
 def check_class_name(class_name: str) -> str:
     """A class name usable as one folder name: non-empty, no path separator, not '.' or '..'."""
-    if not class_name or "/" in class_name or "\0" in class_name or class_name in (".", "..") or class_name.startswith("."):
+    if (
+        not class_name
+        or "/" in class_name
+        or "\0" in class_name
+        or class_name in (".", "..")
+        or class_name.startswith(".")
+    ):
         raise ValueError(f"class name {class_name!r} cannot name a folder (empty, '/', NUL, or a leading '.')")
     return class_name
 
@@ -77,7 +83,9 @@ def read_publication(folder: Path) -> str | None:
         return None
 
 
-def write_staging(root: Path, class_name: str, publication: str, images: np.ndarray, first_index: int = 0) -> list[SyntheticFile]:
+def write_staging(
+    root: Path, class_name: str, publication: str, images: np.ndarray, first_index: int = 0
+) -> list[SyntheticFile]:
     """Write ``images`` uint8 ``(N, S, S, 3)`` as a complete publication in its staging folder."""
     folder = staging_folder(root, check_class_name(class_name), publication)
     if folder.exists():
@@ -85,7 +93,10 @@ def write_staging(root: Path, class_name: str, publication: str, images: np.ndar
     folder.mkdir(parents=True)
     files = write_images(folder, class_name, images, first_index)
     # The manifest goes last: a staging folder without one is incomplete and never promoted.
-    _write(folder / MANIFEST, json.dumps({"publication": publication, "class_name": class_name, "num_images": len(files)}).encode())
+    _write(
+        folder / MANIFEST,
+        json.dumps({"publication": publication, "class_name": class_name, "num_images": len(files)}).encode(),
+    )
     return files
 
 
@@ -114,7 +125,10 @@ def reconcile(root: Path, class_name: str, committed: str | None) -> None:
     if committed is not None and read_publication(folder) != committed:
         candidate = staged.pop(committed, None)
         if candidate is None or read_publication(candidate) != committed:
-            raise RuntimeError(f"catalog says class {class_name!r} holds publication {committed}, but neither {folder} nor its staging folder has it")
+            raise RuntimeError(
+                f"catalog says class {class_name!r} holds publication {committed}, but neither {folder} nor its "
+                "staging folder has it"
+            )
         trash = root / TRASH / f"{quote(class_name, safe='')}-{os.getpid()}"
         if folder.exists():
             trash.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +165,10 @@ class FolderDefects:
     unlisted: list[str]  # images in the folder the catalog does not list
 
     def counts(self) -> dict[str, int]:
-        return {name: len(getattr(self, name)) for name in ("missing", "undecodable", "wrong_size", "md5_mismatch", "unlisted")}
+        return {
+            name: len(getattr(self, name))
+            for name in ("missing", "undecodable", "wrong_size", "md5_mismatch", "unlisted")
+        }
 
     @property
     def ok(self) -> bool:

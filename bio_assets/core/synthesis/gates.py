@@ -18,7 +18,9 @@ def nearest_distances(queries: np.ndarray, references: np.ndarray) -> tuple[np.n
     """(distance, index) of each query's nearest reference: shapes ``(M,)``, ``(M,)``."""
     if len(references) == 0:
         raise ValueError("nearest-neighbour distances need at least one reference vector")
-    distances = torch.cdist(torch.from_numpy(np.asarray(queries, np.float64)), torch.from_numpy(np.asarray(references, np.float64)))  # (M, N)
+    distances = torch.cdist(
+        torch.from_numpy(np.asarray(queries, np.float64)), torch.from_numpy(np.asarray(references, np.float64))
+    )  # (M, N)
     best = distances.min(dim=1)
     return best.values.numpy(), best.indices.numpy()
 
@@ -43,9 +45,14 @@ def memorization(fake: np.ndarray, train: np.ndarray, min_ratio: float) -> dict:
     ratios = distances / spacing
     too_close = np.flatnonzero(ratios < min_ratio)
     return {
-        "passed": not len(too_close), "num_too_close": int(len(too_close)), "min_distance_ratio": float(ratios.min()),
-        "median_distance_ratio": float(np.median(ratios)), "threshold": min_ratio, "real_spacing": spacing,
-        "too_close": [int(i) for i in too_close[:20]], "nearest_train": [int(nearest[i]) for i in too_close[:20]],
+        "passed": not len(too_close),
+        "num_too_close": int(len(too_close)),
+        "min_distance_ratio": float(ratios.min()),
+        "median_distance_ratio": float(np.median(ratios)),
+        "threshold": min_ratio,
+        "real_spacing": spacing,
+        "too_close": [int(i) for i in too_close[:20]],
+        "nearest_train": [int(nearest[i]) for i in too_close[:20]],
     }
 
 
@@ -54,16 +61,36 @@ def pixel_hashes(images: np.ndarray) -> list[str]:
     return [hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest() for image in images]
 
 
-def held_out_leaks(fake_images: np.ndarray, fake: np.ndarray, held_images: np.ndarray, held: np.ndarray, spacing: float, min_ratio: float) -> dict:
+def held_out_leaks(
+    fake_images: np.ndarray,
+    fake: np.ndarray,
+    held_images: np.ndarray,
+    held: np.ndarray,
+    spacing: float,
+    min_ratio: float,
+) -> dict:
     """Passes when no synthetic image equals a validation/test image pixel for pixel (at the
     synthetic size) or lies within ``min_ratio`` x ``spacing`` of one in feature space."""
     if len(held_images) == 0:
-        return {"passed": True, "num_exact": 0, "num_near": 0, "num_held_out": 0, "min_distance_ratio": float("inf"), "threshold": min_ratio}
+        return {
+            "passed": True,
+            "num_exact": 0,
+            "num_near": 0,
+            "num_held_out": 0,
+            "min_distance_ratio": float("inf"),
+            "threshold": min_ratio,
+        }
     held_hashes = set(pixel_hashes(held_images))
     exact = [i for i, digest in enumerate(pixel_hashes(fake_images)) if digest in held_hashes]
     ratios = nearest_distances(fake, held)[0] / spacing
     near = np.flatnonzero(ratios < min_ratio)
     return {
-        "passed": not exact and not len(near), "num_exact": len(exact), "num_near": int(len(near)), "num_held_out": len(held_images),
-        "min_distance_ratio": float(ratios.min()), "threshold": min_ratio, "exact": exact[:20], "near": [int(i) for i in near[:20]],
+        "passed": not exact and not len(near),
+        "num_exact": len(exact),
+        "num_near": int(len(near)),
+        "num_held_out": len(held_images),
+        "min_distance_ratio": float(ratios.min()),
+        "threshold": min_ratio,
+        "exact": exact[:20],
+        "near": [int(i) for i in near[:20]],
     }

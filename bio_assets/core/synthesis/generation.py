@@ -45,7 +45,9 @@ def load_trained_generator(state_dict: dict[str, torch.Tensor], spec: dict, devi
     """The generator ``trained_gan`` stored (``state_dict`` + spec with ``class_names``), in eval mode."""
     if spec.get("kind") != "searched_generator" or "class_names" not in spec:
         raise ValueError(f"not a trained conditional generator: spec kind {spec.get('kind')!r}, keys {sorted(spec)}")
-    network_spec = GanNetworkSpec(**{k: spec[k] for k in ("role", "genotype", "width", "image_size", "num_classes", "noise_dim")})
+    network_spec = GanNetworkSpec(
+        **{k: spec[k] for k in ("role", "genotype", "width", "image_size", "num_classes", "noise_dim")}
+    )
     model = build_searched(network_spec)
     model.load_state_dict(state_dict)
     return TrainedGenerator(model.to(device).eval(), network_spec, tuple(spec["class_names"]), state_sha256(state_dict))
@@ -56,7 +58,14 @@ def class_seed(seed: int, class_name: str) -> int:
     return derive_seed(seed, "synthetic", class_name)
 
 
-def synthesize(generator: TrainedGenerator, class_name: str, count: int, seed: int, device: torch.device, size: int = PUBLISHED_SIZE) -> np.ndarray:
+def synthesize(
+    generator: TrainedGenerator,
+    class_name: str,
+    count: int,
+    seed: int,
+    device: torch.device,
+    size: int = PUBLISHED_SIZE,
+) -> np.ndarray:
     """``count`` images of ``class_name`` as uint8 ``(count, size, size, 3)``; the same seed gives the same images."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")

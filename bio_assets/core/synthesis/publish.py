@@ -40,7 +40,12 @@ class SyntheticStore:
         return current
 
     def publish(
-        self, gan: GanRecord, class_name: str, images: np.ndarray, seed: int, on_stage: Callable[[str], None] | None = None
+        self,
+        gan: GanRecord,
+        class_name: str,
+        images: np.ndarray,
+        seed: int,
+        on_stage: Callable[[str], None] | None = None,
     ) -> Publication:
         """Replace ``class_name``'s publication by ``images`` uint8 ``(N, S, S, 3)``."""
         stage = on_stage or (lambda _: None)
@@ -63,4 +68,6 @@ class SyntheticStore:
         """(current publication, defects of its folder against the catalog)."""
         current = self.sync(dataset, class_name)
         size = current["image_size"] if current else 0
-        return current, verify_folder(self.class_folder(dataset, class_name), self.expected_md5(dataset, class_name), size)
+        return current, verify_folder(
+            self.class_folder(dataset, class_name), self.expected_md5(dataset, class_name), size
+        )

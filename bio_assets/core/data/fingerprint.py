@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from bio_assets.core.walk import candidate_files
+from bio_assets.core.data.walk import candidate_files
 
 UNREADABLE = b"unreadable"
 

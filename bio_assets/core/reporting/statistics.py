@@ -24,15 +24,32 @@ class ClassComparison:
     exact_copies: int  # synthetic images identical to a real one (PSNR infinite)
 
 
-def compare_class(class_name: str, real: np.ndarray, synthetic: np.ndarray, rng: np.random.Generator, per_side: int = KL_IMAGES_PER_SIDE) -> ClassComparison:
-    """KL on ``per_side`` + ``per_side`` images drawn with ``rng`` (all when fewer); pixel metrics on every synthetic image."""
+def compare_class(
+    class_name: str,
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    rng: np.random.Generator,
+    per_side: int = KL_IMAGES_PER_SIDE,
+) -> ClassComparison:
+    """KL on ``per_side`` + ``per_side`` images drawn with ``rng`` (all when fewer).
+
+    Pixel metrics on every synthetic image."""
     real_kl, fake_kl = sample_for_kl(real, per_side, rng), sample_for_kl(synthetic, per_side, rng)
     scores = nearest_neighbour_scores(synthetic, real)
     finite = np.isfinite(scores.psnr)
     pixel = scores.summary()
-    pixel["psnr"] = (float(scores.psnr[finite].mean()), float(scores.psnr[finite].std())) if finite.any() else (float("inf"), 0.0)
+    pixel["psnr"] = (
+        (float(scores.psnr[finite].mean()), float(scores.psnr[finite].std())) if finite.any() else (float("inf"), 0.0)
+    )
     return ClassComparison(
-        class_name, histogram_kl(real_kl, fake_kl), len(real_kl), len(fake_kl), color_histogram(real_kl), color_histogram(fake_kl), pixel, int((~finite).sum())
+        class_name,
+        histogram_kl(real_kl, fake_kl),
+        len(real_kl),
+        len(fake_kl),
+        color_histogram(real_kl),
+        color_histogram(fake_kl),
+        pixel,
+        int((~finite).sum()),
     )
 
 

@@ -9,24 +9,52 @@ import sys
 from pathlib import Path
 
 from bio_assets.core.profiles import PROFILES
-from bio_assets.core.registry import BUILTIN_DEMO, DatasetEntry, find_entry, load_registry, renamed, save_registry, with_entry
+from bio_assets.core.registry import (
+    BUILTIN_DEMO,
+    DatasetEntry,
+    find_entry,
+    load_registry,
+    renamed,
+    save_registry,
+    with_entry,
+)
 from resources.paths import registry_path
 
 DATASET_ENV = "BIO_ASSETS_DATASET_DIR"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bio-assets", description="Materialize bio-assets datasets into the Dagster instance at $DAGSTER_HOME.")
+    parser = argparse.ArgumentParser(
+        prog="bio-assets", description="Materialize bio-assets datasets into the Dagster instance at $DAGSTER_HOME."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("materialize", help="sync class partitions, then materialize a selection in dependency order")
-    run.add_argument("--profile", choices=PROFILES, help="run-config preset (default: the dataset's profile in the registry)")
-    run.add_argument("--dataset", metavar="DIR", help=f"image folder with one sub-folder per class; registered under --name (also ${DATASET_ENV})")
+    run = commands.add_parser(
+        "materialize", help="sync class partitions, then materialize a selection in dependency order"
+    )
+    run.add_argument(
+        "--profile", choices=PROFILES, help="run-config preset (default: the dataset's profile in the registry)"
+    )
+    run.add_argument(
+        "--dataset",
+        metavar="DIR",
+        help=f"image folder with one sub-folder per class; registered under --name (also ${DATASET_ENV})",
+    )
     run.add_argument("--name", help="dataset name (default: the folder's name with --dataset, else 'demo')")
-    run.add_argument("--file-pattern", default=None, help="glob inside each class folder, e.g. '**/CROPPED/*.bmp' (with --dataset)")
-    run.add_argument("--strip-prefix", default=None, help="removed from class folder names, e.g. 'im_' (with --dataset)")
-    run.add_argument("--group-pattern", default=None, help="regex whose first group names a file's source slide, e.g. '^(\\d+)_' (with --dataset)")
-    run.add_argument("--select", default="*", help="Dagster asset selection, e.g. 'key:\"demo/image_splits\"+' (default: everything)")
+    run.add_argument(
+        "--file-pattern", default=None, help="glob inside each class folder, e.g. '**/CROPPED/*.bmp' (with --dataset)"
+    )
+    run.add_argument(
+        "--strip-prefix", default=None, help="removed from class folder names, e.g. 'im_' (with --dataset)"
+    )
+    run.add_argument(
+        "--group-pattern",
+        default=None,
+        help="regex whose first group names a file's source slide, e.g. '^(\\d+)_' (with --dataset)",
+    )
+    run.add_argument(
+        "--select", default="*", help="Dagster asset selection, e.g. 'key:\"demo/image_splits\"+' (default: everything)"
+    )
 
     datasets = commands.add_parser("datasets", help="list, add, rename or remove registry entries")
     actions = datasets.add_subparsers(dest="action", required=True)
@@ -40,7 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     rename = actions.add_parser("rename", help="rename an entry (its materialized assets stay under the old prefix)")
     rename.add_argument("old")
     rename.add_argument("new")
-    rename.add_argument("--force", action="store_true", help="rename even though assets were materialized under the old name")
+    rename.add_argument(
+        "--force", action="store_true", help="rename even though assets were materialized under the old name"
+    )
     remove = actions.add_parser("remove", help="remove an entry (nothing on disk is deleted)")
     remove.add_argument("name")
     remove.add_argument("--force", action="store_true", help="remove even though assets were materialized for it")
@@ -48,19 +78,27 @@ def _parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="print what is materialized for a dataset")
     summary.add_argument("--name", default="demo")
 
-    generate = commands.add_parser("generate", help="synthetic images from a trained generator, as PNG + MD5 files in one folder per class")
+    generate = commands.add_parser(
+        "generate", help="synthetic images from a trained generator, as PNG + MD5 files in one folder per class"
+    )
     generate.add_argument("--count", type=int, required=True, help="images per class")
     generate.add_argument("--class", dest="class_name", help="only this class (default: every class)")
-    generate.add_argument("--model", help="the dataset whose trained_gan to use (default: the newest trained generator)")
+    generate.add_argument(
+        "--model", help="the dataset whose trained_gan to use (default: the newest trained generator)"
+    )
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", required=True, type=Path, help="output folder; <out>/<class>/ must be new or empty")
 
     predict = commands.add_parser("predict", help="classify every image file in a folder into a CSV")
     predict.add_argument("folder", type=Path)
     predict.add_argument("--out", required=True, type=Path, help="CSV of file_name, predicted_class, probability")
-    predict.add_argument("--model", help="the dataset whose classifier to use (default: the newest extended_classifier, else classifier)")
+    predict.add_argument(
+        "--model", help="the dataset whose classifier to use (default: the newest extended_classifier, else classifier)"
+    )
 
-    export = commands.add_parser("export", help="the synthetic dataset as a package: class folders, MD5 files, catalog.sql and catalog.csv")
+    export = commands.add_parser(
+        "export", help="the synthetic dataset as a package: class folders, MD5 files, catalog.sql and catalog.csv"
+    )
     export.add_argument("folder", type=Path, help="new or empty folder")
     export.add_argument("--dataset", help="dataset name (default: the only one with synthetic images)")
     return parser
@@ -81,12 +119,18 @@ def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
         name=name,
         folder=str(path),
         file_pattern=args.file_pattern or (existing.file_pattern if existing else "*"),
-        strip_prefix=args.strip_prefix if args.strip_prefix is not None else (existing.strip_prefix if existing else ""),
-        group_pattern=args.group_pattern if args.group_pattern is not None else (existing.group_pattern if existing else ""),
+        strip_prefix=args.strip_prefix
+        if args.strip_prefix is not None
+        else (existing.strip_prefix if existing else ""),
+        group_pattern=args.group_pattern
+        if args.group_pattern is not None
+        else (existing.group_pattern if existing else ""),
         profile=existing.profile if existing else "paper",
     )
     if existing and existing.folder != entry.folder and existing.folder != BUILTIN_DEMO:
-        raise ValueError(f"dataset {name!r} is registered with folder {existing.folder}; choose another --name or rename it first")
+        raise ValueError(
+            f"dataset {name!r} is registered with folder {existing.folder}; choose another --name or rename it first"
+        )
     if existing != entry:
         save_registry(registry, with_entry(entries, entry))
         print(f"registered dataset {name!r} -> {path} in {registry}")
@@ -94,7 +138,7 @@ def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
 
 
 def _materialized_assets(dataset: str) -> list[str]:
-    from bio_assets.driver import open_instance
+    from bio_assets.app.driver import open_instance
 
     with open_instance() as instance:
         return sorted(k.to_user_string() for k in instance.get_asset_keys(prefix=[dataset]))
@@ -111,7 +155,13 @@ def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
     if args.action == "add":
         if any(e.name == args.name for e in entries):
             raise ValueError(f"dataset {args.name!r} is already registered")
-        entry = DatasetEntry(args.name, str(Path(args.folder).expanduser().absolute()), args.file_pattern, args.strip_prefix, profile=args.profile)
+        entry = DatasetEntry(
+            args.name,
+            str(Path(args.folder).expanduser().absolute()),
+            args.file_pattern,
+            args.strip_prefix,
+            profile=args.profile,
+        )
         save_registry(registry, entries + [entry])
         print(f"registered {entry.name!r} -> {entry.folder}")
         return 0
@@ -120,7 +170,8 @@ def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
     dependants = _materialized_assets(name)
     if dependants and not args.force:
         raise ValueError(
-            f"dataset {name!r} has materialized assets ({', '.join(dependants)}); pass --force to {args.action} it anyway "
+            f"dataset {name!r} has materialized assets ({', '.join(dependants)}); pass --force to {args.action} it "
+            "anyway "
             "(stored values and history are kept, never deleted)"
         )
     if args.action == "rename":
@@ -139,14 +190,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "datasets":
             return _datasets_command(args, registry)
         if args.command in ("generate", "predict", "export"):
-            from bio_assets import user_commands
+            from bio_assets.app import user_commands
 
             if args.command == "generate":
                 return user_commands.generate(args.count, args.class_name, args.model, args.out, args.seed)
             if args.command == "predict":
                 return user_commands.predict(args.folder, args.out, args.model)
             return user_commands.export(args.folder, args.dataset)
-        from bio_assets.driver import materialize_dataset, summarize
+        from bio_assets.app.driver import materialize_dataset, summarize
 
         if args.command == "summary":
             find_entry(load_registry(registry), args.name)

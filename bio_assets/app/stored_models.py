@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from bio_assets.partitions import asset_key
+from bio_assets.assets.partitions import asset_key
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,9 @@ def stored_models(instance: dg.DagsterInstance, asset_names: tuple[str, ...], da
     found = []
     for dataset in datasets:
         for name in asset_names:
-            records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=asset_key(dataset, name)), limit=1).records
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key(dataset, name)), limit=1
+            ).records
             if not records or records[0].asset_materialization is None:
                 continue
             path = records[0].asset_materialization.metadata.get("path")

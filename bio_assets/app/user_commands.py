@@ -9,21 +9,21 @@ from pathlib import Path
 
 import torch
 
+from bio_assets.app.stored_models import pick_model, stored_models
 from bio_assets.core.cnn.architectures import load_classifier
 from bio_assets.core.cnn.prediction import predict_folder
+from bio_assets.core.io.storage import load_weights
 from bio_assets.core.registry import load_registry
-from bio_assets.core.storage import load_weights
 from bio_assets.core.synthesis.catalog import dataset_classes
 from bio_assets.core.synthesis.export import export_package
 from bio_assets.core.synthesis.files import write_images
 from bio_assets.core.synthesis.generation import load_trained_generator, synthesize
-from bio_assets.stored_models import pick_model, stored_models
 from resources.catalog import CatalogResource
 from resources.paths import registry_path
 
 
 def _models(asset_names: tuple[str, ...], model_id: str | None, what: str):
-    from bio_assets.driver import open_instance
+    from bio_assets.app.driver import open_instance
 
     datasets = [e.name for e in load_registry(registry_path())]
     with open_instance() as instance:
@@ -44,7 +44,9 @@ def generate(count: int, class_name: str | None, model_id: str | None, out: Path
         if target.exists() and any(target.iterdir()):
             raise ValueError(f"{target} already holds files; choose another --out")
     for name in classes:
-        files = write_images(_fresh(Path(out) / name), name, synthesize(generator, name, count, seed, torch.device("cpu")))
+        files = write_images(
+            _fresh(Path(out) / name), name, synthesize(generator, name, count, seed, torch.device("cpu"))
+        )
         print(f"{len(files)} images of {name} -> {Path(out) / name}")
     print(f"generator: {model.model_id}/{model.asset} (run {model.run_id[:8]}), seed {seed}")
     return 0
@@ -82,8 +84,14 @@ def export(destination: Path, dataset: str | None) -> int:
     if dataset is None:
         datasets = [e.name for e in load_registry(registry_path()) if dataset_classes(store.engine, e.name)]
         if len(datasets) != 1:
-            raise ValueError(f"datasets with synthetic images: {datasets or 'none'}; " + ("materialize synthetic_dataset first" if not datasets else "choose one with --dataset"))
+            raise ValueError(
+                f"datasets with synthetic images: {datasets or 'none'}; "
+                + ("materialize synthetic_dataset first" if not datasets else "choose one with --dataset")
+            )
         dataset = datasets[0]
     summary = export_package(store, dataset, destination)
-    print(f"exported {summary.num_images} images of {summary.num_classes} classes ({summary.total_bytes / 1e6:.1f} MB) with catalog.sql and catalog.csv -> {summary.folder}")
+    print(
+        f"exported {summary.num_images} images of {summary.num_classes} classes ({summary.total_bytes / 1e6:.1f} MB) "
+        f"with catalog.sql and catalog.csv -> {summary.folder}"
+    )
     return 0

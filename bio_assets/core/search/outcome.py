@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bio_assets.core.records import register_record
+from bio_assets.core.io.records import register_record
 from bio_assets.core.search.evolution import SearchResult
 
 
@@ -51,6 +51,11 @@ class SearchOutcome:
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> SearchOutcome:
         return cls(
-            best_code=str(arrays["best_code"]), codes=arrays["codes"], fitness=arrays["fitness"], macro_f1=arrays["macro_f1"],
-            cached=arrays["cached"], settings_hash=str(arrays["settings_hash"]), data_version=str(arrays["data_version"]),
+            best_code=str(arrays["best_code"]),
+            codes=arrays["codes"],
+            fitness=arrays["fitness"],
+            macro_f1=arrays["macro_f1"],
+            cached=arrays["cached"],
+            settings_hash=str(arrays["settings_hash"]),
+            data_version=str(arrays["data_version"]),
         )

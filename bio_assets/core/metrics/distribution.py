@@ -40,7 +40,11 @@ def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim != 2 or len(probabilities) == 0:
         raise ValueError(f"IS needs class probabilities of shape (N, K) with N >= 1, got {probabilities.shape}")
-    if not np.isfinite(probabilities).all() or (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6):
+    if (
+        not np.isfinite(probabilities).all()
+        or (probabilities < 0).any()
+        or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    ):
         raise ValueError("IS needs rows of non-negative probabilities summing to 1")
     return probabilities
 

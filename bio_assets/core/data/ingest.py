@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bio_assets.core.fingerprint import UNREADABLE, combine_file_digests
-from bio_assets.core.imaging import DecodeLimits, ImageRejected, decode_image
-from bio_assets.core.records import ImageSet
-from bio_assets.core.walk import FileIssue, candidate_files, inside
+from bio_assets.core.data.fingerprint import UNREADABLE, combine_file_digests
+from bio_assets.core.data.imaging import DecodeLimits, ImageRejected, decode_image
+from bio_assets.core.data.walk import FileIssue, candidate_files, inside
+from bio_assets.core.io.records import ImageSet
 
 
 @dataclass(frozen=True)

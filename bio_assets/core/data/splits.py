@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bio_assets.core.records import ImageSet, ImageSplits
+from bio_assets.core.io.records import ImageSet, ImageSplits
 
 
 @dataclass(frozen=True)

@@ -120,5 +120,7 @@ class ImageSplits:
         parts = {}
         for split in SPLIT_NAMES:
             prefix = f"{split}/"
-            parts[split] = ImageSet.from_arrays({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
+            parts[split] = ImageSet.from_arrays(
+                {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            )
         return cls(seed=int(arrays["seed"]), **parts)

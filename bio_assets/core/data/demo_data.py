@@ -49,11 +49,71 @@ class CellKind:
 
 
 KINDS: dict[str, CellKind] = {
-    "Dyskeratotic": CellKind((9, 15), (0.28, 0.45), (0.08, 0.22), (0.15, 0.25, 0.60), (0.7, 1.2), (1.2, 1.8), (0.05, 0.15), 0.0, 0.05, (2, 5), (0, 0)),
-    "Koilocytotic": CellKind((15, 23), (0.22, 0.36), (0.06, 0.18), (0.55, 0.35, 0.10), (0.45, 0.8), (1.0, 1.5), (0.15, 0.35), 0.9, 0.25, (0, 3), (0, 0)),
-    "Metaplastic": CellKind((12, 19), (0.28, 0.42), (0.10, 0.25), (0.80, 0.15, 0.05), (0.7, 1.1), (0.8, 1.2), (0.15, 0.30), 0.05, 0.02, (0, 3), (2, 5)),
-    "Parabasal": CellKind((9, 14), (0.38, 0.55), (0.02, 0.08), (0.85, 0.12, 0.03), (0.7, 1.1), (0.8, 1.2), (0.10, 0.25), 0.0, 0.02, (0, 3), (0, 0)),
-    "Superficial-Intermediate": CellKind((19, 28), (0.10, 0.20), (0.10, 0.25), (0.50, 0.45, 0.05), (0.25, 0.5), (1.1, 1.7), (0.02, 0.10), 0.05, 0.0, (0, 3), (0, 1)),
+    "Dyskeratotic": CellKind(
+        (9, 15),
+        (0.28, 0.45),
+        (0.08, 0.22),
+        (0.15, 0.25, 0.60),
+        (0.7, 1.2),
+        (1.2, 1.8),
+        (0.05, 0.15),
+        0.0,
+        0.05,
+        (2, 5),
+        (0, 0),
+    ),
+    "Koilocytotic": CellKind(
+        (15, 23),
+        (0.22, 0.36),
+        (0.06, 0.18),
+        (0.55, 0.35, 0.10),
+        (0.45, 0.8),
+        (1.0, 1.5),
+        (0.15, 0.35),
+        0.9,
+        0.25,
+        (0, 3),
+        (0, 0),
+    ),
+    "Metaplastic": CellKind(
+        (12, 19),
+        (0.28, 0.42),
+        (0.10, 0.25),
+        (0.80, 0.15, 0.05),
+        (0.7, 1.1),
+        (0.8, 1.2),
+        (0.15, 0.30),
+        0.05,
+        0.02,
+        (0, 3),
+        (2, 5),
+    ),
+    "Parabasal": CellKind(
+        (9, 14),
+        (0.38, 0.55),
+        (0.02, 0.08),
+        (0.85, 0.12, 0.03),
+        (0.7, 1.1),
+        (0.8, 1.2),
+        (0.10, 0.25),
+        0.0,
+        0.02,
+        (0, 3),
+        (0, 0),
+    ),
+    "Superficial-Intermediate": CellKind(
+        (19, 28),
+        (0.10, 0.20),
+        (0.10, 0.25),
+        (0.50, 0.45, 0.05),
+        (0.25, 0.5),
+        (1.1, 1.7),
+        (0.02, 0.10),
+        0.05,
+        0.0,
+        (0, 3),
+        (0, 1),
+    ),
 }
 
 
@@ -63,7 +123,9 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
     return field / (field.std() + 1e-8)
 
 
-def _blob(size: int, cx: float, cy: float, radius: float, irregularity: float, rng: np.random.Generator, spikes: int = 0) -> np.ndarray:
+def _blob(
+    size: int, cx: float, cy: float, radius: float, irregularity: float, rng: np.random.Generator, spikes: int = 0
+) -> np.ndarray:
     """Soft mask ``(size, size)`` in [0, 1] of a closed shape with a wavy (or spiky) outline."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     dx, dy = xx - cx, yy - cy
@@ -81,13 +143,17 @@ def _blob(size: int, cx: float, cy: float, radius: float, irregularity: float, r
     return np.clip(radius * outline - distance + 0.5, 0.0, 1.0)
 
 
-def _paint_cell(density: np.ndarray, kind: CellKind, cx: float, cy: float, rng: np.random.Generator, scale: float = 1.0) -> None:
+def _paint_cell(
+    density: np.ndarray, kind: CellKind, cx: float, cy: float, rng: np.random.Generator, scale: float = 1.0
+) -> None:
     """Add one cell's optical density into ``density`` ``(size, size, 3)`` in place."""
     size = density.shape[0]
     radius = rng.uniform(*kind.cell_radius) * scale
     mix = np.array(kind.cytoplasm_mix) * rng.uniform(0.6, 1.4, size=3)
     colour = (mix / mix.sum()) @ np.stack([CYAN_CYTOPLASM, PINK_CYTOPLASM, ORANGE_CYTOPLASM])
-    cytoplasm = _blob(size, cx, cy, radius, rng.uniform(*kind.irregularity), rng, rng.integers(kind.spikes[0], kind.spikes[1] + 1))
+    cytoplasm = _blob(
+        size, cx, cy, radius, rng.uniform(*kind.irregularity), rng, rng.integers(kind.spikes[0], kind.spikes[1] + 1)
+    )
     texture = 1.0 + 0.12 * _smooth_noise(rng, size, 2.0)
     density += (cytoplasm * texture * rng.uniform(*kind.cytoplasm_density))[..., None] * colour
 
@@ -120,7 +186,14 @@ def render_cell_image(class_name: str, rng: np.random.Generator, size: int = 64)
         angle = rng.uniform(0, 2 * np.pi)
         distance = rng.uniform(0.45, 0.75) * size
         neighbour_kind = KINDS[class_name if rng.random() < 0.6 else DEMO_CLASSES[rng.integers(len(DEMO_CLASSES))]]
-        _paint_cell(density, neighbour_kind, size / 2 + distance * np.cos(angle), size / 2 + distance * np.sin(angle), rng, scale=rng.uniform(0.7, 1.0))
+        _paint_cell(
+            density,
+            neighbour_kind,
+            size / 2 + distance * np.cos(angle),
+            size / 2 + distance * np.sin(angle),
+            rng,
+            scale=rng.uniform(0.7, 1.0),
+        )
     centre = size / 2 + rng.normal(0, size * 0.04, size=2)
     _paint_cell(density, kind, centre[0], centre[1], rng, scale=size / 64)
 
@@ -144,7 +217,9 @@ def generate_demo_dataset(root: Path, images_per_class: int = 60, size: int = 64
     if marker.is_file() and json.loads(marker.read_text()) == settings:
         return root
     if root.exists():
-        raise ValueError(f"{root} exists but is not a demo dataset made with {settings}; remove it or choose another folder")
+        raise ValueError(
+            f"{root} exists but is not a demo dataset made with {settings}; remove it or choose another folder"
+        )
     staging = root.with_name(f".{root.name}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     for class_index, class_name in enumerate(DEMO_CLASSES):

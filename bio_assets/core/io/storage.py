@@ -12,8 +12,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as serialize_safetensors
 
-from bio_assets.core.atomic import atomic_write
-from bio_assets.core.records import RECORD_TYPES
+from bio_assets.core.io.atomic import atomic_write
+from bio_assets.core.io.records import RECORD_TYPES
 
 TYPE_KEY = "__record_type__"
 

@@ -3,8 +3,8 @@
 import dagster as dg
 
 from bio_assets.assets.metadata import latest_metadata
-from bio_assets.core.records import SPLIT_NAMES, ImageSet, ImageSplits
-from bio_assets.partitions import asset_key, class_partitions
+from bio_assets.assets.partitions import asset_key, class_partitions
+from bio_assets.core.io.records import SPLIT_NAMES, ImageSet, ImageSplits
 
 
 def overlapping_hashes(splits: ImageSplits) -> dict[str, int]:
@@ -18,7 +18,11 @@ def image_defects(images: ImageSet, size: int) -> dict[str, int]:
     shape_ok = images.images.shape[1:] == (size, size, 3)
     flat = images.images.reshape(len(images), -1)
     blank = int((flat.min(axis=1) == flat.max(axis=1)).sum())
-    return {"wrong_shape": 0 if shape_ok else len(images), "blank": blank, "duplicate_hashes": len(images) - len(set(images.sha256.tolist()))}
+    return {
+        "wrong_shape": 0 if shape_ok else len(images),
+        "blank": blank,
+        "duplicate_hashes": len(images) - len(set(images.sha256.tolist())),
+    }
 
 
 def recorded_value(context: dg.AssetCheckExecutionContext, key: dg.AssetKey, name: str) -> int:
@@ -36,27 +40,56 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     splits_key = asset_key(dataset, "image_splits")
     augmented_key = asset_key(dataset, "augmented_dataset")
 
-    @dg.asset_check(asset=raw_key, partitions_def=partitions, blocking=True, description="Images have the configured size, none is blank, none repeats.")
+    @dg.asset_check(
+        asset=raw_key,
+        partitions_def=partitions,
+        blocking=True,
+        description="Images have the configured size, none is blank, none repeats.",
+    )
     def raw_images_valid(context: dg.AssetCheckExecutionContext, raw_images: ImageSet) -> dg.AssetCheckResult:
         size = recorded_value(context, raw_key, "image_size")
         defects = image_defects(raw_images, size)
         return dg.AssetCheckResult(passed=not any(defects.values()), metadata={**defects, "image_size": size})
 
-    @dg.asset_check(asset=splits_key, partitions_def=partitions, blocking=True, description="No source image (by SHA-256) is in two splits.")
+    @dg.asset_check(
+        asset=splits_key,
+        partitions_def=partitions,
+        blocking=True,
+        description="No source image (by SHA-256) is in two splits.",
+    )
     def splits_disjoint(image_splits: ImageSplits) -> dg.AssetCheckResult:
         overlaps = overlapping_hashes(image_splits)
-        return dg.AssetCheckResult(passed=not any(overlaps.values()), metadata={f"shared_{k}": v for k, v in overlaps.items()})
+        return dg.AssetCheckResult(
+            passed=not any(overlaps.values()), metadata={f"shared_{k}": v for k, v in overlaps.items()}
+        )
 
-    @dg.asset_check(asset=splits_key, partitions_def=partitions, blocking=True, description="With 3 or more images, train, val and test all hold images.")
+    @dg.asset_check(
+        asset=splits_key,
+        partitions_def=partitions,
+        blocking=True,
+        description="With 3 or more images, train, val and test all hold images.",
+    )
     def splits_non_empty(image_splits: ImageSplits) -> dg.AssetCheckResult:
         sizes = {name: len(getattr(image_splits, name)) for name in SPLIT_NAMES}
         applies = sum(sizes.values()) >= 3
-        return dg.AssetCheckResult(passed=not applies or min(sizes.values()) > 0, metadata={**sizes, "applies": applies})
+        return dg.AssetCheckResult(
+            passed=not applies or min(sizes.values()) > 0, metadata={**sizes, "applies": applies}
+        )
 
-    @dg.asset_check(asset=augmented_key, partitions_def=partitions, blocking=True, description="The class reached target_per_class images.")
-    def augmented_reaches_target(context: dg.AssetCheckExecutionContext, augmented_dataset: ImageSet) -> dg.AssetCheckResult:
+    @dg.asset_check(
+        asset=augmented_key,
+        partitions_def=partitions,
+        blocking=True,
+        description="The class reached target_per_class images.",
+    )
+    def augmented_reaches_target(
+        context: dg.AssetCheckExecutionContext, augmented_dataset: ImageSet
+    ) -> dg.AssetCheckResult:
         target = recorded_value(context, augmented_key, "target_per_class")
-        return dg.AssetCheckResult(passed=len(augmented_dataset) >= target, metadata={"num_images": len(augmented_dataset), "target_per_class": target})
+        return dg.AssetCheckResult(
+            passed=len(augmented_dataset) >= target,
+            metadata={"num_images": len(augmented_dataset), "target_per_class": target},
+        )
 
     @dg.asset_check(
         asset=augmented_key,

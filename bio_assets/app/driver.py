@@ -19,20 +19,40 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from bio_assets.assets.metadata import latest_metadata
+from bio_assets.assets.partitions import class_partitions_name
+from bio_assets.checks.gates import CHECK_DONE
 from bio_assets.core.gan.baselines import GAN_BASELINES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import load_definitions
-from bio_assets.partitions import class_partitions_name
-from bio_assets.synthetic_checks import CHECK_DONE
 from jobs.presets import run_config
 from resources.image_dataset import ImageDatasetResource
 
 GPU_POOL = "gpu"
 SUMMARY_NUMBERS = (
-    "num_images", "num_rejected", "num_skipped", "num_train", "num_val", "num_test", "num_augmented",
-    "genotype", "val_accuracy", "num_evaluations", "num_trainings", "test_accuracy", "test_macro_f1", "source_accuracy",
-    "val_accuracy_biocnn1", "val_accuracy_biocnn2", "fid", "fid_extractor", "iterations", "tstr_accuracy", "accuracy_gain", "num_synthetic_images",
-    "num_shortfalls", "wall_seconds",
+    "num_images",
+    "num_rejected",
+    "num_skipped",
+    "num_train",
+    "num_val",
+    "num_test",
+    "num_augmented",
+    "genotype",
+    "val_accuracy",
+    "num_evaluations",
+    "num_trainings",
+    "test_accuracy",
+    "test_macro_f1",
+    "source_accuracy",
+    "val_accuracy_biocnn1",
+    "val_accuracy_biocnn2",
+    "fid",
+    "fid_extractor",
+    "iterations",
+    "tstr_accuracy",
+    "accuracy_gain",
+    "num_synthetic_images",
+    "num_shortfalls",
+    "wall_seconds",
 )
 LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
@@ -40,7 +60,9 @@ LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 @contextmanager
 def open_instance() -> Iterator[dg.DagsterInstance]:
     if not os.environ.get("DAGSTER_HOME"):
-        raise ValueError("DAGSTER_HOME is not set; run through `make demo` or export DAGSTER_HOME=<folder with dagster.yaml>")
+        raise ValueError(
+            "DAGSTER_HOME is not set; run through `make demo` or export DAGSTER_HOME=<folder with dagster.yaml>"
+        )
     Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.get() as instance:
         yield instance
@@ -93,7 +115,10 @@ def plan_batches(graph, keys: list[dg.AssetKey], class_partitions: str) -> list[
     """Batches of keys in dependency order: each batch holds keys of one kind whose selected
     parents ran in earlier batches or sit in the same batch (one Dagster run orders those)."""
     selected, done, batches = set(keys), set(), []
-    kinds = sorted({batch_kind(graph, k, class_partitions) for k in keys}, key=lambda kind: ({"class": 0, "all": 1}.get(kind[0], 2), kind))
+    kinds = sorted(
+        {batch_kind(graph, k, class_partitions) for k in keys},
+        key=lambda kind: ({"class": 0, "all": 1}.get(kind[0], 2), kind),
+    )
     remaining = list(keys)
     while remaining:
         for kind in kinds:
@@ -103,7 +128,11 @@ def plan_batches(graph, keys: list[dg.AssetKey], class_partitions: str) -> list[
                 grew = False
                 for key in remaining:
                     parents = set(graph.get(key).parent_keys) & selected
-                    if key not in batch and batch_kind(graph, key, class_partitions) == kind and parents <= done | set(batch):
+                    if (
+                        key not in batch
+                        and batch_kind(graph, key, class_partitions) == kind
+                        and parents <= done | set(batch)
+                    ):
                         batch.append(key)
                         grew = True
             if batch:
@@ -112,7 +141,9 @@ def plan_batches(graph, keys: list[dg.AssetKey], class_partitions: str) -> list[
                 remaining = [k for k in remaining if k not in done]
                 break
         else:
-            raise ValueError(f"cannot order {[k.to_user_string() for k in remaining]}: their parents are never materialized")
+            raise ValueError(
+                f"cannot order {[k.to_user_string() for k in remaining]}: their parents are never materialized"
+            )
     return batches
 
 
@@ -144,12 +175,17 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
         for kind, batch in plan_batches(graph, keys, class_partitions):
             names = sorted(k.path[-1] for k in batch)
             partitions = classes if kind[0] == "class" else kind[1] if kind[0] == "static" else [None]
-            upstream_broken = sorted({p.to_user_string() for k in batch for p in graph.get(k).parent_keys if p in broken})
+            upstream_broken = sorted(
+                {p.to_user_string() for k in batch for p in graph.get(k).parent_keys if p in broken}
+            )
             if upstream_broken:
                 # These assets read every partition of their parents: running them on what worked would be wrong.
                 broken |= set(batch)
                 outcomes.update({(k.to_user_string(), p): "skipped" for k in batch for p in partitions})
-                failures.append(f"{', '.join(names)} [{entry.name}]: skipped because upstream {', '.join(upstream_broken)} failed or was skipped")
+                failures.append(
+                    f"{', '.join(names)} [{entry.name}]: skipped because upstream {', '.join(upstream_broken)} "
+                    "failed or was skipped"
+                )
                 continue
             config = {**run_config(entry.name, profile, names), **LOG_CONFIG}
             job = defs.resolve_implicit_job_def_def_for_assets(batch)
@@ -157,20 +193,31 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
                 where = entry.name + (f" {'class ' if kind[0] == 'class' else ''}{partition}" if partition else "")
                 print(f"== {where}: {', '.join(names)}", flush=True)
                 result = job.execute_in_process(
-                    instance=instance, asset_selection=batch, partition_key=partition, run_config=config, raise_on_error=False, tags={"bio_assets/profile": profile}
+                    instance=instance,
+                    asset_selection=batch,
+                    partition_key=partition,
+                    run_config=config,
+                    raise_on_error=False,
+                    tags={"bio_assets/profile": profile},
                 )
                 made = materialized_in(result)
                 for key in batch:
                     outcomes[(key.to_user_string(), partition)] = "ok" if key in made else "failed"
                 gates_only = made >= set(batch) and all(k.path[-1] in GATED_ASSETS for k in batch)
                 if not result.success and gates_only:
-                    print(f"   quality gates failed for {where}; downstream assets leave this partition out (see the check results)", flush=True)
+                    print(
+                        f"   quality gates failed for {where}; downstream assets leave this partition out (see the "
+                        "check results)",
+                        flush=True,
+                    )
                 elif not result.success:
                     failures += step_failures(result, where)
                     # Unmaterialized keys are broken; when all materialized, a failed blocking check breaks the batch.
                     broken |= (set(batch) - made) or set(batch)
         print_summary(instance, graph, entry.name, outcomes)
-    print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}")
+    print(
+        f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}"
+    )
     print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")
     return failures
 
@@ -187,7 +234,10 @@ def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partit
     for check_key in graph.get_check_keys_for_assets([key]):
         # Planned-but-never-run evaluations (their run failed first) do not count.
         history = instance.event_log_storage.get_asset_check_execution_history(
-            check_key, limit=1, status=set(CHECK_DONE), partition_filter=PartitionKeyFilter(key=partition) if partition is not None else None
+            check_key,
+            limit=1,
+            status=set(CHECK_DONE),
+            partition_filter=PartitionKeyFilter(key=partition) if partition is not None else None,
         )
         if history:
             latest = history[0]
@@ -200,11 +250,15 @@ def _short(value: object) -> object:
     return round(value, 4) if isinstance(value, float) else value
 
 
-def print_summary(instance: dg.DagsterInstance, graph, dataset: str, outcomes: dict[tuple[str, str | None], str]) -> None:
+def print_summary(
+    instance: dg.DagsterInstance, graph, dataset: str, outcomes: dict[tuple[str, str | None], str]
+) -> None:
     """One line per asset and partition: status of this invocation, key numbers, checks."""
     rows = [("asset", "partition", "status", "numbers")]
     classes = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
-    for key in sorted((k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()):
+    for key in sorted(
+        (k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()
+    ):
         partitions_def = graph.get(key).partitions_def
         if partitions_def is None:
             partitions: list[str | None] = [None]
@@ -234,12 +288,19 @@ def gan_comparison_lines(searched: dict, baselines: dict[str, dict]) -> list[str
     if not searched or "fid" not in searched:
         return []
     fid, iterations = searched["fid"], searched.get("iterations")
-    lines = [f"GAN comparison ({searched.get('fid_extractor', '?')} FID, lower is better; searched GAN {fid:.3f} after {iterations} iterations):"]
+    lines = [
+        f"GAN comparison ({searched.get('fid_extractor', '?')} FID, lower is better; searched GAN {fid:.3f} after "
+        f"{iterations} iterations):"
+    ]
     for name, meta in sorted(baselines.items()):
         if "fid" not in meta:
             lines.append(f"  {name:<13} not materialized")
             continue
-        budget = "same budget" if meta.get("iterations") == iterations else f"{meta.get('iterations')} iterations: NOT the same budget"
+        budget = (
+            "same budget"
+            if meta.get("iterations") == iterations
+            else f"{meta.get('iterations')} iterations: NOT the same budget"
+        )
         verdict = "searched GAN is better" if fid < meta["fid"] else "searched GAN is NOT better"
         lines.append(f"  {name:<13} FID {meta['fid']:.3f} ({budget}); {verdict}")
     return lines
@@ -247,7 +308,9 @@ def gan_comparison_lines(searched: dict, baselines: dict[str, dict]) -> list[str
 
 def print_gan_comparison(instance: dg.DagsterInstance, dataset: str) -> None:
     searched = latest_metadata(instance, dg.AssetKey([dataset, "trained_gan"]), None)
-    baselines = {name: latest_metadata(instance, dg.AssetKey([dataset, "gan_baselines"]), name) for name in GAN_BASELINES}
+    baselines = {
+        name: latest_metadata(instance, dg.AssetKey([dataset, "gan_baselines"]), name) for name in GAN_BASELINES
+    }
     lines = gan_comparison_lines(searched, baselines)
     if lines:
         print()

@@ -8,13 +8,13 @@ from dagster._core.event_api import PartitionKeyFilter
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from bio_assets.assets.metadata import latest_metadata
+from bio_assets.assets.partitions import asset_key, class_partitions
 from bio_assets.core.gan.scoring import resize_uint8
+from bio_assets.core.io.records import ImageSplits
+from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.fid import FeatureStatistics, fid_from_statistics
-from bio_assets.core.records import ImageSplits
-from bio_assets.core.storage import ModelWeights
 from bio_assets.core.synthesis.files import load_folder_images
 from bio_assets.core.synthesis.gates import held_out_leaks, memorization, typical_spacing
-from bio_assets.partitions import asset_key, class_partitions
 from resources.catalog import CatalogResource
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
@@ -28,7 +28,9 @@ def _settings(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict:
     """The thresholds ``synthetic_dataset`` recorded for this partition; fails loudly if absent."""
     partition = context.op_execution_context.partition_key
     metadata = latest_metadata(context.instance, key, partition)
-    missing = [n for n in ("max_class_fid", "min_distance_ratio", "gate_extractor", "num_requested") if n not in metadata]
+    missing = [
+        n for n in ("max_class_fid", "min_distance_ratio", "gate_extractor", "num_requested") if n not in metadata
+    ]
     if missing:
         raise ValueError(f"{key.to_user_string()} [{partition}] recorded no {missing}; re-materialize it")
     return metadata
@@ -44,7 +46,13 @@ def _published(catalog: CatalogResource, dataset: str, class_name: str) -> np.nd
     return load_folder_images(store.class_folder(dataset, class_name), names)
 
 
-def _features(feature_extractor: FeatureExtractorResource, compute: ComputeResource, extractors: ModelWeights, name: str, images: np.ndarray) -> np.ndarray:
+def _features(
+    feature_extractor: FeatureExtractorResource,
+    compute: ComputeResource,
+    extractors: ModelWeights,
+    name: str,
+    images: np.ndarray,
+) -> np.ndarray:
     extractor = feature_extractor.serve(name, extractors, compute.torch_device())
     return extractor.features(torch.from_numpy(np.ascontiguousarray(images)))
 
@@ -61,32 +69,76 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         """(recorded settings, the class's published images, images -> gate-extractor features)."""
         settings = _settings(context, key)
         fake = _published(catalog, dataset, context.op_execution_context.partition_key)
-        return settings, fake, lambda images: _features(feature_extractor, compute, feature_extractors, settings["gate_extractor"], images)
+        return (
+            settings,
+            fake,
+            lambda images: _features(
+                feature_extractor, compute, feature_extractors, settings["gate_extractor"], images
+            ),
+        )
 
-    @dg.asset_check(**common, additional_ins={**extractors_in, **class_splits_in}, description="The class's FID against its real train images is below max_class_fid.")
+    @dg.asset_check(
+        **common,
+        additional_ins={**extractors_in, **class_splits_in},
+        description="The class's FID against its real train images is below max_class_fid.",
+    )
     def synthetic_class_fid(
-        context: dg.AssetCheckExecutionContext, compute: ComputeResource, feature_extractor: FeatureExtractorResource, catalog: CatalogResource,
-        feature_extractors: ModelWeights, image_splits: ImageSplits,
+        context: dg.AssetCheckExecutionContext,
+        compute: ComputeResource,
+        feature_extractor: FeatureExtractorResource,
+        catalog: CatalogResource,
+        feature_extractors: ModelWeights,
+        image_splits: ImageSplits,
     ) -> dg.AssetCheckResult:
         settings, fake, features = _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors)
         real = image_splits.train.images
         name = settings["gate_extractor"]
-        fid = fid_from_statistics(FeatureStatistics.of(features(real)), FeatureStatistics.of(features(fake)), name, f"real {real.shape[1]} px, synthetic {fake.shape[1]} px")
+        fid = fid_from_statistics(
+            FeatureStatistics.of(features(real)),
+            FeatureStatistics.of(features(fake)),
+            name,
+            f"real {real.shape[1]} px, synthetic {fake.shape[1]} px",
+        )
         return dg.AssetCheckResult(
-            passed=fid.value < settings["max_class_fid"], metadata={"class_fid": round(fid.value, 4), "threshold": settings["max_class_fid"], "fid_provenance": dg.MetadataValue.json(fid.to_json())}
+            passed=fid.value < settings["max_class_fid"],
+            metadata={
+                "class_fid": round(fid.value, 4),
+                "threshold": settings["max_class_fid"],
+                "fid_provenance": dg.MetadataValue.json(fid.to_json()),
+            },
         )
 
-    @dg.asset_check(**common, additional_ins={**extractors_in, **class_splits_in}, description="No synthetic image is a near copy of a real training image (feature space).")
+    @dg.asset_check(
+        **common,
+        additional_ins={**extractors_in, **class_splits_in},
+        description="No synthetic image is a near copy of a real training image (feature space).",
+    )
     def synthetic_not_memorized(
-        context: dg.AssetCheckExecutionContext, compute: ComputeResource, feature_extractor: FeatureExtractorResource, catalog: CatalogResource,
-        feature_extractors: ModelWeights, image_splits: ImageSplits,
+        context: dg.AssetCheckExecutionContext,
+        compute: ComputeResource,
+        feature_extractor: FeatureExtractorResource,
+        catalog: CatalogResource,
+        feature_extractors: ModelWeights,
+        image_splits: ImageSplits,
     ) -> dg.AssetCheckResult:
         settings, fake, features = _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors)
         train = resize_uint8(torch.from_numpy(image_splits.train.images), fake.shape[1]).numpy()
         outcome = memorization(features(fake), features(train), settings["min_distance_ratio"])
-        return dg.AssetCheckResult(passed=outcome.pop("passed"), metadata={**{k: v for k, v in outcome.items() if not isinstance(v, list)}, "too_close": dg.MetadataValue.json(outcome["too_close"])})
+        return dg.AssetCheckResult(
+            passed=outcome.pop("passed"),
+            metadata={
+                **{k: v for k, v in outcome.items() if not isinstance(v, list)},
+                "too_close": dg.MetadataValue.json(outcome["too_close"]),
+            },
+        )
 
-    @dg.asset_check(**common, description="The requested number of images is catalogued, and every file exists, decodes to 64x64 RGB and matches its MD5.")
+    @dg.asset_check(
+        **common,
+        description=(
+            "The requested number of images is catalogued, and every file exists, decodes to 64x64 RGB "
+            "and matches its MD5."
+        ),
+    )
     def synthetic_files_intact(context: dg.AssetCheckExecutionContext, catalog: CatalogResource) -> dg.AssetCheckResult:
         settings = _settings(context, key)
         class_name = context.op_execution_context.partition_key
@@ -95,13 +147,27 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         count_ok = current is not None and listed == settings["num_requested"] == current["num_images"]
         examples = {name: values[:10] for name, values in vars(defects).items() if values}
         return dg.AssetCheckResult(
-            passed=count_ok and defects.ok, metadata={"num_requested": settings["num_requested"], "num_catalogued": listed, **defects.counts(), "examples": dg.MetadataValue.json(examples)}
+            passed=count_ok and defects.ok,
+            metadata={
+                "num_requested": settings["num_requested"],
+                "num_catalogued": listed,
+                **defects.counts(),
+                "examples": dg.MetadataValue.json(examples),
+            },
         )
 
-    @dg.asset_check(**common, additional_ins=extractors_in, description="No synthetic image equals or nearly equals any validation or test image of any class.")
+    @dg.asset_check(
+        **common,
+        additional_ins=extractors_in,
+        description="No synthetic image equals or nearly equals any validation or test image of any class.",
+    )
     def synthetic_not_in_held_out(
-        context: dg.AssetCheckExecutionContext, compute: ComputeResource, feature_extractor: FeatureExtractorResource, catalog: CatalogResource,
-        io_manager: dg.ResourceParam[AssetFileIOManager], feature_extractors: ModelWeights,
+        context: dg.AssetCheckExecutionContext,
+        compute: ComputeResource,
+        feature_extractor: FeatureExtractorResource,
+        catalog: CatalogResource,
+        io_manager: dg.ResourceParam[AssetFileIOManager],
+        feature_extractors: ModelWeights,
     ) -> dg.AssetCheckResult:
         settings, fake, features = _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors)
         class_name = context.op_execution_context.partition_key
@@ -110,10 +176,25 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         classes = context.instance.get_dynamic_partitions(partitions.name)
         all_splits = {name: io_manager.load_stored(splits_key, name) for name in classes}
         size = fake.shape[1]
-        held = np.concatenate([resize_uint8(torch.from_numpy(getattr(s, split).images), size).numpy() for s in all_splits.values() for split in ("val", "test") if len(getattr(s, split))])
+        held = np.concatenate(
+            [
+                resize_uint8(torch.from_numpy(getattr(s, split).images), size).numpy()
+                for s in all_splits.values()
+                for split in ("val", "test")
+                if len(getattr(s, split))
+            ]
+        )
         train = resize_uint8(torch.from_numpy(all_splits[class_name].train.images), size).numpy()
-        outcome = held_out_leaks(fake, features(fake), held, features(held), typical_spacing(features(train)), settings["min_distance_ratio"])
-        return dg.AssetCheckResult(passed=outcome.pop("passed"), metadata={**{k: v for k, v in outcome.items() if not isinstance(v, list)}, "exact": dg.MetadataValue.json(outcome["exact"])})
+        outcome = held_out_leaks(
+            fake, features(fake), held, features(held), typical_spacing(features(train)), settings["min_distance_ratio"]
+        )
+        return dg.AssetCheckResult(
+            passed=outcome.pop("passed"),
+            metadata={
+                **{k: v for k, v in outcome.items() if not isinstance(v, list)},
+                "exact": dg.MetadataValue.json(outcome["exact"]),
+            },
+        )
 
     return [synthetic_class_fid, synthetic_not_memorized, synthetic_files_intact, synthetic_not_in_held_out]
 
@@ -123,21 +204,30 @@ def _evaluation_summary(record) -> str:
     event = record.event.dagster_event if record.event is not None else None
     evaluation = event.event_specific_data if event is not None else None
     values = getattr(evaluation, "metadata", {}) or {}
-    shown = [f"{k}={v.value}" for k, v in values.items() if isinstance(v.value, (int, float)) and not isinstance(v.value, bool)]
+    shown = [
+        f"{k}={v.value}"
+        for k, v in values.items()
+        if isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
+    ]
     return ", ".join(shown[:6])
 
 
 def gate_status(instance: dg.DagsterInstance, dataset: str, class_name: str) -> tuple[bool, list[str]]:
     """Whether every gate passed on the class's newest materialization, and why not otherwise."""
     key = asset_key(dataset, "synthetic_dataset")
-    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=key, asset_partitions=[class_name]), limit=1).records
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[class_name]), limit=1
+    ).records
     if not records:
         return False, ["synthetic_dataset is not materialized for this class"]
     run_id = records[0].event_log_entry.run_id
     reasons = []
     for name in GATE_NAMES:
         history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(key, name), limit=1, status=set(CHECK_DONE), partition_filter=PartitionKeyFilter(key=class_name)
+            dg.AssetCheckKey(key, name),
+            limit=1,
+            status=set(CHECK_DONE),
+            partition_filter=PartitionKeyFilter(key=class_name),
         )
         if not history:
             reasons.append(f"{name}: never evaluated")

@@ -16,7 +16,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from torchvision.transforms import InterpolationMode
 
-from bio_assets.core.records import ImageSet
+from bio_assets.core.io.records import ImageSet
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,9 @@ def _border_fill(image: torch.Tensor) -> torch.Tensor:
     return border.median(dim=1).values[:, None, None]
 
 
-def augment_image(image: torch.Tensor, params: AugmentParams, generator: torch.Generator) -> tuple[torch.Tensor, list[str]]:
+def augment_image(
+    image: torch.Tensor, params: AugmentParams, generator: torch.Generator
+) -> tuple[torch.Tensor, list[str]]:
     """Apply a random subset of the operations to one uint8 ``(3, H, W)`` image.
 
     Draws again when no operation was picked, so an augmented image is never a copy.
@@ -77,14 +79,21 @@ def augment_image(image: torch.Tensor, params: AugmentParams, generator: torch.G
     angle = _uniform(generator, -params.max_rotation_deg, params.max_rotation_deg) if "rotate" in chosen else 0.0
     scale = _uniform(generator, *params.scale_range) if "scale" in chosen else 1.0
     shear = (
-        [_uniform(generator, -params.max_shear_deg, params.max_shear_deg), _uniform(generator, -params.max_shear_deg, params.max_shear_deg)]
+        [
+            _uniform(generator, -params.max_shear_deg, params.max_shear_deg),
+            _uniform(generator, -params.max_shear_deg, params.max_shear_deg),
+        ]
         if "shear" in chosen
         else [0.0, 0.0]
     )
     if {"rotate", "scale", "shear"} & set(chosen):
-        out = TF.affine(out, angle=angle, translate=[0, 0], scale=scale, shear=shear, interpolation=InterpolationMode.BILINEAR)
+        out = TF.affine(
+            out, angle=angle, translate=[0, 0], scale=scale, shear=shear, interpolation=InterpolationMode.BILINEAR
+        )
     if "elastic" in chosen:
-        out = TF.elastic(out, _elastic_displacement(out.shape[-2:], params, generator), interpolation=InterpolationMode.BILINEAR)
+        out = TF.elastic(
+            out, _elastic_displacement(out.shape[-2:], params, generator), interpolation=InterpolationMode.BILINEAR
+        )
     return (out + fill).round().clamp(0, 255).to(torch.uint8), chosen
 
 
@@ -134,5 +143,7 @@ def augment_class(
         # Augmented rows carry the hash of the original they came from: leakage checks by hash still hold.
         sha256=np.concatenate([train.sha256, train.sha256[np.array(sources, dtype=np.int64)]]),
         class_name=train.class_name,
-        source_index=np.concatenate([np.full(len(train), -1), np.array(sources, dtype=np.int64)]) if sources else np.full(len(train), -1),
+        source_index=np.concatenate([np.full(len(train), -1), np.array(sources, dtype=np.int64)])
+        if sources
+        else np.full(len(train), -1),
     )

@@ -18,7 +18,13 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def fitness_plot(fitness: np.ndarray, cached: np.ndarray, title: str, ylabel: str = "validation accuracy", higher_is_better: bool = True) -> bytes:
+def fitness_plot(
+    fitness: np.ndarray,
+    cached: np.ndarray,
+    title: str,
+    ylabel: str = "validation accuracy",
+    higher_is_better: bool = True,
+) -> bytes:
     """Score of each evaluation in order, cache hits hollow, and the running best."""
     figure, axis = plt.subplots(figsize=(6, 3.2))
     order = np.arange(1, len(fitness) + 1)
@@ -43,7 +49,14 @@ def curve_plot(curves: dict[str, list[tuple[int, float]]], title: str, ylabel: s
     return _png(figure)
 
 
-def roc_plot(curves: dict[int, tuple[np.ndarray, np.ndarray]], aucs: dict[int, float], micro: tuple[np.ndarray, np.ndarray], micro_auc: float, class_names: tuple[str, ...], title: str) -> bytes:
+def roc_plot(
+    curves: dict[int, tuple[np.ndarray, np.ndarray]],
+    aucs: dict[int, float],
+    micro: tuple[np.ndarray, np.ndarray],
+    micro_auc: float,
+    class_names: tuple[str, ...],
+    title: str,
+) -> bytes:
     """One-vs-rest ROC curve per class and the micro average."""
     figure, axis = plt.subplots(figsize=(5, 4.5))
     for k, (fpr, tpr) in curves.items():
