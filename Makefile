@@ -27,9 +27,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 demo: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bio-assets materialize --profile demo
 
-## ui: the Dagster UI (and daemon: sensors, schedules, automation) on the same instance
+## ui: the Dagster UI and daemon (backfills, sensors, automation) on the same instance; Ctrl-C stops both
 ui: install $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev --host 127.0.0.1 --port 3000 --workspace workspace.yaml
+	$(BIN)/bio-assets ui --port 3000
 
 ## test: the whole suite, CPU only, offline
 test: install

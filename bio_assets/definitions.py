@@ -9,14 +9,17 @@ import dagster as dg
 
 from bio_assets.checks.data import build_data_checks
 from bio_assets.checks.gates import build_synthetic_checks
+from bio_assets.core.profiles import validate_dataset_settings
 from bio_assets.core.registry import DatasetEntry, load_registry
-from jobs.automation import build_automation
+from jobs.automation import build_automation, with_rebuild_policy
+from jobs.notifications import build_notification_sensors
 from jobs.pipelines import build_dataset_assets, build_pipeline_jobs
 from resources.catalog import CatalogResource
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
+from resources.notifier import NotifierResource
 from resources.paths import registry_path
 from resources.search_executor import SearchExecutorResource
 
@@ -26,31 +29,43 @@ warnings.filterwarnings(
     "ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning
 )
 warnings.filterwarnings("ignore", message="Parameter `include_sources`", category=dg.BetaWarning)
+# Beta APIs used deliberately: observable sources (the class folders) and source-code references.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, module=r"dagster\._core\.(decorator_utils|definitions)")
+warnings.filterwarnings("ignore", message=".*(observable_source_asset|with_source_code_references|CodeReference)")
+
+
+# Runs launched by the daemon (UI, CLI, sensors) execute their steps one after another in the run
+# worker. A step process per step (the multiprocess executor) costs a code-location load per step:
+# seconds each, more than most data steps take. Trainings take turns anyway (the `gpu` pool).
+STEP_EXECUTOR = dg.in_process_executor
 
 
 def build_definitions(entries: list[DatasetEntry], resources: dict | None = None) -> dg.Definitions:
-    """Every registered dataset's asset graph, jobs, sensor and schedules."""
-    assets, checks, jobs = [], [], []
-    for entry in entries:
-        assets += build_dataset_assets(entry.name)
-        checks += build_data_checks(entry.name) + build_synthetic_checks(entry.name)
-        jobs += build_pipeline_jobs(entry.name)
-    defaults = {
+    """Every registered dataset's asset graph, checks, jobs, sensors and notifications."""
+    resources = {
         "catalog": CatalogResource(),
         "compute": ComputeResource(),
         "feature_extractor": FeatureExtractorResource(),
         "image_dataset": ImageDatasetResource(),
         "io_manager": AssetFileIOManager(),
+        "notifier": NotifierResource(),
         "search_executor": SearchExecutorResource(),
+        **(resources or {}),
     }
-    automation = build_automation(entries, jobs)
+    catalog_kind = resources["catalog"].dialect()
+    assets, checks, jobs = [], [], []
+    for entry in entries:
+        validate_dataset_settings(entry.name, entry.settings)
+        assets += with_rebuild_policy(build_dataset_assets(entry, catalog_kind), entry)
+        checks += build_data_checks(entry.name) + build_synthetic_checks(entry.name)
+        jobs += build_pipeline_jobs(entry.name)
     return dg.Definitions(
-        assets=assets,
+        assets=dg.with_source_code_references(assets),
         asset_checks=checks,
         jobs=jobs,
-        schedules=[d for d in automation if isinstance(d, dg.ScheduleDefinition)],
-        sensors=[d for d in automation if isinstance(d, dg.SensorDefinition)],
-        resources={**defaults, **(resources or {})},
+        sensors=[*build_automation(entries), *build_notification_sensors()],
+        resources=resources,
+        executor=STEP_EXECUTOR,
     )
 
 

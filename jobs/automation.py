@@ -1,47 +1,87 @@
-"""The ``dataset_sensor`` and the nightly schedule: rebuild the classes whose files changed."""
+"""Declarative automation over the whole graph, with a cost policy a user can read in the UI.
+
+- ``dataset_sensor`` keeps each dataset's class partitions equal to its class folders and
+  records a data version per class (an observation of ``<dataset>/image_folder``) whenever a
+  class's files change. Only files whose size, mtime or inode changed are read again.
+- Every asset carries an automation condition from ``REBUILD_POLICY``:
+  ``follow``: cheap per-class assets, synthesis, the extended classifier and the report are
+  rebuilt as soon as their inputs change; ``window``: searches and trainings (hours on a GPU)
+  are rebuilt when their inputs changed, at most once per window (the dataset's
+  ``rebuild_cron``, nightly by default). Neither runs while it or a parent is in progress (so
+  never two at once), while a parent is missing, or past a failed blocking check.
+- ``follow_upstream`` is the sensor that evaluates these conditions (running by default).
+"""
+
+from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import dagster as dg
 
-from bio_assets.assets.metadata import latest_metadata
 from bio_assets.assets.partitions import asset_key, class_partitions_name
-from bio_assets.core.data.fingerprint import dataset_fingerprints
 from bio_assets.core.registry import DatasetEntry
-from jobs.pipelines import pipeline_job_name
 from resources.image_dataset import ImageDatasetResource
 
+FOLLOW, WINDOW = "follow", "window"
+REBUILD_POLICY: dict[str, str] = {
+    "raw_images": FOLLOW,
+    "image_splits": FOLLOW,
+    "augmented_dataset": FOLLOW,
+    "searched_cell": WINDOW,
+    "macro_architecture": WINDOW,
+    "classifier": WINDOW,
+    "baseline_classifiers": WINDOW,
+    "optimizer_comparison": WINDOW,
+    "feature_extractors": WINDOW,
+    "generator": WINDOW,
+    "discriminator": WINDOW,
+    "trained_gan": WINDOW,
+    "gan_baselines": WINDOW,
+    "synthetic_dataset": FOLLOW,
+    "extended_classifier": FOLLOW,
+    "metric_reports": FOLLOW,
+}
+# The data version an observation records, as Dagster's observable source assets write it.
+DATA_VERSION_TAG = "dagster/data_version"
 
-@dataclass(frozen=True)
-class ClassChange:
-    dataset: str
-    class_name: str
-    fingerprint: str
 
-    def run_request(self, profile: str) -> dg.RunRequest:
-        # The run key makes a change requested once, however often it is seen.
-        return dg.RunRequest(
-            run_key=f"{self.dataset}/{self.class_name}/{self.fingerprint[:16]}",
-            job_name=pipeline_job_name(self.dataset, profile),
-            partition_key=self.class_name,
-            tags={"bio_assets/source_fingerprint": self.fingerprint},
-        )
+def _guards() -> dg.AutomationCondition:
+    """What every rule requires: parents present, nothing in progress, blocking checks passed."""
+    return (
+        ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    )
 
 
-def current_fingerprints(image_dataset: ImageDatasetResource, dataset: str) -> dict[str, str]:
-    """Class name -> content fingerprint of the dataset's class folders as they are now."""
-    layout = image_dataset.layout(dataset)
-    return dataset_fingerprints(layout.class_folders(), layout.file_pattern, layout.root)
+def follow_condition() -> dg.AutomationCondition:
+    """Rebuild as soon as any input changed."""
+    changed = dg.AutomationCondition.any_deps_updated().since_last_handled()
+    return (changed & _guards()).with_label("follows its inputs: rebuilt as soon as an input changes")
 
 
-def stale_classes(instance: dg.DagsterInstance, dataset: str, fingerprints: dict[str, str]) -> list[ClassChange]:
-    """Classes whose current files differ from those behind their newest ``raw_images``."""
-    key = asset_key(dataset, "raw_images")
+def window_condition(cron: str) -> dg.AutomationCondition:
+    """Rebuild after an input changed, at most once per window of ``cron``."""
+    window_opened = dg.AutomationCondition.cron_tick_passed(cron).since_last_handled()
+    changed = dg.AutomationCondition.any_deps_updated().since_last_handled()
+    label = f"costly: rebuilt when an input changed, at most once per window ({cron!r})"
+    return (window_opened & changed & _guards()).with_label(label)
+
+
+def with_rebuild_policy(assets: list, entry: DatasetEntry) -> list:
+    """``assets`` with the automation condition of their policy; observable sources as they are."""
+
+    def condition_for(spec: dg.AssetSpec) -> dg.AssetSpec:
+        policy = REBUILD_POLICY.get(spec.key.path[-1])
+        if policy is None:
+            raise ValueError(f"{spec.key.to_user_string()} has no rebuild policy in jobs/automation.py")
+        condition = follow_condition() if policy == FOLLOW else window_condition(entry.rebuild_cron)
+        return spec.replace_attributes(automation_condition=condition)
+
     return [
-        ClassChange(dataset, name, print_)
-        for name, print_ in sorted(fingerprints.items())
-        if latest_metadata(instance, key, name).get("source_fingerprint") != print_
+        a.map_asset_specs(condition_for) if isinstance(a, dg.AssetsDefinition) and a.is_materializable else a
+        for a in assets
     ]
 
 
@@ -57,64 +97,72 @@ def partition_sync_requests(instance: dg.DagsterInstance, dataset: str, class_na
     return requests
 
 
-def build_automation(entries: list[DatasetEntry], jobs: list) -> list:
-    """The sensor and the schedule over every registered dataset."""
+def observe_dataset(
+    instance: dg.DagsterInstance, image_dataset: ImageDatasetResource, entry: DatasetEntry, seen: dict[str, str]
+) -> tuple[list, list[dg.AssetObservation]]:
+    """Partition requests and the observations of classes whose version differs from ``seen``
+    (updated in place). New classes are observed on the next tick, once their partition exists."""
+    versions = image_dataset.fingerprints(entry.name)
+    requests = partition_sync_requests(instance, entry.name, set(versions))
+    known = set(instance.get_dynamic_partitions(class_partitions_name(entry.name)))
+    observations = []
+    for class_name, version in sorted(versions.items()):
+        if class_name in known and seen.get(class_name) != version:
+            observations.append(
+                dg.AssetObservation(
+                    asset_key=asset_key(entry.name, "image_folder"),
+                    partition=class_name,
+                    tags={DATA_VERSION_TAG: version},
+                    metadata={"fingerprint": version},
+                )
+            )
+            seen[class_name] = version
+    for gone in set(seen) - set(versions):
+        del seen[gone]
+    return requests, observations
 
+
+def build_dataset_sensor(entries: list[DatasetEntry]) -> dg.SensorDefinition:
     @dg.sensor(
         name="dataset_sensor",
-        jobs=jobs,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Adds class partitions for new class folders and rebuilds classes whose files changed.",
+        description=(
+            "Keeps class partitions equal to the class folders and records a new data version of "
+            "<dataset>/image_folder for each class whose files changed."
+        ),
     )
     def dataset_sensor(context: dg.SensorEvaluationContext, image_dataset: ImageDatasetResource) -> dg.SensorResult:
-        # Cursor: dataset -> class -> fingerprint already requested (no duplicate requests).
-        requested: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
-        run_requests, partition_requests = [], []
+        # Cursor: dataset -> class -> the version last recorded (an observation per change, not per tick).
+        seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
+        partition_requests, observations = [], []
         for entry in entries:
-            fingerprints = current_fingerprints(image_dataset, entry.name)
-            partition_requests += partition_sync_requests(context.instance, entry.name, set(fingerprints))
-            seen = requested.setdefault(entry.name, {})
-            for change in stale_classes(context.instance, entry.name, fingerprints):
-                if seen.get(change.class_name) != change.fingerprint:
-                    run_requests.append(change.run_request(entry.profile))
-                    seen[change.class_name] = change.fingerprint
-            for gone in set(seen) - set(fingerprints):
-                del seen[gone]
+            try:
+                requests, observed = observe_dataset(
+                    context.instance, image_dataset, entry, seen.setdefault(entry.name, {})
+                )
+            except (OSError, ValueError) as err:
+                # A broken folder stops its own dataset only.
+                context.log.error(f"dataset {entry.name!r} skipped this tick: {err}")
+                continue
+            partition_requests += requests
+            observations += observed
         return dg.SensorResult(
-            run_requests=run_requests,
             dynamic_partitions_requests=partition_requests,
-            cursor=json.dumps(requested, sort_keys=True),
+            asset_events=observations,
+            cursor=json.dumps(seen, sort_keys=True),
         )
 
+    return dataset_sensor
+
+
+def build_automation(entries: list[DatasetEntry]) -> list[dg.SensorDefinition]:
+    """The dataset sensor and the sensor that evaluates every asset's automation condition."""
     follow_upstream = dg.AutomationConditionSensorDefinition(
         "follow_upstream",
         target=dg.AssetSelection.all(),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=60,
-        description="Brings assets with automation conditions (eager: follow their parents) up to date.",
+        minimum_interval_seconds=30,
+        description="Rebuilds assets by their rebuild policy: cheap ones at once, searches and trainings per window.",
     )
-    return [dataset_sensor, follow_upstream] + [build_nightly_schedule(entry) for entry in entries]
-
-
-def build_nightly_schedule(entry: DatasetEntry) -> dg.ScheduleDefinition:
-    """``<dataset>__nightly_rebuild``: at 02:00, rebuild the classes that are missing or changed."""
-
-    @dg.schedule(
-        name=f"{entry.name}__nightly_rebuild",
-        cron_schedule="0 2 * * *",
-        job_name=pipeline_job_name(entry.name, entry.profile),
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description=f"Every night at 02:00, rebuilds the classes of '{entry.name}' that are missing or changed.",
-    )
-    def nightly_rebuild(context: dg.ScheduleEvaluationContext, image_dataset: ImageDatasetResource):
-        fingerprints = current_fingerprints(image_dataset, entry.name)
-        known = set(context.instance.get_dynamic_partitions(class_partitions_name(entry.name)))
-        requests = [
-            c.run_request(entry.profile)
-            for c in stale_classes(context.instance, entry.name, fingerprints)
-            if c.class_name in known
-        ]
-        return requests or dg.SkipReason("every class is up to date")
-
-    return nightly_rebuild
+    return [build_dataset_sensor(entries), follow_upstream]

@@ -8,6 +8,7 @@ import dagster as dg
 from pydantic import Field
 
 from bio_assets.core.data.demo_data import generate_demo_dataset
+from bio_assets.core.data.fingerprint import DigestCache, dataset_fingerprints
 from bio_assets.core.data.imaging import ACCEPTED_FORMATS, DecodeLimits
 from bio_assets.core.data.ingest import DatasetLayout
 from bio_assets.core.registry import DatasetEntry, find_entry, load_registry
@@ -41,6 +42,15 @@ class ImageDatasetResource(dg.ConfigurableResource):
         if entry.is_builtin_demo:
             generate_demo_dataset(Path(self.demo_root), self.demo_images_per_class, self.image_size, self.demo_seed)
         return entry.layout(Path(self.demo_root))
+
+    def fingerprints(self, dataset: str) -> dict[str, str]:
+        """Class name -> content fingerprint of each class folder as it is now. Digests are cached
+        by file size, mtime and inode, so only changed files are read."""
+        layout = self.layout(dataset)
+        cache = DigestCache(data_home() / "fingerprints" / f"{dataset}.json")
+        versions = dataset_fingerprints(layout.class_folders(), layout.file_pattern, layout.root, cache)
+        cache.save()
+        return versions
 
     def limits(self) -> DecodeLimits:
         return DecodeLimits(max_file_bytes=self.max_file_bytes, max_pixels=self.max_pixels)

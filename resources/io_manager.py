@@ -33,14 +33,35 @@ class AssetFileIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         if obj is None:
             return
-        stem = self._stem(context.asset_key, context.partition_key if context.has_asset_partitions else None)
+        if not context.has_asset_partitions:
+            path = self._save(context.asset_key, None, obj)
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+            return
+        partitions = list(context.asset_partition_keys)
+        # A run of several partitions (one run per backfill) returns {partition: value}.
+        values = obj if isinstance(obj, dict) and set(obj) == set(partitions) else None
+        if values is None:
+            if len(partitions) != 1:
+                raise TypeError(
+                    f"{context.asset_key.to_user_string()} materialized partitions {partitions} in one run: "
+                    "return a dict with one value per partition"
+                )
+            values = {partitions[0]: obj}
+        paths = {partition: self._save(context.asset_key, partition, value) for partition, value in values.items()}
+        if len(paths) == 1:
+            context.add_output_metadata({"path": dg.MetadataValue.path(str(next(iter(paths.values()))))})
+        else:
+            context.add_output_metadata({"paths": dg.MetadataValue.json({p: str(v) for p, v in paths.items()})})
+
+    def _save(self, key: dg.AssetKey, partition: str | None, obj: object) -> Path:
+        stem = self._stem(key, partition)
         if isinstance(obj, ModelWeights):
             path = stem.with_suffix(".safetensors")
             save_weights(path, obj.state_dict, obj.spec)
         else:
             path = stem.with_suffix(".npz")
             save_record(path, obj)
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+        return path
 
     def load_stored(self, key: dg.AssetKey, partition: str | None) -> object:
         """The stored value of ``key`` (and partition), for readers that are not asset inputs."""

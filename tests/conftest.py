@@ -161,3 +161,59 @@ def postgres_database():
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# Registry settings that make the whole graph of a tiny dataset run in seconds per asset: what a
+# run launched from the UI (no run config) or the CLI uses for that dataset.
+TINY_GAN_SHAPE = {"image_size": 32, "generator_width": 16, "discriminator_width": 8, "batch_size": 8}
+TINY_SEARCH = {"population_size": 2, "cycles": 1, "sample_size": 1, "epochs": 1, "input_size": 16}
+TINY_GAN_SEARCH = {
+    **TINY_GAN_SHAPE,
+    "population_size": 2,
+    "cycles": 1,
+    "sample_size": 1,
+    "epochs": 1,
+    "fid_samples": 12,
+}
+TINY_GAN_RUN = {**TINY_GAN_SHAPE, "iterations": 4, "fid_every": 4, "checkpoint_every": 4, "fid_samples": 12}
+TINY_SETTINGS = {
+    "augmented_dataset": {"target_per_class": 12},
+    "searched_cell": TINY_SEARCH,
+    "macro_architecture": TINY_SEARCH,
+    "classifier": {"epochs": 1, "seeds": 1},
+    "baseline_classifiers": {"epochs": 1, "seeds": 1, "batch_size": 16, "input_size": 32},
+    "optimizer_comparison": {"epochs": 1, "seeds": 1},
+    "feature_extractors": {"biocnn1_epochs": 1, "biocnn2_epochs": 1, "width": 8},
+    "generator": TINY_GAN_SEARCH,
+    "discriminator": TINY_GAN_SEARCH,
+    "trained_gan": TINY_GAN_RUN,
+    "gan_baselines": TINY_GAN_RUN,
+    # A 4-iteration GAN's FID is meaningless: the FID gate is opened (each gate has its own test).
+    "synthetic_dataset": {"images_per_class": 8, "max_class_fid": 1e9},
+    "extended_classifier": {"epochs": 1, "seeds": 1},
+}
+
+
+def tiny_entry(folder: Path, **changes):
+    """A registry entry of the tiny dataset whose whole graph runs in about a minute of compute."""
+    from bio_assets.core.registry import DatasetEntry
+
+    values = {
+        "name": "tiny", "folder": str(folder), "profile": "demo", "settings": TINY_SETTINGS,
+        "cnn_baselines": ("lenet5",), "optimizers": ("adam",), "gan_baselines": ("dcgan",),
+    }  # fmt: skip
+    return DatasetEntry(**{**values, **changes})
+
+
+@pytest.fixture
+def service_home(tmp_path, tiny_dataset, monkeypatch):
+    """``$DAGSTER_HOME`` with the project's dagster.yaml (run launcher, monitoring, pools), data home
+    and registry holding the tiny dataset, all in the environment the CLI and services inherit."""
+    from bio_assets.core.registry import save_registry
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    save_registry(tmp_path / "datasets.yaml", [tiny_entry(tiny_dataset)])
+    return home

@@ -1,27 +1,42 @@
-"""dataset_sensor and the nightly schedule: new classes become partitions; only changed classes rerun."""
+"""Automation: the dataset sensor records a data version per changed class (cheaply, per dataset),
+and each rebuild rule of the cost policy, evaluated with ``dg.evaluate_automation_conditions``."""
 
 from __future__ import annotations
 
+import datetime
 import shutil
 
 import dagster as dg
+import numpy as np
 import pytest
+from PIL import Image
 
+from bio_assets.core.data.fingerprint import DigestCache, class_fingerprint
 from bio_assets.core.registry import DatasetEntry, save_registry
 from bio_assets.definitions import build_definitions
+from jobs.automation import DATA_VERSION_TAG, REBUILD_POLICY
+from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
-from tests.conftest import write_class_images
+from tests.conftest import TINY_CLASSES, write_class_images
+
+KEY = {name: dg.AssetKey(["tiny", name]) for name in REBUILD_POLICY}
+FOLDER = dg.AssetKey(["tiny", "image_folder"])
 
 
 @pytest.fixture
 def setup(tmp_path, tiny_dataset):
-    entries = [DatasetEntry("tiny", str(tiny_dataset))]
+    entries = [
+        DatasetEntry(
+            "tiny", str(tiny_dataset), profile="demo", settings={"augmented_dataset": {"target_per_class": 10}}
+        )
+    ]
     registry = tmp_path / "registry.yaml"
     save_registry(registry, entries)
     resources = {
         "image_dataset": ImageDatasetResource(registry_file=str(registry)),
         "io_manager": AssetFileIOManager(root=str(tmp_path / "storage")),
+        "compute": ComputeResource(device="cpu", amp=False),
     }
     defs = build_definitions(entries, resources)
     with dg.instance_for_test() as instance:
@@ -29,65 +44,68 @@ def setup(tmp_path, tiny_dataset):
 
 
 def tick(defs, instance, resources, cursor):
+    """One evaluation of dataset_sensor, with its partition requests and events applied as the daemon would."""
     sensor = defs.resolve_sensor_def("dataset_sensor")
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
     result = sensor(context)
-    # Apply partition requests as the daemon would.
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         else:
             for key in request.partition_keys:
                 instance.delete_dynamic_partition(request.partitions_def_name, key)
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
     return result
 
 
-def requested(result) -> list[str]:
-    return sorted(r.partition_key for r in result.run_requests)
+def observed(result) -> list[str]:
+    return sorted(e.partition for e in result.asset_events or [])
 
 
-def materialize(defs, instance, class_name):
-    job = defs.resolve_job_def("tiny__paper_pipeline")
-    config = {"ops": {"tiny__augmented_dataset": {"config": {"target_per_class": 10}}}}
-    assert job.execute_in_process(instance=instance, partition_key=class_name, run_config=config).success
+def materialize(defs, instance, names, class_name=None):
+    assets = [*[a for a in defs.assets if isinstance(a, dg.AssetsDefinition)], *defs.asset_checks]
+    selection = dg.AssetSelection.assets(*[KEY[n] for n in names])  # with their checks
+    result = dg.materialize(
+        assets, instance=instance, partition_key=class_name, resources=defs.resources, selection=selection,
+        raise_on_error=False,
+    )  # fmt: skip
+    return result
 
 
-def test_first_tick_adds_partitions_and_requests_every_class_once(setup):
-    defs, instance, resources, _ = setup
-    first = tick(defs, instance, resources, None)
-    (add,) = first.dynamic_partitions_requests
-    assert add.partitions_def_name == "tiny__classes" and sorted(add.partition_keys) == [
-        "Dyskeratotic",
-        "Koilocytotic",
-        "Metaplastic",
-    ]
-    assert requested(first) == ["Dyskeratotic", "Koilocytotic", "Metaplastic"]
-    assert all(r.job_name == "tiny__paper_pipeline" for r in first.run_requests)
-    second = tick(defs, instance, resources, first.cursor)
-    assert requested(second) == [] and not second.dynamic_partitions_requests
-
-
-def test_only_the_changed_class_is_requested(setup):
+def test_sensor_adds_partitions_then_records_one_version_per_class_and_change(setup):
     defs, instance, resources, root = setup
     first = tick(defs, instance, resources, None)
-    for class_name in ("Dyskeratotic", "Koilocytotic", "Metaplastic"):
-        materialize(defs, instance, class_name)
-    assert requested(tick(defs, instance, resources, first.cursor)) == []
-    # Edit one image's bytes in one class.
-    write_class_images(root / "Koilocytotic", "Koilocytotic", 1, seed=99)
-    changed = tick(defs, instance, resources, first.cursor)
-    assert requested(changed) == ["Koilocytotic"]
-    assert requested(tick(defs, instance, resources, changed.cursor)) == []  # not requested twice
+    (add,) = first.dynamic_partitions_requests
+    assert sorted(add.partition_keys) == TINY_CLASSES and observed(first) == []  # partitions first
+    second = tick(defs, instance, resources, first.cursor)
+    assert observed(second) == TINY_CLASSES
+    versions = {e.partition: e.tags[DATA_VERSION_TAG] for e in second.asset_events}
+    assert len(set(versions.values())) == 3
+    assert observed(tick(defs, instance, resources, second.cursor)) == []  # no change, no event
+    original = (root / "Koilocytotic" / "img_000.png").read_bytes()
+    write_class_images(root / "Koilocytotic", "Koilocytotic", 1, seed=99)  # new bytes in one file
+    changed = tick(defs, instance, resources, second.cursor)
+    assert observed(changed) == ["Koilocytotic"]
+    # A folder that returns to an earlier state is a change too (no run key blocks it).
+    (root / "Koilocytotic" / "img_000.png").write_bytes(original)
+    reverted = tick(defs, instance, resources, changed.cursor)
+    assert observed(reverted) == ["Koilocytotic"]
+    assert reverted.asset_events[0].tags[DATA_VERSION_TAG] == versions["Koilocytotic"]
 
 
-def test_up_to_date_classes_are_not_requested_even_with_a_fresh_cursor(setup):
-    defs, instance, resources, _ = setup
-    tick(defs, instance, resources, None)
-    materialize(defs, instance, "Metaplastic")
-    assert requested(tick(defs, instance, resources, None)) == ["Dyskeratotic", "Koilocytotic"]
+def test_a_broken_dataset_never_stops_the_others(tmp_path, tiny_dataset):
+    entries = [DatasetEntry("gone", str(tmp_path / "missing")), DatasetEntry("tiny", str(tiny_dataset))]
+    save_registry(tmp_path / "r.yaml", entries)
+    resources = {"image_dataset": ImageDatasetResource(registry_file=str(tmp_path / "r.yaml"))}
+    defs = build_definitions(entries, resources)
+    with dg.instance_for_test() as instance:
+        first = tick(defs, instance, resources, None)
+        assert [r.partitions_def_name for r in first.dynamic_partitions_requests] == ["tiny__classes"]
+        assert observed(tick(defs, instance, resources, first.cursor)) == TINY_CLASSES
 
 
-def test_new_class_folder_becomes_a_partition_and_a_run(setup):
+def test_new_and_vanished_class_folders_become_partition_requests(setup):
     defs, instance, resources, root = setup
     first = tick(defs, instance, resources, None)
     write_class_images(root / "Parabasal", "Parabasal", 4)
@@ -95,22 +113,79 @@ def test_new_class_folder_becomes_a_partition_and_a_run(setup):
     second = tick(defs, instance, resources, first.cursor)
     kinds = {type(r).__name__: sorted(r.partition_keys) for r in second.dynamic_partitions_requests}
     assert kinds == {"AddDynamicPartitionsRequest": ["Parabasal"], "DeleteDynamicPartitionsRequest": ["Dyskeratotic"]}
-    assert requested(second) == ["Parabasal"]
 
 
-def test_nightly_schedule_requests_missing_or_changed_classes_only(setup):
+def test_only_files_whose_stat_changed_are_read_again(tiny_dataset, tmp_path):
+    folder = tiny_dataset / "Metaplastic"
+    cache = DigestCache(tmp_path / "digests.json")
+    before = class_fingerprint(folder, "*", tiny_dataset, cache)
+    cache.save()
+    assert cache.files_read == 8
+    again = DigestCache(tmp_path / "digests.json")
+    assert class_fingerprint(folder, "*", tiny_dataset, again) == before
+    assert (again.files_read, again.files_reused) == (0, 8)
+    write_class_images(folder, "Metaplastic", 1, seed=5)
+    third = DigestCache(tmp_path / "digests.json")
+    assert class_fingerprint(folder, "*", tiny_dataset, third) != before
+    assert third.files_read == 1
+
+
+def evaluate(defs, instance, cursor=None, when=None):
+    return dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor, evaluation_time=when)
+
+
+def test_cheap_assets_follow_a_new_data_version_and_their_parents_at_once(setup):
+    defs, instance, resources, _ = setup
+    cursor = tick(defs, instance, resources, None).cursor
+    baseline = evaluate(defs, instance)
+    assert baseline.total_requested == 0  # automation never builds a missing graph on its own
+    for name in TINY_CLASSES:
+        assert materialize(defs, instance, ["raw_images", "image_splits", "augmented_dataset"], name).success
+    quiet = evaluate(defs, instance, baseline.cursor)
+    tick(defs, instance, resources, cursor)  # records a version per class: the files are newer than nothing
+    after = evaluate(defs, instance, quiet.cursor)
+    assert after.get_requested_partitions(KEY["raw_images"]) == set(TINY_CLASSES)
+    assert after.get_requested_partitions(KEY["image_splits"]) == set(TINY_CLASSES)  # with its parent
+    assert after.get_num_requested(KEY["searched_cell"]) == 0  # costly: waits for its window
+
+
+def test_nothing_follows_a_failed_blocking_check(setup):
     defs, instance, resources, root = setup
-    instance.add_dynamic_partitions("tiny__classes", ["Dyskeratotic", "Koilocytotic", "Metaplastic"])
-    schedule = defs.resolve_schedule_def("tiny__nightly_rebuild")
-    for class_name in ("Dyskeratotic", "Koilocytotic"):
-        materialize(defs, instance, class_name)
-    context = dg.build_schedule_context(
-        instance=instance, resources=resources, repository_def=defs.get_repository_def()
-    )
-    assert sorted(r.partition_key for r in schedule.evaluate_tick(context).run_requests) == ["Metaplastic"]
-    materialize(defs, instance, "Metaplastic")
-    (root / "Dyskeratotic" / "img_000.png").unlink()
-    context = dg.build_schedule_context(
-        instance=instance, resources=resources, repository_def=defs.get_repository_def()
-    )
-    assert sorted(r.partition_key for r in schedule.evaluate_tick(context).run_requests) == ["Dyskeratotic"]
+    tick(defs, instance, resources, None)  # the class partitions
+    evaluation = evaluate(defs, instance)
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(root / "Metaplastic" / "blank.png")
+    result = materialize(defs, instance, ["raw_images"], "Metaplastic")  # raw_images_valid fails: a blank image
+    assert not result.success
+    assert [e.passed for e in result.get_asset_check_evaluations()] == [False]
+    for name in ("Dyskeratotic",):
+        materialize(defs, instance, ["raw_images"], name)
+    after = evaluate(defs, instance, evaluation.cursor)
+    assert after.get_requested_partitions(KEY["image_splits"]) == {"Dyskeratotic"}
+
+
+def test_costly_assets_wait_for_their_window_and_run_once_per_window(setup):
+    defs, instance, resources, _ = setup
+    tick(defs, instance, resources, None)  # the class partitions
+    day = datetime.datetime(2026, 11, 27, 10, 0, tzinfo=datetime.timezone.utc)
+    first = evaluate(defs, instance, when=day)
+    for name in TINY_CLASSES:
+        assert materialize(defs, instance, ["raw_images", "image_splits", "augmented_dataset"], name).success
+    same_day = evaluate(defs, instance, first.cursor, when=day + datetime.timedelta(hours=1))
+    assert same_day.get_num_requested(KEY["searched_cell"]) == 0
+    night = evaluate(defs, instance, same_day.cursor, when=day + datetime.timedelta(hours=16, minutes=5))  # 02:05
+    costly = [n for n, policy in REBUILD_POLICY.items() if policy == "window"]
+    roots = {n for n in costly if night.get_num_requested(KEY[n])}
+    # The roots of the costly part (their parents are all up to date) are requested in the window...
+    assert {"searched_cell", "feature_extractors", "baseline_classifiers", "optimizer_comparison"} <= roots
+    # ...and not again in the same window while nothing new happened.
+    later = evaluate(defs, instance, night.cursor, when=day + datetime.timedelta(hours=17))
+    assert later.get_num_requested(KEY["searched_cell"]) == 0
+
+
+def test_every_asset_has_a_readable_rebuild_rule(setup):
+    defs, _, _, _ = setup
+    graph = defs.resolve_asset_graph()
+    for name, policy in REBUILD_POLICY.items():
+        label = graph.get(KEY[name]).automation_condition.get_label()
+        assert label.startswith("follows its inputs" if policy == "follow" else "costly:"), (name, label)
+    assert "once per window ('0 2 * * *')" in graph.get(KEY["trained_gan"]).automation_condition.get_label()

@@ -1,14 +1,29 @@
-"""The bio-assets console script end to end on a tiny folder and a temporary instance."""
+"""The bio-assets console script end to end: `materialize` launches a backfill on a Dagster service
+(started for the call) like the UI does; failures are named by asset and class; SIGTERM cancels
+within seconds; a SIGKILLed CLI leaves nothing running and the next call completes."""
 
 from __future__ import annotations
 
-import re
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from bio_assets.app.cli import main
-from bio_assets.core.registry import load_registry
+from bio_assets.app.service import in_progress_runs, state_path
+from bio_assets.assets.metadata import latest_metadata
+from bio_assets.core.registry import load_registry, save_registry
 from resources.paths import registry_path
+from tests.conftest import TINY_SEARCH
+
+ROOT = Path(__file__).resolve().parents[1]
+CELL = dg.AssetKey(["tiny", "searched_cell"])
 
 
 def materialized(dataset: str) -> dict[str, set[str]]:
@@ -19,68 +34,27 @@ def materialized(dataset: str) -> dict[str, set[str]]:
         return out
 
 
-def test_materialize_registers_the_folder_and_runs_every_class(home, tiny_dataset, capsys):
-    assert (
-        main(
-            [
-                "materialize",
-                "--dataset",
-                str(tiny_dataset),
-                "--name",
-                "tiny",
-                "--profile",
-                "demo",
-                "--select",
-                "group:data",
-            ]
-        )
-        == 0
-    )
-    (entry,) = [e for e in load_registry(registry_path()) if e.name == "tiny"]
-    assert entry.folder == str(tiny_dataset)
-    classes = {"Dyskeratotic", "Koilocytotic", "Metaplastic"}
-    assert {k: v for k, v in materialized("tiny").items()} == {
-        "raw_images": classes,
-        "image_splits": classes,
-        "augmented_dataset": classes,
-    }
-    out = capsys.readouterr().out
-    assert re.search(
-        r"tiny/augmented_dataset +Metaplastic +ok +num_images=120, num_augmented=\d+; checks 2/2 passed", out
-    )
-
-
-def test_dataset_folder_from_environment_and_a_selection(home, tiny_dataset, monkeypatch):
-    monkeypatch.setenv("BIO_ASSETS_DATASET_DIR", str(tiny_dataset))
-    assert main(["materialize", "--select", 'key:"tiny/raw_images"']) == 0
-    assert set(materialized("tiny")) == {"raw_images"}
-
-
-def test_failed_class_exits_non_zero_naming_asset_and_partition(home, tiny_dataset, capsys):
+@pytest.mark.slow
+def test_materialize_runs_a_backfill_with_the_runs_profile_and_names_a_failed_class(home, tiny_dataset, capsys):
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     for path in (tiny_dataset / "Koilocytotic").iterdir():
         path.write_bytes(b"broken")
-    assert (
-        main(
-            [
-                "materialize",
-                "--dataset",
-                str(tiny_dataset),
-                "--name",
-                "tiny",
-                "--select",
-                'key:"tiny/augmented_dataset"+ or group:data',
-            ]
-        )
-        == 1
-    )
+    args = ["materialize", "--dataset", str(tiny_dataset), "--name", "tiny", "--profile", "demo"]
+    assert main([*args, "--select", "group:data"]) == 1
     error = capsys.readouterr().err
     assert "tiny__raw_images [tiny class Koilocytotic]" in error and "has no valid image" in error
-    assert (
-        "classifier, discriminator, feature_extractors, generator, macro_architecture, searched_cell, trained_gan "
-        "[tiny]: skipped because upstream tiny/augmented_dataset" in error
-    )
-    assert "gan_baselines [tiny]: skipped because upstream" in error and "metric_reports [tiny]: skipped" in error
+    (entry,) = [e for e in load_registry(registry_path()) if e.name == "tiny"]
+    assert entry.folder == str(tiny_dataset) and entry.profile == "demo"  # a new folder takes the run's profile
     assert materialized("tiny")["augmented_dataset"] == {"Dyskeratotic", "Metaplastic"}
+    with dg.DagsterInstance.get() as instance:
+        metadata = latest_metadata(instance, dg.AssetKey(["tiny", "augmented_dataset"]), "Metaplastic")
+        assert (metadata["profile"], metadata["profile_source"], metadata["num_images"]) == ("demo", "run tag", 120)
+        run = instance.get_run_by_id(
+            instance.get_latest_materialization_event(dg.AssetKey(["tiny", "raw_images"])).run_id
+        )
+        assert "dagster/backfill" in run.tags  # the same machinery as the UI's "Materialize all"
+        assert not in_progress_runs(instance)
+    assert not state_path(home).exists()  # the service started for the call is stopped
 
 
 def test_bad_selection_and_missing_folder_are_clear_errors(home, tiny_dataset, tmp_path, capsys):
@@ -90,10 +64,16 @@ def test_bad_selection_and_missing_folder_are_clear_errors(home, tiny_dataset, t
     assert "matches no asset" in capsys.readouterr().err
 
 
+def test_unknown_dataset_name_is_refused(home, capsys):
+    assert main(["materialize", "--name", "ghost"]) == 2
+    assert "no dataset named 'ghost'" in capsys.readouterr().err
+
+
 def test_rename_and_remove_need_force_once_materialized(home, tiny_dataset, capsys):
     assert main(["datasets", "add", "tiny", str(tiny_dataset)]) == 0
     assert main(["datasets", "rename", "tiny", "small"]) == 0  # nothing materialized yet
-    assert main(["materialize", "--name", "small", "--select", 'key:"small/raw_images"']) == 0
+    with dg.DagsterInstance.get() as instance:
+        instance.report_runless_asset_event(dg.AssetMaterialization(["small", "raw_images"], partition=None))
     assert main(["datasets", "rename", "small", "other"]) == 2
     assert "pass --force" in capsys.readouterr().err
     assert main(["datasets", "remove", "small"]) == 2
@@ -104,6 +84,65 @@ def test_rename_and_remove_need_force_once_materialized(home, tiny_dataset, caps
         assert instance.get_asset_keys(prefix=["small"])  # history kept
 
 
-def test_unknown_dataset_name_is_refused(home, capsys):
-    assert main(["materialize", "--name", "ghost"]) == 2
-    assert "no dataset named 'ghost'" in capsys.readouterr().err
+def start_cli(select: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "bio_assets.app.cli", "materialize", "--name", "tiny", "--select", select]
+    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1.0)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def search_step_running() -> bool:
+    with dg.DagsterInstance.get() as instance:
+        for run in in_progress_runs(instance):
+            starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_START)
+            if any(e.step_key == "tiny__searched_cell" for e in starts):
+                return True
+    return False
+
+
+def nothing_in_flight() -> bool:
+    with dg.DagsterInstance.get() as instance:
+        return not in_progress_runs(instance)
+
+
+@pytest.mark.slow
+def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(service_home):
+    registry = Path(os.environ["BIO_ASSETS_REGISTRY"])
+    (entry,) = load_registry(registry)
+    slow_search = {**entry.settings, "searched_cell": {**TINY_SEARCH, "epochs": 40, "cycles": 2}}
+    save_registry(registry, [replace(entry, settings=slow_search)])
+    selection = '+key:"tiny/searched_cell"'
+
+    cli = start_cli(selection)
+    wait_for(search_step_running, 300, "the search step")
+    cli.send_signal(signal.SIGTERM)
+    signaled = time.monotonic()
+    output, _ = cli.communicate(timeout=90)
+    assert cli.returncode == 128 + signal.SIGTERM, output
+    assert time.monotonic() - signaled < 60 and "canceling the backfill" in output
+    wait_for(nothing_in_flight, 30, "every run to end")
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.CANCELED]))
+        assert runs  # the interrupted run is marked canceled, not left STARTED
+    assert not state_path(service_home).exists()
+
+    cli = start_cli(selection)
+    wait_for(search_step_running, 300, "the search step again")
+    cli.kill()  # SIGKILL: its service child gets SIGTERM from the kernel and stops what runs
+    cli.wait(timeout=30)
+    wait_for(nothing_in_flight, 90, "every run to end after the kill")
+
+    assert subprocess.run(
+        [sys.executable, "-m", "bio_assets.app.cli", "materialize", "--name", "tiny", "--select", selection],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    ).returncode == 0  # fmt: skip
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_latest_materialization_event(CELL) is not None
+        assert not in_progress_runs(instance)

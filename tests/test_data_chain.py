@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from bio_assets.app.driver import step_failures
+from bio_assets.app.summary import run_failures
 from bio_assets.core.registry import DatasetEntry, save_registry
 from bio_assets.definitions import build_definitions
 from resources.image_dataset import ImageDatasetResource
@@ -83,8 +83,8 @@ def test_a_class_folder_without_images_fails_its_partition_only(chain, tiny_data
         path.write_bytes(b"not an image")
     failed = run_class(defs, instance, "Metaplastic")
     assert not failed.success
-    (message,) = step_failures(failed, "Metaplastic")
-    assert message.startswith("tiny__raw_images [Metaplastic]: ValueError: class folder")
+    (message,) = run_failures(instance, [instance.get_run_by_id(failed.run_id)], "tiny")
+    assert message.startswith("tiny__raw_images [tiny class Metaplastic]: ValueError: class folder")
     assert f"class folder {tiny_dataset / 'Metaplastic'} has no valid image" in message
     assert run_class(defs, instance, "Dyskeratotic").success
 

@@ -57,9 +57,39 @@ def test_default_definitions_load_with_the_demo_dataset():
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"demo/raw_images", "demo/image_splits", "demo/augmented_dataset"} <= keys
-    assert defs.resolve_sensor_def("dataset_sensor") is not None
-    assert defs.resolve_schedule_def("demo__nightly_rebuild").cron_schedule == "0 2 * * *"
+    for sensor in ("dataset_sensor", "follow_upstream", "training_succeeded_notification"):
+        assert defs.resolve_sensor_def(sensor) is not None
     assert defs.resolve_job_def("demo__demo_pipeline").partitions_def is not None
+    assert defs.resolve_job_def("demo__demo_pipeline").tags["bio_assets/profile"] == "demo"
+
+
+def test_assets_carry_kinds_owners_code_references_and_their_gpu_need():
+    entry = DatasetEntry("demo", "builtin:demo", profile="demo", owners=("team:cytology", "ana@lab.org"))
+    graph = build_definitions([entry]).resolve_asset_graph()
+    node = graph.get(dg.AssetKey(["demo", "trained_gan"]))
+    assert node.kinds == {"pytorch"} and node.owners == ["team:cytology", "ana@lab.org"]
+    assert "dagster/code_references" in node.metadata
+    assert node.pools == {"gpu"}  # every network runs in the gpu pool...
+    assert graph.get(dg.AssetKey(["demo", "synthetic_dataset"])).kinds == {"pytorch", "sqlite"}
+    assert graph.get(dg.AssetKey(["demo", "raw_images"])).pools == set()  # ...and nothing else does
+    networks = {k.path[-1] for k in graph.get_all_asset_keys() if graph.get(k).pools == {"gpu"}}
+    assert networks == {
+        "searched_cell", "macro_architecture", "classifier", "baseline_classifiers", "optimizer_comparison",
+        "feature_extractors", "generator", "discriminator", "trained_gan", "gan_baselines", "synthetic_dataset",
+        "extended_classifier", "metric_reports",
+    }  # fmt: skip
+
+
+def test_synthesis_is_reached_from_the_class_partitions_of_a_ui_backfill():
+    """The UI's "Materialize all" targets the selected class partitions of the roots and their
+    partitioned descendants: synthetic_dataset must be one through its class's image_splits."""
+    graph = build_definitions([DatasetEntry("demo", "builtin:demo")]).resolve_asset_graph()
+    parents = graph.get(dg.AssetKey(["demo", "synthetic_dataset"])).parent_keys
+    assert dg.AssetKey(["demo", "image_splits"]) in parents
+    mapping = graph.get_partition_mapping(
+        dg.AssetKey(["demo", "synthetic_dataset"]), dg.AssetKey(["demo", "image_splits"])
+    )
+    assert isinstance(mapping, dg.IdentityPartitionMapping) or type(mapping).__name__ == "IdentityPartitionMapping"
 
 
 def test_every_asset_has_a_group_and_one_sentence_description():

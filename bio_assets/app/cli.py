@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from bio_assets.core.profiles import PROFILES
@@ -30,10 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
-        "materialize", help="sync class partitions, then materialize a selection in dependency order"
+        "materialize", help="materialize a selection as one backfill (as the UI's Materialize all), and wait"
     )
     run.add_argument(
-        "--profile", choices=PROFILES, help="run-config preset (default: the dataset's profile in the registry)"
+        "--profile", choices=PROFILES, help="settings of every asset of this run (default: the dataset's profile)"
     )
     run.add_argument(
         "--dataset",
@@ -75,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--force", action="store_true", help="remove even though assets were materialized for it")
 
+    ui = commands.add_parser("ui", help="the Dagster UI and daemon on this instance; Ctrl-C stops both cleanly")
+    ui.add_argument("--port", type=int, default=3000, help="0: any free port")
+    ui.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+
     summary = commands.add_parser("summary", help="print what is materialized for a dataset")
     summary.add_argument("--name", default="demo")
 
@@ -115,18 +120,10 @@ def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
         raise ValueError(f"dataset folder {path} does not exist or is not a folder")
     name = args.name or path.name.lower().replace("-", "_").replace(" ", "_")
     existing = next((e for e in entries if e.name == name), None)
-    entry = DatasetEntry(
-        name=name,
-        folder=str(path),
-        file_pattern=args.file_pattern or (existing.file_pattern if existing else "*"),
-        strip_prefix=args.strip_prefix
-        if args.strip_prefix is not None
-        else (existing.strip_prefix if existing else ""),
-        group_pattern=args.group_pattern
-        if args.group_pattern is not None
-        else (existing.group_pattern if existing else ""),
-        profile=existing.profile if existing else "paper",
-    )
+    # A new folder takes the run's profile as its default (for automation); an existing entry keeps its own.
+    base = existing or DatasetEntry(name=name, folder=str(path), profile=args.profile or "paper")
+    given = {"file_pattern": args.file_pattern, "strip_prefix": args.strip_prefix, "group_pattern": args.group_pattern}
+    entry = replace(base, folder=str(path), **{k: v for k, v in given.items() if v is not None})
     if existing and existing.folder != entry.folder and existing.folder != BUILTIN_DEMO:
         raise ValueError(
             f"dataset {name!r} is registered with folder {existing.folder}; choose another --name or rename it first"
@@ -183,6 +180,14 @@ def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
     return 0
 
 
+def _ui_command(args: argparse.Namespace) -> int:
+    from bio_assets.app.driver import dagster_home
+    from bio_assets.app.service import serve_until_signal
+
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    return serve_until_signal(dagster_home(), workspace, port=args.port, say=(lambda _m: None) if args.quiet else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     registry = registry_path()
@@ -197,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "predict":
                 return user_commands.predict(args.folder, args.out, args.model)
             return user_commands.export(args.folder, args.dataset)
+        if args.command == "ui":
+            return _ui_command(args)
         from bio_assets.app.driver import materialize_dataset, summarize
 
         if args.command == "summary":

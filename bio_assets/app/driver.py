@@ -1,69 +1,58 @@
-"""Materializes a dataset's asset graph against the persistent instance at ``$DAGSTER_HOME``.
+"""``bio-assets materialize``: a dataset's graph materialized through the same Dagster machinery as
+the UI's "Materialize all": an asset backfill, run by the daemon through the run queue, pools,
+run monitoring and retries of ``dagster.yaml``.
 
-A Dagster run materializes one partition, so the driver runs the per-class assets one
-run per class first, then the unpartitioned downstream assets in one run; every run
-and materialization lands in the instance that ``make ui`` opens.
+When no bio-assets service (``bio-assets ui``) serves the instance, the CLI starts one as its
+child and stops it afterwards. Ctrl-C or SIGTERM cancels the backfill and its runs and exits
+within seconds; searches and trainings keep what they saved, and the next call resumes them.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.asset_selection import DagsterInvalidAssetSelectionError
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from bio_assets.assets.metadata import latest_metadata
+from bio_assets.app.service import die_with_parent, live_service, read_state
+from bio_assets.app.summary import print_summary, run_failures
+from bio_assets.app.webserver import FINISHED_BACKFILL_STATES, DagsterWebserver
+from bio_assets.assets.common import PROFILE_TAG
 from bio_assets.assets.partitions import class_partitions_name
-from bio_assets.checks.gates import CHECK_DONE
-from bio_assets.core.gan.baselines import GAN_BASELINES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import load_definitions
-from jobs.presets import run_config
 from resources.image_dataset import ImageDatasetResource
 
-GPU_POOL = "gpu"
-SUMMARY_NUMBERS = (
-    "num_images",
-    "num_rejected",
-    "num_skipped",
-    "num_train",
-    "num_val",
-    "num_test",
-    "num_augmented",
-    "genotype",
-    "val_accuracy",
-    "num_evaluations",
-    "num_trainings",
-    "test_accuracy",
-    "test_macro_f1",
-    "source_accuracy",
-    "val_accuracy_biocnn1",
-    "val_accuracy_biocnn2",
-    "fid",
-    "fid_extractor",
-    "iterations",
-    "tstr_accuracy",
-    "accuracy_gain",
-    "num_synthetic_images",
-    "num_shortfalls",
-    "wall_seconds",
-)
-LOG_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+LAUNCHED_BY_TAG = "bio_assets/launched_by"
+POLL_SECONDS = 2.0
+SERVICE_START_TIMEOUT = 300.0
 
 
-@contextmanager
-def open_instance() -> Iterator[dg.DagsterInstance]:
+class Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def dagster_home() -> Path:
     if not os.environ.get("DAGSTER_HOME"):
         raise ValueError(
             "DAGSTER_HOME is not set; run through `make demo` or export DAGSTER_HOME=<folder with dagster.yaml>"
         )
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ["DAGSTER_HOME"]).absolute()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+@contextmanager
+def open_instance() -> Iterator[dg.DagsterInstance]:
+    dagster_home()
     with dg.DagsterInstance.get() as instance:
         yield instance
 
@@ -78,146 +67,148 @@ def sync_class_partitions(instance: dg.DagsterInstance, dataset: str, class_name
         instance.delete_dynamic_partition(name, gone)
 
 
-def root_cause(error) -> str:
-    """The innermost message of a Dagster ``SerializableErrorInfo`` chain: the user's own error."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error.message.strip() if error is not None else "failed"
-
-
-def step_failures(result: dg.ExecuteInProcessResult, where: str) -> list[str]:
-    """``step [where]: reason`` for each failed step of a run."""
-    messages = [
-        f"{event.step_key} [{where}]: {root_cause(event.event_specific_data.error)}"
-        for event in result.all_events
-        if event.is_step_failure and event.event_specific_data is not None
-    ]
-    return messages or [f"run for {where} failed"]
-
-
-# Assets whose blocking checks are quality gates: a failed gate is reported and read by the
-# assets downstream (extended_classifier leaves that class out) instead of stopping the graph.
-GATED_ASSETS = ("synthetic_dataset",)
-
-
-def batch_kind(graph, key: dg.AssetKey, class_partitions: str) -> tuple:
-    """How a key runs: ``("class",)`` one run per class, ``("all",)`` unpartitioned, or
-    ``("static", keys)`` one run per key of its static partitions."""
-    partitions_def = graph.get(key).partitions_def
-    if partitions_def is None:
-        return ("all",)
-    if isinstance(partitions_def, dg.DynamicPartitionsDefinition) and partitions_def.name == class_partitions:
-        return ("class",)
-    return ("static", tuple(partitions_def.get_partition_keys()))
-
-
-def plan_batches(graph, keys: list[dg.AssetKey], class_partitions: str) -> list[tuple[tuple, list[dg.AssetKey]]]:
-    """Batches of keys in dependency order: each batch holds keys of one kind whose selected
-    parents ran in earlier batches or sit in the same batch (one Dagster run orders those)."""
-    selected, done, batches = set(keys), set(), []
-    kinds = sorted(
-        {batch_kind(graph, k, class_partitions) for k in keys},
-        key=lambda kind: ({"class": 0, "all": 1}.get(kind[0], 2), kind),
+def selected_keys(defs: dg.Definitions, select: str, dataset: str) -> list[dg.AssetKey]:
+    graph = defs.resolve_asset_graph()
+    try:
+        selected = dg.AssetSelection.from_string(select).resolve(graph)
+    except Exception as err:  # Dagster raises its own error types for a malformed selection
+        raise ValueError(f"invalid --select {select!r}: {err}") from None
+    keys = sorted(
+        (k for k in selected if k.path[0] == dataset and graph.get(k).is_materializable),
+        key=lambda k: k.to_user_string(),
     )
-    remaining = list(keys)
-    while remaining:
-        for kind in kinds:
-            batch: list[dg.AssetKey] = []
-            grew = True
-            while grew:
-                grew = False
-                for key in remaining:
-                    parents = set(graph.get(key).parent_keys) & selected
-                    if (
-                        key not in batch
-                        and batch_kind(graph, key, class_partitions) == kind
-                        and parents <= done | set(batch)
-                    ):
-                        batch.append(key)
-                        grew = True
-            if batch:
-                batches.append((kind, batch))
-                done |= set(batch)
-                remaining = [k for k in remaining if k not in done]
+    if not keys:
+        raise ValueError(f"selection {select!r} matches no asset of dataset {dataset!r}")
+    return keys
+
+
+@contextmanager
+def service_for(home: Path, workspace: Path) -> Iterator[str]:
+    """The URL of the instance's service: the running one (``bio-assets ui``), else a child
+    service started now and stopped on exit (it also stops when this process is killed)."""
+    running = live_service(home)
+    if running:
+        print(f"using the bio-assets service at {running.url}", flush=True)
+        yield running.url
+        return
+    log = home / "service.log"
+    command = [sys.executable, "-m", "bio_assets.app.cli", "ui", "--port", "0", "--quiet"]
+    child = subprocess.Popen(command, preexec_fn=die_with_parent, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
+    try:
+        deadline = time.monotonic() + SERVICE_START_TIMEOUT
+        while True:
+            state = read_state(home)
+            if state and state.supervisor_pid == child.pid and DagsterWebserver(state.url, timeout=5).ready():
                 break
-        else:
-            raise ValueError(
-                f"cannot order {[k.to_user_string() for k in remaining]}: their parents are never materialized"
-            )
-    return batches
+            if child.poll() is not None:
+                raise RuntimeError(f"the Dagster service exited with code {child.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Dagster service did not start within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
+            time.sleep(1.0)
+        print(f"started a Dagster service at {state.url} (webserver, daemon) for this run", flush=True)
+        yield state.url
+    finally:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
 
 
-def materialized_in(result: dg.ExecuteInProcessResult) -> set[dg.AssetKey]:
-    return {event.asset_key for event in result.all_events if event.is_step_materialization}
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``Interrupted`` (so the backfill can be canceled cleanly)."""
+
+    def handler(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def backfill_runs(instance: dg.DagsterInstance, backfill_id: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id})))
+
+
+def describe_run(run: dg.DagsterRun) -> str:
+    names = sorted(k.path[-1] for k in (run.asset_selection or set()))
+    partition = run.tags.get("dagster/partition")
+    first, last = run.tags.get("dagster/asset_partition_range_start"), run.tags.get("dagster/asset_partition_range_end")
+    if partition is None and first is not None:
+        partition = first if first == last else f"{first}..{last}"
+    return f"{', '.join(names)}" + (f" [{partition}]" if partition else "")
+
+
+def follow_backfill(instance: dg.DagsterInstance, web: DagsterWebserver, backfill_id: str) -> None:
+    """Print each run of the backfill as it starts and ends, until the backfill is done."""
+    printed: dict[str, str] = {}
+    while True:
+        status = web.backfill_status(backfill_id)
+        runs = backfill_runs(instance, backfill_id)
+        for run in sorted(runs, key=lambda r: r.run_id):
+            state = run.status.value
+            if printed.get(run.run_id) != state and state not in ("QUEUED", "NOT_STARTED", "STARTING"):
+                printed[run.run_id] = state
+                print(f"  {time.strftime('%H:%M:%S')} {state.lower():<9} {describe_run(run)}", flush=True)
+        if status in FINISHED_BACKFILL_STATES and not any(
+            r.status.value in ("QUEUED", "STARTING", "STARTED", "CANCELING", "NOT_STARTED") for r in runs
+        ):
+            return
+        time.sleep(POLL_SECONDS)
+
+
+def cancel_backfill(instance: dg.DagsterInstance, web: DagsterWebserver, backfill_id: str, grace: float = 20.0) -> None:
+    """Stop launching, ask the backfill's runs to terminate, wait up to ``grace`` seconds."""
+    web.cancel_backfill(backfill_id)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        live = [r.run_id for r in backfill_runs(instance, backfill_id) if not r.is_finished]
+        if not live:
+            return
+        web.terminate_runs(live)
+        time.sleep(1.0)
 
 
 def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry: Path) -> list[str]:
-    """Materialize ``select`` (restricted to ``entry``'s assets); returns failure messages."""
+    """Materialize ``select`` (restricted to ``entry``'s assets) with ``profile``; the failures."""
     started = time.perf_counter()
-    failures: list[str] = []
-    outcomes: dict[tuple[str, str | None], str] = {}
+    home = dagster_home()
+    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
     with open_instance() as instance:
-        # Definitions are loaded inside the instance scope: Dagster reads its state storage from there.
         defs = load_definitions(registry)
-        graph = defs.resolve_asset_graph()
-        try:
-            selected = dg.AssetSelection.from_string(select).resolve(graph)
-        except DagsterInvalidAssetSelectionError as err:
-            raise ValueError(f"invalid --select {select!r}: {err}") from None
-        keys = sorted((k for k in selected if k.path[0] == entry.name), key=lambda k: k.to_user_string())
-        if not keys:
-            raise ValueError(f"selection {select!r} matches no asset of dataset {entry.name!r}")
-        class_partitions = class_partitions_name(entry.name)
+        keys = selected_keys(defs, select, entry.name)
         classes = sorted(ImageDatasetResource().layout(entry.name).class_folders())
-        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
         sync_class_partitions(instance, entry.name, classes)
-        broken: set[dg.AssetKey] = set()  # keys that failed (in any partition) or were skipped
-        for kind, batch in plan_batches(graph, keys, class_partitions):
-            names = sorted(k.path[-1] for k in batch)
-            partitions = classes if kind[0] == "class" else kind[1] if kind[0] == "static" else [None]
-            upstream_broken = sorted(
-                {p.to_user_string() for k in batch for p in graph.get(k).parent_keys if p in broken}
-            )
-            if upstream_broken:
-                # These assets read every partition of their parents: running them on what worked would be wrong.
-                broken |= set(batch)
-                outcomes.update({(k.to_user_string(), p): "skipped" for k in batch for p in partitions})
-                failures.append(
-                    f"{', '.join(names)} [{entry.name}]: skipped because upstream {', '.join(upstream_broken)} "
-                    "failed or was skipped"
-                )
-                continue
-            config = {**run_config(entry.name, profile, names), **LOG_CONFIG}
-            job = defs.resolve_implicit_job_def_def_for_assets(batch)
-            for partition in partitions:
-                where = entry.name + (f" {'class ' if kind[0] == 'class' else ''}{partition}" if partition else "")
-                print(f"== {where}: {', '.join(names)}", flush=True)
-                result = job.execute_in_process(
-                    instance=instance,
-                    asset_selection=batch,
-                    partition_key=partition,
-                    run_config=config,
-                    raise_on_error=False,
-                    tags={"bio_assets/profile": profile},
-                )
-                made = materialized_in(result)
-                for key in batch:
-                    outcomes[(key.to_user_string(), partition)] = "ok" if key in made else "failed"
-                gates_only = made >= set(batch) and all(k.path[-1] in GATED_ASSETS for k in batch)
-                if not result.success and gates_only:
+        with interrupts_raise():
+            try:
+                with service_for(home, workspace) as url:
+                    web = DagsterWebserver(url)
+                    tags = {PROFILE_TAG: profile, LAUNCHED_BY_TAG: "bio-assets materialize"}
+                    title = f"bio-assets materialize {entry.name} ({profile})"
+                    backfill_id = web.launch_backfill(keys, partitions=None, tags=tags, title=title)
                     print(
-                        f"   quality gates failed for {where}; downstream assets leave this partition out (see the "
-                        "check results)",
+                        f"== backfill {backfill_id}: {len(keys)} assets of {entry.name!r}, {len(classes)} classes, "
+                        f"profile {profile}; follow it in the UI at {url}/runs/b/{backfill_id}",
                         flush=True,
                     )
-                elif not result.success:
-                    failures += step_failures(result, where)
-                    # Unmaterialized keys are broken; when all materialized, a failed blocking check breaks the batch.
-                    broken |= (set(batch) - made) or set(batch)
-        print_summary(instance, graph, entry.name, outcomes)
-    print(
-        f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {os.environ['DAGSTER_HOME']}"
-    )
+                    try:
+                        follow_backfill(instance, web, backfill_id)
+                    except Interrupted:
+                        print("interrupted: canceling the backfill and its runs", flush=True)
+                        cancel_backfill(instance, web, backfill_id)
+                        raise
+            except Interrupted as stop:
+                print_summary(instance, defs, entry.name, backfill_runs(instance, backfill_id))
+                raise SystemExit(128 + stop.signum) from None
+        runs = backfill_runs(instance, backfill_id)
+        print_summary(instance, defs, entry.name, runs)
+        failures = run_failures(instance, runs, entry.name)
+    print(f"\nwall time {time.perf_counter() - started:.1f} s; profile {profile}; instance {home}")
     print("Open the UI with `make ui` (http://127.0.0.1:3000) to see runs, lineage, metadata and checks.")
     return failures
 
@@ -225,93 +216,4 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
 def summarize(dataset: str, registry: Path) -> None:
     """Print what is materialized for ``dataset`` in the instance."""
     with open_instance() as instance:
-        print_summary(instance, load_definitions(registry).resolve_asset_graph(), dataset, outcomes={})
-
-
-def check_outcomes(instance: dg.DagsterInstance, graph, key: dg.AssetKey, partition: str | None) -> tuple[int, int]:
-    """(passed, evaluated) over the newest evaluation of each check of ``key`` for ``partition``."""
-    passed = evaluated = 0
-    for check_key in graph.get_check_keys_for_assets([key]):
-        # Planned-but-never-run evaluations (their run failed first) do not count.
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            check_key,
-            limit=1,
-            status=set(CHECK_DONE),
-            partition_filter=PartitionKeyFilter(key=partition) if partition is not None else None,
-        )
-        if history:
-            latest = history[0]
-            evaluated += 1
-            passed += int(latest.status == AssetCheckExecutionRecordStatus.SUCCEEDED)
-    return passed, evaluated
-
-
-def _short(value: object) -> object:
-    return round(value, 4) if isinstance(value, float) else value
-
-
-def print_summary(
-    instance: dg.DagsterInstance, graph, dataset: str, outcomes: dict[tuple[str, str | None], str]
-) -> None:
-    """One line per asset and partition: status of this invocation, key numbers, checks."""
-    rows = [("asset", "partition", "status", "numbers")]
-    classes = sorted(instance.get_dynamic_partitions(class_partitions_name(dataset)))
-    for key in sorted(
-        (k for k in graph.get_all_asset_keys() if k.path[0] == dataset), key=lambda k: k.to_user_string()
-    ):
-        partitions_def = graph.get(key).partitions_def
-        if partitions_def is None:
-            partitions: list[str | None] = [None]
-        elif isinstance(partitions_def, dg.DynamicPartitionsDefinition):
-            partitions = list(classes)
-        else:
-            partitions = list(partitions_def.get_partition_keys())
-        for partition in partitions:
-            metadata = latest_metadata(instance, key, partition)
-            status = outcomes.get((key.to_user_string(), partition), "materialized" if metadata else "missing")
-            numbers = ", ".join(f"{n}={_short(metadata[n])}" for n in SUMMARY_NUMBERS if n in metadata)
-            passed, total = check_outcomes(instance, graph, key, partition)
-            checks = f"checks {passed}/{total} passed" if total else ""
-            rows.append((key.to_user_string(), partition or "-", status, "; ".join(p for p in (numbers, checks) if p)))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(3)]
-    print()
-    for row in rows:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3])
-    print_gan_comparison(instance, dataset)
-    report = latest_metadata(instance, dg.AssetKey([dataset, "metric_reports"]), None).get("report_path")
-    if report:
-        print(f"\nReport: {report} (and in the UI: {dataset}/metric_reports, metadata 'report')")
-
-
-def gan_comparison_lines(searched: dict, baselines: dict[str, dict]) -> list[str]:
-    """The searched GAN's FID beside each baseline's, saying plainly whether it is better."""
-    if not searched or "fid" not in searched:
-        return []
-    fid, iterations = searched["fid"], searched.get("iterations")
-    lines = [
-        f"GAN comparison ({searched.get('fid_extractor', '?')} FID, lower is better; searched GAN {fid:.3f} after "
-        f"{iterations} iterations):"
-    ]
-    for name, meta in sorted(baselines.items()):
-        if "fid" not in meta:
-            lines.append(f"  {name:<13} not materialized")
-            continue
-        budget = (
-            "same budget"
-            if meta.get("iterations") == iterations
-            else f"{meta.get('iterations')} iterations: NOT the same budget"
-        )
-        verdict = "searched GAN is better" if fid < meta["fid"] else "searched GAN is NOT better"
-        lines.append(f"  {name:<13} FID {meta['fid']:.3f} ({budget}); {verdict}")
-    return lines
-
-
-def print_gan_comparison(instance: dg.DagsterInstance, dataset: str) -> None:
-    searched = latest_metadata(instance, dg.AssetKey([dataset, "trained_gan"]), None)
-    baselines = {
-        name: latest_metadata(instance, dg.AssetKey([dataset, "gan_baselines"]), name) for name in GAN_BASELINES
-    }
-    lines = gan_comparison_lines(searched, baselines)
-    if lines:
-        print()
-        print("\n".join(lines))
+        print_summary(instance, load_definitions(registry), dataset, [])

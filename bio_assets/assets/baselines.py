@@ -6,19 +6,26 @@ import dagster as dg
 from pydantic import Field
 
 from bio_assets.assets.classifier import classifier_metadata
-from bio_assets.assets.partitions import asset_key
+from bio_assets.assets.common import asset_options, config_values, data_ins, run_profile, run_settings
 from bio_assets.core.cnn.baselines import BASELINES, OPTIMIZER_BATCH, SOURCE_OPTIMIZER_ACCURACY, baseline_defaults
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.evaluation import train_and_test
 from bio_assets.core.cnn.training import OPTIMIZERS, TrainParams
 from bio_assets.core.io.storage import load_weights_file
-from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.registry import DatasetEntry
 from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 
 GROUP = "cnn_search"
-BASELINE_PARTITIONS = dg.StaticPartitionsDefinition(list(BASELINES))
-OPTIMIZER_PARTITIONS = dg.StaticPartitionsDefinition(list(OPTIMIZERS))
+BASELINE_FIELDS = ("epochs", "batch_size", "input_size", "seeds")
+
+
+def model_partitions(chosen: tuple[str, ...], known: list[str], what: str) -> dg.StaticPartitionsDefinition:
+    """One partition per model: the dataset's chosen subset, else every known model."""
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; known: {known}")
+    return dg.StaticPartitionsDefinition([name for name in known if name in chosen] if chosen else list(known))
 
 
 class BaselineConfig(dg.Config):
@@ -46,32 +53,20 @@ class OptimizerComparisonConfig(dg.Config):
     seed: int = 0
 
 
-def _data_ins(dataset: str) -> dict:
-    """Every class partition of the data, whichever model or optimizer partition runs."""
-    return {
-        name: dg.AssetIn(key=asset_key(dataset, name), partition_mapping=dg.AllPartitionMapping())
-        for name in ("augmented_dataset", "image_splits")
-    }
+def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
+    dataset = entry.name
+    # Every class partition of the data, whichever model or optimizer partition runs.
+    ins = data_ins(dataset, "augmented_dataset", "image_splits", every_class=True)
+    models = model_partitions(entry.cnn_baselines, list(BASELINES), "CNN baselines")
+    optimizers = model_partitions(entry.optimizers, list(OPTIMIZERS), "optimizers")
 
-
-def build_baseline_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1", ins=_data_ins(dataset))
-
-    @dg.asset(name="baseline_classifiers", partitions_def=BASELINE_PARTITIONS, **common)
-    def baseline_classifiers(
-        context: dg.AssetExecutionContext,
-        config: BaselineConfig,
-        compute: ComputeResource,
-        image_dataset: ImageDatasetResource,
-        augmented_dataset: dict,
-        image_splits: dict,
-    ) -> dg.MaterializeResult:
-        """A classic CNN (LeNet-5 to MobileNetV3) trained from random init and tested on the real test split."""
+    def train_baseline(context, name, config, compute, current, data) -> dict:
+        """One model partition: trained and tested, its metadata returned."""
         started = time.perf_counter()
-        name = context.partition_key
-        defaults = baseline_defaults(name, image_dataset.entry(dataset).profile)
-        values = {k: getattr(config, k) if getattr(config, k) is not None else v for k, v in defaults.items()}
-        data = assemble(augmented_dataset, image_splits)
+        per_model = baseline_defaults(name, run_profile(context, current)[0])
+        values = run_settings(
+            context, current, "baseline_classifiers", config_values(config, BASELINE_FIELDS), fallback=per_model
+        )
         spec = {"kind": "baseline", "name": name, "num_classes": len(data.class_names)}
         params = TrainParams(
             epochs=values["epochs"],
@@ -98,35 +93,38 @@ def build_baseline_assets(dataset: str) -> list[dg.AssetsDefinition]:
             if config.weights_path
             else "random (no local weights file configured; nothing downloaded)"
         )
-        return dg.MaterializeResult(
-            metadata={
-                **metadata,
-                "epochs": params.epochs,
-                "batch_size": params.batch_size,
-                "input_size": params.input_size or "dataset resolution",
-                "init": init,
-                "source_accuracy": BASELINES[name].source_accuracy,
-            }
-        )
+        return {
+            **metadata,
+            "epochs": params.epochs,
+            "batch_size": params.batch_size,
+            "input_size": params.input_size or "dataset resolution",
+            "init": init,
+            "source_accuracy": BASELINES[name].source_accuracy,
+            **values.metadata(),
+        }
 
-    @dg.asset(name="optimizer_comparison", partitions_def=OPTIMIZER_PARTITIONS, **common)
-    def optimizer_comparison(
+    @dg.asset(
+        name="baseline_classifiers",
+        ins=ins,
+        **asset_options(entry, GROUP, partitions=models, network=True, one_run=True),
+    )
+    def baseline_classifiers(
         context: dg.AssetExecutionContext,
-        config: OptimizerComparisonConfig,
+        config: BaselineConfig,
         compute: ComputeResource,
         image_dataset: ImageDatasetResource,
         augmented_dataset: dict,
         image_splits: dict,
-    ) -> dg.MaterializeResult:
-        """The source's fixed CNN trained with one optimizer at its library defaults, tested on the real test split."""
+    ) -> None:
+        """A classic CNN (LeNet-5 to MobileNetV3) trained from random init and tested on the real test split."""
+        current, data = image_dataset.entry(dataset), assemble(augmented_dataset, image_splits)
+        for name in context.partition_keys:
+            metadata = train_baseline(context, name, config, compute, current, data)
+            context.add_asset_metadata(metadata, partition_key=name)
+
+    def train_with_optimizer(context, optimizer, config, compute, values, data) -> dict:
+        """One optimizer partition: the source's fixed CNN trained with it; its metadata returned."""
         started = time.perf_counter()
-        optimizer = context.partition_key
-        values = resolve_profile(
-            {"epochs": config.epochs, "seeds": config.seeds},
-            image_dataset.entry(dataset).profile,
-            "optimizer_comparison",
-        )
-        data = assemble(augmented_dataset, image_splits)
         spec = {"kind": "baseline", "name": "source_fixed_cnn", "num_classes": len(data.class_names)}
         params = TrainParams(
             epochs=values["epochs"],
@@ -143,14 +141,33 @@ def build_baseline_assets(dataset: str) -> list[dg.AssetsDefinition]:
             schema=dg.TableSchema(columns=[dg.TableColumn("epoch", "int"), dg.TableColumn("train_loss", "float")]),
         )
         metadata = classifier_metadata(runs, data, spec, started, compute)
-        return dg.MaterializeResult(
-            metadata={
-                **metadata,
-                "training_curve": curve,
-                "epochs": params.epochs,
-                "learning_rate": "library default",
-                "source_accuracy": SOURCE_OPTIMIZER_ACCURACY[optimizer],
-            }
+        return {
+            **metadata,
+            "training_curve": curve,
+            "epochs": params.epochs,
+            "learning_rate": "library default",
+            "source_accuracy": SOURCE_OPTIMIZER_ACCURACY[optimizer],
+            **values.metadata(),
+        }
+
+    options = asset_options(entry, GROUP, partitions=optimizers, network=True, one_run=True)
+
+    @dg.asset(name="optimizer_comparison", ins=ins, **options)
+    def optimizer_comparison(
+        context: dg.AssetExecutionContext,
+        config: OptimizerComparisonConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+    ) -> None:
+        """The source's fixed CNN trained with one optimizer at its library defaults, tested on the real test split."""
+        values = run_settings(
+            context, image_dataset.entry(dataset), "optimizer_comparison", config_values(config, ("epochs", "seeds"))
         )
+        data = assemble(augmented_dataset, image_splits)
+        for optimizer in context.partition_keys:
+            metadata = train_with_optimizer(context, optimizer, config, compute, values, data)
+            context.add_asset_metadata(metadata, partition_key=optimizer)
 
     return [baseline_classifiers, optimizer_comparison]

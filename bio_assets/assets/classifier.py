@@ -6,15 +6,15 @@ import dagster as dg
 import numpy as np
 from pydantic import Field
 
+from bio_assets.assets.common import asset_options, config_values, data_ins, run_settings
 from bio_assets.assets.metadata import png_markdown
-from bio_assets.assets.partitions import asset_key
 from bio_assets.core.cnn.architectures import architecture_spec
 from bio_assets.core.cnn.dataset import ClassificationData, assemble
 from bio_assets.core.cnn.evaluation import ClassifierRuns, train_and_test
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.io.storage import ModelWeights
-from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import roc_plot
 from bio_assets.core.search.outcome import SearchOutcome
 from resources.compute import ComputeResource
@@ -72,15 +72,11 @@ def classifier_metadata(
     return metadata
 
 
-def build_classifier_asset(dataset: str) -> dg.AssetsDefinition:
-    ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
-        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
-        "macro_architecture": dg.AssetIn(key=asset_key(dataset, "macro_architecture")),
-        "searched_cell": dg.AssetIn(key=asset_key(dataset, "searched_cell")),
-    }
+def build_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
+    dataset = entry.name
+    ins = data_ins(dataset, "augmented_dataset", "image_splits", "macro_architecture", "searched_cell")
 
-    @dg.asset(name="classifier", key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1", ins=ins)
+    @dg.asset(name="classifier", ins=ins, **asset_options(entry, GROUP, network=True))
     def classifier(
         context: dg.AssetExecutionContext,
         config: ClassifierConfig,
@@ -93,8 +89,8 @@ def build_classifier_asset(dataset: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network trained from scratch on the augmented train split and tested once on real images."""
         started = time.perf_counter()
-        values = resolve_profile(
-            {"epochs": config.epochs, "seeds": config.seeds}, image_dataset.entry(dataset).profile, "classifier"
+        values = run_settings(
+            context, image_dataset.entry(dataset), "classifier", config_values(config, ("epochs", "seeds"))
         )
         data = assemble(augmented_dataset, image_splits)
         searched = NetworkSpec(
@@ -125,7 +121,11 @@ def build_classifier_asset(dataset: str) -> dg.AssetsDefinition:
             "class_names": list(data.class_names),
             "input_size": int(data.train.images.shape[1]),
         }
-        metadata = {**classifier_metadata(runs, data, spec, started, compute), "epochs": values["epochs"]}
+        metadata = {
+            **classifier_metadata(runs, data, spec, started, compute),
+            "epochs": values["epochs"],
+            **values.metadata(),
+        }
         return dg.MaterializeResult(value=ModelWeights(runs.first_state_dict, spec_with_classes), metadata=metadata)
 
     return classifier

@@ -5,13 +5,13 @@ import time
 import dagster as dg
 from pydantic import Field
 
+from bio_assets.assets.common import RunSettings, asset_options, config_values, data_ins, run_settings
 from bio_assets.assets.metadata import png_markdown
-from bio_assets.assets.partitions import asset_key
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
 from bio_assets.core.cnn.search import CnnSearchRequest, CnnSearchRun, search_cnn
 from bio_assets.core.cnn.training import TrainParams
-from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams
 from bio_assets.core.search.outcome import SearchOutcome
@@ -43,8 +43,7 @@ class SearchConfig(dg.Config):
     seed: int = 0
     top_k: int = 10
 
-    def request(self, asset_name: str, profile: str, searching: str, **space) -> CnnSearchRequest:
-        values = resolve_profile({f: getattr(self, f) for f in PROFILE_FIELDS}, profile, asset_name)
+    def request(self, values: RunSettings, searching: str, **space) -> CnnSearchRequest:
         evolution = EvolutionParams(
             values["population_size"],
             values["cycles"],
@@ -154,14 +153,12 @@ def search_metadata(
     }
 
 
-def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    data_ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
-        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
-    }
-    common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1")
+def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
+    dataset = entry.name
+    inputs = data_ins(dataset, "augmented_dataset", "image_splits")
+    common = asset_options(entry, GROUP, network=True)
 
-    @dg.asset(name="searched_cell", ins=data_ins, **common)
+    @dg.asset(name="searched_cell", ins=inputs, **common)
     def searched_cell(
         context: dg.AssetExecutionContext,
         config: CellSearchConfig,
@@ -173,9 +170,11 @@ def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         """The best cell found by aging evolution on validation accuracy (micro search, one cell)."""
         started = time.perf_counter()
+        settings = run_settings(
+            context, image_dataset.entry(dataset), "searched_cell", config_values(config, PROFILE_FIELDS)
+        )
         request = config.request(
-            "searched_cell",
-            image_dataset.entry(dataset).profile,
+            settings,
             "cell",
             channels=config.channels,
             min_nodes=config.min_nodes,
@@ -205,13 +204,12 @@ def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
             started,
             compute,
         )
-        return dg.MaterializeResult(
-            value=outcome, metadata={**metadata, "nb201": CellGenotype.parse(run.result.best.code).to_nb201()}
-        )
+        nb201 = CellGenotype.parse(run.result.best.code).to_nb201()
+        return dg.MaterializeResult(value=outcome, metadata={**metadata, "nb201": nb201, **settings.metadata()})
 
     @dg.asset(
         name="macro_architecture",
-        ins={**data_ins, "searched_cell": dg.AssetIn(key=asset_key(dataset, "searched_cell"))},
+        ins={**inputs, **data_ins(dataset, "searched_cell")},
         **common,
     )
     def macro_architecture(
@@ -226,9 +224,10 @@ def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
     ) -> dg.MaterializeResult:
         """The best number of cells and pooling positions N-[P] for the searched cell (macro search)."""
         started = time.perf_counter()
+        values = config_values(config, PROFILE_FIELDS)
+        settings = run_settings(context, image_dataset.entry(dataset), "macro_architecture", values)
         request = config.request(
-            "macro_architecture",
-            image_dataset.entry(dataset).profile,
+            settings,
             "macro",
             channels=config.channels,
             fixed_cell=searched_cell.best_code,
@@ -257,6 +256,8 @@ def build_cnn_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
             started,
             compute,
         )
-        return dg.MaterializeResult(value=outcome, metadata={**metadata, "cell": searched_cell.best_code})
+        return dg.MaterializeResult(
+            value=outcome, metadata={**metadata, "cell": searched_cell.best_code, **settings.metadata()}
+        )
 
     return [searched_cell, macro_architecture]

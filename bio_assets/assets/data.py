@@ -1,10 +1,12 @@
-"""The data group: ingested images, leakage-free splits and the augmented train split, per class."""
+"""The data group: the observed class folders, ingested images, leakage-free splits and the
+augmented train split, per class."""
 
 import time
 
 import dagster as dg
 from pydantic import Field
 
+from bio_assets.assets.common import asset_options, config_values, data_ins, run_settings
 from bio_assets.assets.metadata import file_issue_table, image_grid_markdown, progress_logger
 from bio_assets.assets.partitions import asset_key, class_partitions
 from bio_assets.core.data.augment import AugmentParams, augment_class
@@ -12,21 +14,19 @@ from bio_assets.core.data.imaging import RESAMPLING
 from bio_assets.core.data.ingest import ingest_class
 from bio_assets.core.data.splits import SplitParams, source_groups, split_images
 from bio_assets.core.io.records import ImageSet, ImageSplits
-from bio_assets.core.profiles import profile_setting
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.seeding import derive_seed, torch_generator
 from resources.image_dataset import ImageDatasetResource
 
 GROUP = "data"
+SPLIT_FIELDS = ("train_fraction", "val_fraction", "test_fraction")
 
 
 class SplitConfig(dg.Config):
-    train_fraction: float = Field(default=0.70, description="share of each class's source images for training")
-    val_fraction: float = Field(default=0.15, description="share for validation (architecture search fitness)")
-    test_fraction: float = Field(default=0.15, description="share held out for the final test")
+    train_fraction: float | None = Field(default=None, description="share of each class's source images for training")
+    val_fraction: float | None = Field(default=None, description="share for validation (architecture search fitness)")
+    test_fraction: float | None = Field(default=None, description="share held out for the final test")
     seed: int = 0
-
-    def to_params(self) -> SplitParams:
-        return SplitParams(self.train_fraction, self.val_fraction, self.test_fraction, self.seed)
 
 
 class AugmentConfig(dg.Config):
@@ -43,14 +43,9 @@ class AugmentConfig(dg.Config):
     elastic_sigma: float = 4.0
     seed: int = 0
 
-    def to_params(self, class_name: str, profile: str) -> AugmentParams:
-        target = (
-            self.target_per_class
-            if self.target_per_class is not None
-            else profile_setting(profile, "augmented_dataset", "target_per_class")
-        )
+    def to_params(self, class_name: str, target_per_class: int) -> AugmentParams:
         return AugmentParams(
-            target_per_class=int(target),
+            target_per_class=int(target_per_class),
             probability=self.probability,
             max_rotation_deg=self.max_rotation_deg,
             scale_range=(self.scale_min, self.scale_max),
@@ -61,12 +56,31 @@ class AugmentConfig(dg.Config):
         )
 
 
-def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    """``raw_images``, ``image_splits`` and ``augmented_dataset`` under the prefix ``dataset``."""
-    partitions = class_partitions(dataset)
-    common = dict(key_prefix=[dataset], partitions_def=partitions, group_name=GROUP)
+def build_image_folder_source(entry: DatasetEntry) -> dg.SourceAsset:
+    """``<dataset>/image_folder``: the class folders as an observable source, one data version per class."""
 
-    @dg.asset(name="raw_images", code_version="1", **common)
+    @dg.observable_source_asset(
+        key=asset_key(entry.name, "image_folder"),
+        partitions_def=class_partitions(entry.name),
+        group_name=GROUP,
+        description="The dataset's class folders on disk, observed as one content fingerprint per class.",
+    )
+    def image_folder(image_dataset: ImageDatasetResource) -> dg.DataVersionsByPartition:
+        return dg.DataVersionsByPartition(image_dataset.fingerprints(entry.name))
+
+    return image_folder
+
+
+def build_data_assets(entry: DatasetEntry) -> list:
+    """``image_folder`` (observed), ``raw_images``, ``image_splits`` and ``augmented_dataset``."""
+    dataset = entry.name
+    partitions = class_partitions(dataset)
+
+    @dg.asset(
+        name="raw_images",
+        deps=[asset_key(dataset, "image_folder")],
+        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",)),
+    )
     def raw_images(context: dg.AssetExecutionContext, image_dataset: ImageDatasetResource) -> dg.MaterializeResult:
         """Decoded, validated, resized RGB images of one class, with file names, hashes and rejected files."""
         class_name = context.partition_key
@@ -90,6 +104,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
             value=result.images,
             data_version=dg.DataVersion(result.fingerprint),
             metadata={
+                "dagster/row_count": len(result.images),
                 "num_images": len(result.images),
                 "num_rejected": len(result.rejected),
                 "num_skipped": len(result.skipped),
@@ -106,39 +121,43 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         name="image_splits",
-        code_version="1",
-        ins={"raw_images": dg.AssetIn(key=asset_key(dataset, "raw_images"))},
-        automation_condition=dg.AutomationCondition.eager(),
-        **common,
+        ins=data_ins(dataset, "raw_images"),
+        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",)),
     )
     def image_splits(
-        config: SplitConfig, image_dataset: ImageDatasetResource, raw_images: ImageSet
+        context: dg.AssetExecutionContext,
+        config: SplitConfig,
+        image_dataset: ImageDatasetResource,
+        raw_images: ImageSet,
     ) -> dg.MaterializeResult:
         """Train, validation and test images of one class, split by source image before any augmentation."""
-        group_pattern = image_dataset.entry(dataset).group_pattern
-        splits = split_images(raw_images, config.to_params(), group_pattern)
+        current = image_dataset.entry(dataset)
+        settings = run_settings(context, current, "image_splits", config_values(config, SPLIT_FIELDS))
+        params = SplitParams(*(float(settings[f]) for f in SPLIT_FIELDS), config.seed)
+        splits = split_images(raw_images, params, current.group_pattern)
+        sources = source_groups(raw_images.file_names, raw_images.sha256, current.group_pattern)
+        if len(splits.test) < 10:
+            context.log.warning(f"{context.partition_key}: only {len(splits.test)} test images; accuracies are coarse")
         return dg.MaterializeResult(
             value=splits,
             metadata={
+                "dagster/row_count": len(raw_images),
                 "num_train": len(splits.train),
                 "num_val": len(splits.val),
                 "num_test": len(splits.test),
-                "fractions": f"{config.train_fraction}/{config.val_fraction}/{config.test_fraction}",
+                "fractions": "/".join(str(settings[f]) for f in SPLIT_FIELDS),
                 "seed": config.seed,
                 "split_rule": "seeded SHA-256 ranking of file contents (stable when images are added)",
-                "group_pattern": group_pattern or "none: every file is its own source",
-                "num_sources": len(
-                    set(source_groups(raw_images.file_names, raw_images.sha256, group_pattern).tolist())
-                ),
+                "group_pattern": current.group_pattern or "none: every file is its own source",
+                "num_sources": len(set(sources.tolist())),
+                **settings.metadata(),
             },
         )
 
     @dg.asset(
         name="augmented_dataset",
-        code_version="1",
-        ins={"image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits"))},
-        automation_condition=dg.AutomationCondition.eager(),
-        **common,
+        ins=data_ins(dataset, "image_splits"),
+        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",)),
     )
     def augmented_dataset(
         context: dg.AssetExecutionContext,
@@ -147,30 +166,27 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
         image_splits: ImageSplits,
     ) -> dg.MaterializeResult:
         """The train split of one class enlarged to the target count by random affine and elastic distortions."""
-        profile = image_dataset.entry(dataset).profile
-        params = config.to_params(context.partition_key, profile)
+        values = config_values(config, ("target_per_class",))
+        settings = run_settings(context, image_dataset.entry(dataset), "augmented_dataset", values)
+        params = config.to_params(context.partition_key, int(settings["target_per_class"]))
         started = time.perf_counter()
-        augmented = augment_class(
-            image_splits.train, params, torch_generator(params.seed), progress_logger(context, "augmented")
-        )
+        train = image_splits.train
+        augmented = augment_class(train, params, torch_generator(params.seed), progress_logger(context, "augmented"))
+        new_images = augmented.images[len(train) :] if len(augmented) > len(train) else augmented.images
         return dg.MaterializeResult(
             value=augmented,
             metadata={
+                "dagster/row_count": len(augmented),
                 "num_images": len(augmented),
-                "num_originals": len(image_splits.train),
-                "num_augmented": len(augmented) - len(image_splits.train),
+                "num_originals": len(train),
+                "num_augmented": len(augmented) - len(train),
                 "target_per_class": params.target_per_class,
-                "profile": profile,
                 "seed": config.seed,
                 "class_seed": str(params.seed),
                 "seconds": round(time.perf_counter() - started, 3),
-                "samples": image_grid_markdown(
-                    augmented.images[len(image_splits.train) :]
-                    if len(augmented) > len(image_splits.train)
-                    else augmented.images,
-                    f"{context.partition_key}: augmented images",
-                ),
+                "samples": image_grid_markdown(new_images, f"{context.partition_key}: augmented images"),
+                **settings.metadata(),
             },
         )
 
-    return [raw_images, image_splits, augmented_dataset]
+    return [build_image_folder_source(entry), raw_images, image_splits, augmented_dataset]

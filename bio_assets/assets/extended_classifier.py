@@ -9,8 +9,8 @@ import torch
 from pydantic import Field
 
 from bio_assets.assets.classifier import ClassifierConfig, classifier_metadata
-from bio_assets.assets.partitions import asset_key
-from bio_assets.assets.synthesis import GROUP
+from bio_assets.assets.common import asset_options, config_values, data_ins, run_settings
+from bio_assets.assets.synthesis import GROUP, require_current_generator
 from bio_assets.checks.gates import gate_status
 from bio_assets.core.cnn.architectures import architecture_spec, build_architecture, load_classifier
 from bio_assets.core.cnn.dataset import ClassificationData, assemble
@@ -19,7 +19,7 @@ from bio_assets.core.cnn.extension import extended, paired_bootstrap, synthetic_
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import TrainParams, predict_probabilities
 from bio_assets.core.io.storage import ModelWeights
-from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.search.outcome import SearchOutcome
 from bio_assets.core.seeding import derive_seed
 from resources.compute import ComputeResource
@@ -82,20 +82,12 @@ def gain_metadata(
     }
 
 
-def build_extended_classifier_asset(dataset: str) -> dg.AssetsDefinition:
-    ins = {
-        name: dg.AssetIn(key=asset_key(dataset, name))
-        for name in (
-            "augmented_dataset",
-            "image_splits",
-            "synthetic_dataset",
-            "macro_architecture",
-            "searched_cell",
-            "classifier",
-        )
-    }
+def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
+    dataset = entry.name
+    names = ("augmented_dataset", "image_splits", "synthetic_dataset", "macro_architecture", "searched_cell")
+    ins = data_ins(dataset, *names, "classifier")
 
-    @dg.asset(name="extended_classifier", key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1", ins=ins)
+    @dg.asset(name="extended_classifier", ins=ins, **asset_options(entry, GROUP, network=True))
     def extended_classifier(
         context: dg.AssetExecutionContext,
         config: ExtendedClassifierConfig,
@@ -110,12 +102,11 @@ def build_extended_classifier_asset(dataset: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network trained on real plus gated synthetic images and tested on real ones, with TSTR."""
         started = time.perf_counter()
-        values = resolve_profile(
-            {"epochs": config.epochs, "seeds": config.seeds},
-            image_dataset.entry(dataset).profile,
-            "extended_classifier",
+        values = run_settings(
+            context, image_dataset.entry(dataset), "extended_classifier", config_values(config, ("epochs", "seeds"))
         )
         data = assemble(augmented_dataset, image_splits)
+        gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
         gates = {
             name: gate_status(context.instance, dataset, name) if config.require_gates else (True, [])
             for name in data.class_names
@@ -184,6 +175,8 @@ def build_extended_classifier_asset(dataset: str) -> dg.AssetsDefinition:
                     else "none"
                 ),
                 "wall_seconds": round(time.perf_counter() - started, 1),
+                "trained_gan_run": gan_run,
+                **values.metadata(),
             }
         )
         value = ModelWeights(

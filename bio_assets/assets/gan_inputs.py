@@ -8,12 +8,13 @@ import dagster as dg
 import torch
 from pydantic import Field
 
+from bio_assets.assets.common import RunSettings, run_settings
 from bio_assets.core.gan.diffaugment import POLICIES
 from bio_assets.core.gan.scoring import FidScorer, gan_images
 from bio_assets.core.gan.training import GanImages
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES
-from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.registry import DatasetEntry
 from resources.feature_extractor import FeatureExtractorResource
 
 GROUP = "gan_search"
@@ -40,8 +41,11 @@ class GanShapeConfig(dg.Config):
     )
     seed: int = 0
 
-    def resolved(self, profile: str, asset_name: str, extra: tuple[str, ...] = ()) -> dict:
-        return resolve_profile({f: getattr(self, f) for f in (*SHAPE_FIELDS, *extra)}, profile, asset_name)
+    def settings(
+        self, context: dg.AssetExecutionContext, entry: DatasetEntry, asset_name: str, extra: tuple[str, ...] = ()
+    ) -> RunSettings:
+        """The GAN shape (and ``extra`` fields) this run uses: run config, dataset settings, profile."""
+        return run_settings(context, entry, asset_name, {f: getattr(self, f) for f in (*SHAPE_FIELDS, *extra)})
 
 
 def training_images(augmented: dict, size: int) -> GanImages:

@@ -8,9 +8,9 @@ import numpy as np
 from pydantic import Field
 
 from bio_assets.assets.cnn_search import evaluation_logger
+from bio_assets.assets.common import RunSettings, asset_options, config_values, data_ins, run_settings
 from bio_assets.assets.gan_inputs import GROUP, GanShapeConfig, data_version, reference_images, training_images
 from bio_assets.assets.metadata import png_markdown
-from bio_assets.assets.partitions import asset_key
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.training import Precision, TrainParams
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, MAX_NODES, MIN_NODES
@@ -19,7 +19,7 @@ from bio_assets.core.gan.training import GanTrainParams
 from bio_assets.core.io.storage import ModelWeights, load_weights, save_weights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, pack_extractors, train_extractor, unpack_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
-from bio_assets.core.profiles import resolve_profile
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import EvolutionParams
 from resources.compute import ComputeResource
@@ -62,13 +62,11 @@ class GanSearchConfig(GanShapeConfig):
     top_k: int = 10
 
 
-def build_feature_extractor_asset(dataset: str) -> dg.AssetsDefinition:
-    ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
-        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
-    }
+def build_feature_extractor_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
+    dataset = entry.name
+    ins = data_ins(dataset, "augmented_dataset", "image_splits")
 
-    @dg.asset(name="feature_extractors", key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1", ins=ins)
+    @dg.asset(name="feature_extractors", ins=ins, **asset_options(entry, GROUP, network=True))
     def feature_extractors(
         context: dg.AssetExecutionContext,
         config: FeatureExtractorsConfig,
@@ -80,13 +78,8 @@ def build_feature_extractor_asset(dataset: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """Domain CNNs BioCNN-1 and BioCNN-2 trained on real train images, whose features replace Inception for FID."""
         started = time.perf_counter()
-        values = dict(
-            zip(
-                ("biocnn1_epochs", "biocnn2_epochs", "width"),
-                (config.biocnn1_epochs, config.biocnn2_epochs, config.width),
-            )
-        )
-        values = resolve_profile(values, image_dataset.entry(dataset).profile, "feature_extractors")
+        names = ("biocnn1_epochs", "biocnn2_epochs", "width")
+        values = run_settings(context, image_dataset.entry(dataset), "feature_extractors", config_values(config, names))
         data = assemble(augmented_dataset, image_splits)
         trained = {}
         for name, epochs, batch in (
@@ -120,6 +113,7 @@ def build_feature_extractor_asset(dataset: str) -> dg.AssetsDefinition:
                 "num_train_images": len(data.train.labels),
                 "inception_v3": feature_extractor.inception_status(),
                 "wall_seconds": round(time.perf_counter() - started, 1),
+                **values.metadata(),
             }
         )
         return dg.MaterializeResult(
@@ -153,9 +147,8 @@ def search_data(
 
 
 def search_request(
-    config: GanSearchConfig, profile: str, asset_name: str, stage: str, num_train: int, fixed_generator: str
+    config: GanSearchConfig, values: RunSettings, stage: str, num_train: int, fixed_generator: str
 ) -> GanSearchRequest:
-    values = config.resolved(profile, asset_name, SEARCH_FIELDS)
     evolution = EvolutionParams(
         values["population_size"],
         values["cycles"],
@@ -269,13 +262,10 @@ def stage_result(
     return ModelWeights({k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(role + ".")}, spec), metadata
 
 
-def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    data_ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
-        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
-        "feature_extractors": dg.AssetIn(key=asset_key(dataset, "feature_extractors")),
-    }
-    common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1")
+def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
+    dataset = entry.name
+    inputs = data_ins(dataset, "augmented_dataset", "image_splits", "feature_extractors")
+    common = asset_options(entry, GROUP, network=True)
 
     def run_stage(
         context,
@@ -292,10 +282,9 @@ def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
         initial_weights="",
     ):
         started = time.perf_counter()
-        profile = image_dataset.entry(dataset).profile
-        size = config.resolved(profile, stage)["image_size"]
-        data = search_data(config, size, extractors, feature_extractor, compute, augmented, splits)
-        request = search_request(config, profile, stage, stage, len(data.train.labels), fixed_generator)
+        values = config.settings(context, image_dataset.entry(dataset), stage, SEARCH_FIELDS)
+        data = search_data(config, values["image_size"], extractors, feature_extractor, compute, augmented, splits)
+        request = search_request(config, values, stage, len(data.train.labels), fixed_generator)
         with search_executor.open() as plan:
             # GAN training uses fp32 on CPUs (bf16 autocast made it ~10x slower and unstable); AMP on CUDA.
             run = search_gan(
@@ -311,9 +300,10 @@ def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 plan.ordering,
                 initial_weights,
             )
-        return stage_result(run, request, data, sorted(augmented), config.top_k, started, compute)
+        value, metadata = stage_result(run, request, data, sorted(augmented), config.top_k, started, compute)
+        return value, {**metadata, **values.metadata()}
 
-    @dg.asset(name="generator", ins=data_ins, **common)
+    @dg.asset(name="generator", ins=inputs, **common)
     def generator(
         context: dg.AssetExecutionContext,
         config: GanSearchConfig,
@@ -340,9 +330,7 @@ def build_gan_search_assets(dataset: str) -> list[dg.AssetsDefinition]:
         )
         return dg.MaterializeResult(value=value, metadata=metadata)
 
-    @dg.asset(
-        name="discriminator", ins={**data_ins, "generator": dg.AssetIn(key=asset_key(dataset, "generator"))}, **common
-    )
+    @dg.asset(name="discriminator", ins={**inputs, **data_ins(dataset, "generator")}, **common)
     def discriminator(
         context: dg.AssetExecutionContext,
         config: GanSearchConfig,

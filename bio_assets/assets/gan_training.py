@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from bio_assets.assets.baselines import model_partitions
+from bio_assets.assets.common import asset_options, data_ins
 from bio_assets.assets.gan_inputs import (
     GROUP,
     GanShapeConfig,
@@ -21,7 +23,6 @@ from bio_assets.assets.gan_inputs import (
 )
 from bio_assets.assets.gan_search import gan_precision
 from bio_assets.assets.metadata import image_grid_markdown, png_markdown
-from bio_assets.assets.partitions import asset_key
 from bio_assets.core.gan.baselines import GAN_BASELINES, SEARCHED_SOURCE_FID, BaselineSpec, build_baseline
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.runs import ScoredGan, train_and_score
@@ -29,6 +30,7 @@ from bio_assets.core.gan.scoring import fid_curve_rows
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanTrainParams
 from bio_assets.core.io.storage import ModelWeights
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import curve_plot
 from bio_assets.core.search.cache import settings_hash
 from bio_assets.core.seeding import derive_seed
@@ -38,7 +40,6 @@ from resources.image_dataset import ImageDatasetResource
 from resources.search_executor import SearchExecutorResource
 
 RUN_FIELDS = ("iterations", "fid_every", "checkpoint_every", "fid_samples")
-gan_baseline_partitions = dg.StaticPartitionsDefinition(list(GAN_BASELINES))
 
 
 class GanTrainingConfig(GanShapeConfig):
@@ -86,7 +87,7 @@ def run_training(
 
     Returns the scored run, the resolved values and the metadata."""
     started = time.perf_counter()
-    values = config.resolved(image_dataset.entry(dataset).profile, asset_name, RUN_FIELDS)
+    values = config.settings(context, image_dataset.entry(dataset), asset_name, RUN_FIELDS)
     device = compute.torch_device()
     data, real = training_images(augmented, values["image_size"]), reference_images(splits, values["image_size"])
     generator, discriminator = build(values, data.num_classes)
@@ -117,11 +118,8 @@ def run_training(
     }
     # Every setting that shapes the run names its checkpoint, so a run with other learning
     # rates (say) starts fresh instead of meeting a checkpoint it may not resume.
-    checkpoint = (
-        search_executor.state_dir(dataset)
-        / asset_name
-        / f"{settings_hash({'identity': identity, 'values': values, 'params': asdict(params)})}.safetensors"
-    )
+    shaped_by = {"identity": identity, "values": dict(values.values), "params": asdict(params)}
+    checkpoint = search_executor.state_dir(dataset) / asset_name / f"{settings_hash(shaped_by)}.safetensors"
     scored = train_and_score(
         generator,
         discriminator,
@@ -153,21 +151,18 @@ def run_training(
         "image_size": values["image_size"],
         "wall_seconds": round(time.perf_counter() - started, 1),
         **{f"compute_{k}": v for k, v in compute.describe().items()},
+        **values.metadata(),
     }
     return scored, values, metadata
 
 
-def build_gan_training_assets(dataset: str) -> list[dg.AssetsDefinition]:
-    data_ins = {
-        "augmented_dataset": dg.AssetIn(key=asset_key(dataset, "augmented_dataset")),
-        "image_splits": dg.AssetIn(key=asset_key(dataset, "image_splits")),
-        "feature_extractors": dg.AssetIn(key=asset_key(dataset, "feature_extractors")),
-    }
-    common = dict(key_prefix=[dataset], group_name=GROUP, pool="gpu", code_version="1")
+def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
+    dataset = entry.name
+    names = ("augmented_dataset", "image_splits", "feature_extractors")
+    common = asset_options(entry, GROUP, network=True)
     pair_ins = {
-        **data_ins,
-        "generator": dg.AssetIn(key=asset_key(dataset, "generator")),
-        "discriminator": dg.AssetIn(key=asset_key(dataset, "discriminator")),
+        **data_ins(dataset, *names),
+        **data_ins(dataset, "generator", "discriminator"),
     }
 
     @dg.asset(name="trained_gan", ins=pair_ins, **common)
@@ -261,25 +256,13 @@ def build_gan_training_assets(dataset: str) -> list[dg.AssetsDefinition]:
         )
 
     # Every model partition reads every class partition.
-    every_class = {
-        name: dg.AssetIn(key=asset_in.key, partition_mapping=dg.AllPartitionMapping())
-        for name, asset_in in data_ins.items()
-    }
+    every_class = data_ins(dataset, *names, every_class=True)
+    models = model_partitions(entry.gan_baselines, list(GAN_BASELINES), "GAN baselines")
 
-    @dg.asset(name="gan_baselines", ins=every_class, partitions_def=gan_baseline_partitions, **common)
-    def gan_baselines(
-        context: dg.AssetExecutionContext,
-        config: GanTrainingConfig,
-        compute: ComputeResource,
-        image_dataset: ImageDatasetResource,
-        feature_extractor: FeatureExtractorResource,
-        search_executor: SearchExecutorResource,
-        augmented_dataset: dict,
-        image_splits: dict,
-        feature_extractors: ModelWeights,
-    ) -> dg.MaterializeResult:
-        """A classic GAN (DCGAN to BEGAN, or the histology ResNet-SAGAN) trained on the same images and budget."""
-        name = context.partition_key
+    def train_gan_baseline(
+        context, name, config, compute, image_dataset, feature_extractor, search_executor, augmented, splits, extractors
+    ) -> tuple[ModelWeights, dict]:
+        """One model partition trained and scored: its generator weights and metadata."""
         baseline = GAN_BASELINES[name]
         specs = {}
 
@@ -303,9 +286,9 @@ def build_gan_training_assets(dataset: str) -> list[dg.AssetsDefinition]:
             image_dataset,
             feature_extractor,
             search_executor,
-            augmented_dataset,
-            image_splits,
-            feature_extractors,
+            augmented,
+            splits,
+            extractors,
             (),
             0.0,
             (baseline.generator_lr, baseline.discriminator_lr),
@@ -330,8 +313,33 @@ def build_gan_training_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 ),
             }
         )
-        return dg.MaterializeResult(
-            value=ModelWeights(dict(scored.report.sampler.state_dict()), spec), metadata=metadata
-        )
+        return ModelWeights(dict(scored.report.sampler.state_dict()), spec), metadata
+
+    @dg.asset(
+        name="gan_baselines",
+        ins=every_class,
+        **asset_options(entry, GROUP, partitions=models, network=True, one_run=True),
+    )
+    def gan_baselines(
+        context: dg.AssetExecutionContext,
+        config: GanTrainingConfig,
+        compute: ComputeResource,
+        image_dataset: ImageDatasetResource,
+        feature_extractor: FeatureExtractorResource,
+        search_executor: SearchExecutorResource,
+        augmented_dataset: dict,
+        image_splits: dict,
+        feature_extractors: ModelWeights,
+    ) -> dict[str, ModelWeights]:
+        """A classic GAN (DCGAN to BEGAN, or the histology ResNet-SAGAN) trained on the same images and budget."""
+        trained = {}
+        for name in context.partition_keys:
+            weights, metadata = train_gan_baseline(
+                context, name, config, compute, image_dataset, feature_extractor, search_executor,
+                augmented_dataset, image_splits, feature_extractors,
+            )  # fmt: skip
+            context.add_asset_metadata(metadata, partition_key=name)
+            trained[name] = weights
+        return trained
 
     return [trained_gan, gan_baselines]

@@ -54,3 +54,32 @@ def latest_metadata(instance: dg.DagsterInstance, key: dg.AssetKey, partition: s
         return {}
     materialization = records[0].asset_materialization
     return {name: value.value for name, value in (materialization.metadata if materialization else {}).items()}
+
+
+def latest_materialization_run(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None) -> str | None:
+    """The run id of the newest materialization of ``key`` (and partition), or ``None``."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[partition] if partition is not None else None), limit=1
+    ).records
+    return records[0].run_id if records else None
+
+
+def check_results_of_run(
+    instance: dg.DagsterInstance, run_id: str, key: dg.AssetKey, partition: str | None
+) -> dict[str, dg.AssetCheckEvaluation]:
+    """Check name -> the last evaluation, in run ``run_id``, of a check on ``key`` (and partition)."""
+    results: dict[str, dg.AssetCheckEvaluation] = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.event_specific_data if record.dagster_event else None
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and evaluation.asset_key == key:
+            if partition is None or evaluation.partition == partition:
+                results[evaluation.check_name] = evaluation
+    return results
+
+
+def latest_check_results(
+    instance: dg.DagsterInstance, key: dg.AssetKey, partition: str | None
+) -> dict[str, dg.AssetCheckEvaluation]:
+    """The checks evaluated on the newest materialization of ``key`` (in the run that made it)."""
+    run_id = latest_materialization_run(instance, key, partition)
+    return check_results_of_run(instance, run_id, key, partition) if run_id else {}

@@ -8,8 +8,10 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from bio_assets.assets.common import asset_options, data_ins
 from bio_assets.assets.metadata import latest_metadata
 from bio_assets.assets.partitions import asset_key
+from bio_assets.assets.synthesis import require_current_generator
 from bio_assets.checks.gates import gate_status
 from bio_assets.core.cnn.architectures import load_classifier
 from bio_assets.core.cnn.baselines import BASELINES
@@ -20,6 +22,7 @@ from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.classification import roc_report
 from bio_assets.core.metrics.synthetic import LabelledSet, score_synthetic
+from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting import source
 from bio_assets.core.reporting.report import AccuracyRow, ReportInputs, build_report
 from bio_assets.core.reporting.statistics import compare_class, wilson_interval
@@ -142,21 +145,14 @@ def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], 
     return cnn, gan
 
 
-def build_report_asset(dataset: str) -> dg.AssetsDefinition:
-    ins = {
-        name: dg.AssetIn(key=asset_key(dataset, name))
-        for name in (
-            "image_splits",
-            "augmented_dataset",
-            "synthetic_dataset",
-            "feature_extractors",
-            "classifier",
-            "extended_classifier",
-        )
-    }
-    deps = [asset_key(dataset, name) for name in ("baseline_classifiers", "gan_baselines", "trained_gan")]
+def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
+    dataset = entry.name
+    names = ("image_splits", "augmented_dataset", "synthetic_dataset", "feature_extractors", "classifier")
+    ins = data_ins(dataset, *names, "extended_classifier")
+    read_from_metadata = ("baseline_classifiers", "optimizer_comparison", "gan_baselines", "trained_gan")
+    options = asset_options(entry, GROUP, network=True, kinds=("markdown",))
 
-    @dg.asset(name="metric_reports", key_prefix=[dataset], group_name=GROUP, code_version="1", ins=ins, deps=deps)
+    @dg.asset(name="metric_reports", ins=ins, deps=[asset_key(dataset, n) for n in read_from_metadata], **options)
     def metric_reports(
         context: dg.AssetExecutionContext,
         config: ReportConfig,
@@ -172,6 +168,7 @@ def build_report_asset(dataset: str) -> dg.AssetsDefinition:
         """The comparison report of every model against the baselines and the source, with metrics and settings."""
         started = time.perf_counter()
         data = assemble(augmented_dataset, image_splits)
+        gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
         names, device = data.class_names, compute.torch_device()
         size = int(next(iter(synthetic_dataset.values())).images.shape[1])
         real_by_class = {n: resize_uint8(torch.from_numpy(image_splits[n].train.images), size).numpy() for n in names}
@@ -302,10 +299,16 @@ def build_report_asset(dataset: str) -> dg.AssetsDefinition:
             settings=settings,
         )
         report = build_report(inputs)
-        path = report.write(Path(config.output_dir) if config.output_dir else data_home() / "reports" / dataset)
+        # Full-size figures go to files, one folder per run (and the newest copied one level up);
+        # the UI's markdown carries small previews that name their full-size files.
+        folder = Path(config.output_dir) if config.output_dir else data_home() / "reports" / dataset
+        path = report.write(folder / context.run_id)
+        report.write(folder)
         metadata = {
-            "report": dg.MetadataValue.md(report.inline_markdown()),
+            "report": dg.MetadataValue.md(report.preview_markdown(path.parent)),
             "report_path": dg.MetadataValue.path(str(path)),
+            "figures": dg.MetadataValue.path(str(path.parent / "figures")),
+            "trained_gan_run": gan_run,
             "sections": [title for title, _ in report.sections],
             "num_shortfalls": len(inputs.shortfalls),
             **{ROW_KEYS[row.name]: row.accuracy for row in accuracy_rows},

@@ -34,6 +34,13 @@ def recorded_value(context: dg.AssetCheckExecutionContext, key: dg.AssetKey, nam
     return int(value)
 
 
+def runs_with(key: dg.AssetKey) -> dg.AutomationCondition:
+    """A check's automation: evaluated in the same run whenever automation rebuilds its asset, so
+    the asset's children wait on the fresh result (a failed blocking check stops them)."""
+    requested = dg.AutomationCondition.any_deps_match(dg.AutomationCondition.will_be_requested())
+    return requested.allow(dg.AssetSelection.assets(key)).with_label("evaluated with its asset")
+
+
 def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     partitions = class_partitions(dataset)
     raw_key = asset_key(dataset, "raw_images")
@@ -42,6 +49,7 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(
         asset=raw_key,
+        automation_condition=runs_with(raw_key),
         partitions_def=partitions,
         blocking=True,
         description="Images have the configured size, none is blank, none repeats.",
@@ -53,6 +61,7 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(
         asset=splits_key,
+        automation_condition=runs_with(splits_key),
         partitions_def=partitions,
         blocking=True,
         description="No source image (by SHA-256) is in two splits.",
@@ -65,6 +74,7 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(
         asset=splits_key,
+        automation_condition=runs_with(splits_key),
         partitions_def=partitions,
         blocking=True,
         description="With 3 or more images, train, val and test all hold images.",
@@ -78,6 +88,7 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(
         asset=augmented_key,
+        automation_condition=runs_with(augmented_key),
         partitions_def=partitions,
         blocking=True,
         description="The class reached target_per_class images.",
@@ -93,6 +104,7 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(
         asset=augmented_key,
+        automation_condition=runs_with(augmented_key),
         partitions_def=partitions,
         blocking=True,
         additional_ins={"image_splits": dg.AssetIn(key=splits_key)},

@@ -4,11 +4,10 @@ published files, and the gate status ``extended_classifier`` uses to leave a cla
 import dagster as dg
 import numpy as np
 import torch
-from dagster._core.event_api import PartitionKeyFilter
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from bio_assets.assets.metadata import latest_metadata
+from bio_assets.assets.metadata import check_results_of_run, latest_materialization_run, latest_metadata
 from bio_assets.assets.partitions import asset_key, class_partitions
+from bio_assets.checks.data import runs_with
 from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.io.records import ImageSplits
 from bio_assets.core.io.storage import ModelWeights
@@ -20,7 +19,6 @@ from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.io_manager import AssetFileIOManager
 
-CHECK_DONE = (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED)
 GATE_NAMES = ("synthetic_class_fid", "synthetic_not_memorized", "synthetic_files_intact", "synthetic_not_in_held_out")
 
 
@@ -63,7 +61,7 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     extractors_in = {"feature_extractors": dg.AssetIn(key=asset_key(dataset, "feature_extractors"))}
     splits_key = asset_key(dataset, "image_splits")
     class_splits_in = {"image_splits": dg.AssetIn(key=splits_key)}
-    common = dict(asset=key, partitions_def=partitions, blocking=True)
+    common = dict(asset=key, partitions_def=partitions, blocking=True, automation_condition=runs_with(key))
 
     def _gate_inputs(context, compute, feature_extractor, catalog, feature_extractors):
         """(recorded settings, the class's published images, images -> gate-extractor features)."""
@@ -199,14 +197,11 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
     return [synthetic_class_fid, synthetic_not_memorized, synthetic_files_intact, synthetic_not_in_held_out]
 
 
-def _evaluation_summary(record) -> str:
+def _evaluation_summary(evaluation: dg.AssetCheckEvaluation) -> str:
     """The failed evaluation's own numbers, e.g. ``class_fid=180.2, threshold=150.0``."""
-    event = record.event.dagster_event if record.event is not None else None
-    evaluation = event.event_specific_data if event is not None else None
-    values = getattr(evaluation, "metadata", {}) or {}
     shown = [
         f"{k}={v.value}"
-        for k, v in values.items()
+        for k, v in evaluation.metadata.items()
         if isinstance(v.value, (int, float)) and not isinstance(v.value, bool)
     ]
     return ", ".join(shown[:6])
@@ -215,24 +210,14 @@ def _evaluation_summary(record) -> str:
 def gate_status(instance: dg.DagsterInstance, dataset: str, class_name: str) -> tuple[bool, list[str]]:
     """Whether every gate passed on the class's newest materialization, and why not otherwise."""
     key = asset_key(dataset, "synthetic_dataset")
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[class_name]), limit=1
-    ).records
-    if not records:
+    run_id = latest_materialization_run(instance, key, class_name)
+    if run_id is None:
         return False, ["synthetic_dataset is not materialized for this class"]
-    run_id = records[0].event_log_entry.run_id
+    results = check_results_of_run(instance, run_id, key, class_name)
     reasons = []
     for name in GATE_NAMES:
-        history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(key, name),
-            limit=1,
-            status=set(CHECK_DONE),
-            partition_filter=PartitionKeyFilter(key=class_name),
-        )
-        if not history:
-            reasons.append(f"{name}: never evaluated")
-        elif history[0].run_id != run_id:
+        if name not in results:
             reasons.append(f"{name}: not evaluated on the newest materialization (run {run_id[:8]})")
-        elif history[0].status != AssetCheckExecutionRecordStatus.SUCCEEDED:
-            reasons.append(f"{name} failed ({_evaluation_summary(history[0])})")
+        elif not results[name].passed:
+            reasons.append(f"{name} failed ({_evaluation_summary(results[name])})")
     return not reasons, reasons

@@ -6,6 +6,8 @@ started by automation (which carries no preset) uses its dataset's profile too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 PROFILES: tuple[str, ...] = ("demo", "paper")
 
 # input_size 0: candidates train at the dataset resolution.
@@ -28,6 +30,7 @@ _DEMO_GAN_SEARCH = {**_DEMO_GAN, "population_size": 2, "cycles": 2, "sample_size
 
 PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
     "paper": {
+        "image_splits": {"train_fraction": 0.70, "val_fraction": 0.15, "test_fraction": 0.15},
         "augmented_dataset": {"target_per_class": 200},
         "searched_cell": _PAPER_SEARCH,
         "macro_architecture": _PAPER_SEARCH,
@@ -52,11 +55,12 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
             "checkpoint_every": 1000,
             "fid_samples": 2000,
         },
-        "synthetic_dataset": {"images_per_class": 4000},
+        "synthetic_dataset": {"images_per_class": 4000, "max_class_fid": 150.0},
         # The source retrained its searched CNN for 100 epochs on real + synthetic images.
         "extended_classifier": {"epochs": 100, "seeds": 3},
     },
     "demo": {
+        "image_splits": {"train_fraction": 0.70, "val_fraction": 0.15, "test_fraction": 0.15},
         "augmented_dataset": {"target_per_class": 120},
         "searched_cell": _DEMO_SEARCH,
         "macro_architecture": {**_DEMO_SEARCH, "population_size": 6, "cycles": 6},
@@ -76,7 +80,7 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
             "checkpoint_every": 100,
             "fid_samples": 250,
         },
-        "synthetic_dataset": {"images_per_class": 64},
+        "synthetic_dataset": {"images_per_class": 64, "max_class_fid": 150.0},
         "extended_classifier": {"epochs": 6, "seeds": 1},
     },
 }
@@ -109,9 +113,49 @@ def profile_setting(profile: str, asset_name: str, field: str) -> object:
         raise ValueError(f"profile {profile!r} has no setting {asset_name}.{field}") from None
 
 
-def resolve_profile(values: dict[str, object], profile: str, asset_name: str) -> dict[str, object]:
-    """``values`` with every ``None`` replaced by the profile's setting for that field."""
-    return {
-        field: profile_setting(profile, asset_name, field) if value is None else value
-        for field, value in values.items()
-    }
+# Settings a dataset may set for the per-model baseline partitions (core.cnn.baselines).
+BASELINE_SETTINGS = ("epochs", "batch_size", "input_size", "seeds")
+
+
+def resolve_settings(
+    values: Mapping[str, object],
+    profile: str,
+    asset_name: str,
+    *,
+    dataset_settings: Mapping[str, Mapping[str, object]] | None = None,
+    fallback: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """Each of ``values`` (``None`` = not set in the run) resolved in this order: the run's own
+    value, the dataset's setting for ``asset_name``, ``fallback`` (per-model values of the
+    baselines), the profile's setting. ``ValueError`` when none has it."""
+    own = (dataset_settings or {}).get(asset_name, {})
+    resolved = {}
+    for field, value in values.items():
+        if value is None and field in own:
+            value = own[field]
+        if value is None and fallback is not None and field in fallback:
+            value = fallback[field]
+        resolved[field] = profile_setting(profile, asset_name, field) if value is None else value
+    return resolved
+
+
+def settable_fields(asset_name: str) -> set[str]:
+    """The settings a dataset (or a profile) may give ``asset_name``."""
+    fields = {f for settings in PROFILE_SETTINGS.values() for f in settings.get(asset_name, {})}
+    return fields | set(BASELINE_SETTINGS) if asset_name == "baseline_classifiers" else fields
+
+
+def validate_dataset_settings(dataset: str, settings: Mapping[str, Mapping[str, object]]) -> None:
+    """``ValueError`` naming the asset or setting a dataset's ``settings`` cannot set."""
+    known_assets = {a for s in PROFILE_SETTINGS.values() for a in s} | {"baseline_classifiers"}
+    for asset_name, values in settings.items():
+        if asset_name not in known_assets:
+            raise ValueError(
+                f"dataset {dataset!r}: settings name unknown asset {asset_name!r}; settable: {sorted(known_assets)}"
+            )
+        unknown = set(values) - settable_fields(asset_name)
+        if unknown:
+            raise ValueError(
+                f"dataset {dataset!r}: {asset_name} has no setting {sorted(unknown)}; "
+                f"settable: {sorted(settable_fields(asset_name))}"
+            )

@@ -10,14 +10,20 @@ datasets:
     file_pattern: "**/CROPPED/*.bmp"
     strip_prefix: "im_"
     group_pattern: "^(\\d+)_"     # cells cropped from one slide stay in one split
-    profile: paper
+    profile: paper                # the default settings of runs that name no profile
+    owners: [team:cytology]       # Dagster asset owners (emails or team:name)
+    rebuild_cron: "0 2 * * *"     # searches and trainings rebuild at most once per window
+    settings:                     # per-dataset values over the profile's, per asset
+      image_splits: {train_fraction: 0.8, val_fraction: 0.1, test_fraction: 0.1}
+    cnn_baselines: [lenet5, resnet18]   # a subset of the baseline partitions (default: all)
 ```
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -28,7 +34,12 @@ from bio_assets.core.io.atomic import atomic_write
 from bio_assets.core.profiles import PROFILES
 
 BUILTIN_DEMO = "builtin:demo"
+DEFAULT_REBUILD_CRON = "0 2 * * *"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+# Dagster owners: an email address or team:<name>.
+_OWNER = re.compile(r"^(team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+_CRON_FIELDS = 5
+LIST_FIELDS = ("owners", "cnn_baselines", "gan_baselines", "optimizers")
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,15 @@ class DatasetEntry:
     strip_prefix: str = ""
     strip_suffix: str = ""
     group_pattern: str = ""  # regex; its first group names the source (slide) a file came from
-    profile: str = "paper"
+    profile: str = "paper"  # the default profile of runs that name none
+    owners: tuple[str, ...] = ()
+    rebuild_cron: str = DEFAULT_REBUILD_CRON
+    # asset name -> {setting: value}: this dataset's values over the profile's.
+    settings: Mapping[str, Mapping[str, object]] = field(default_factory=dict, hash=False)
+    # Subsets of the model partitions; empty: every model.
+    cnn_baselines: tuple[str, ...] = ()
+    gan_baselines: tuple[str, ...] = ()
+    optimizers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -58,6 +77,14 @@ class DatasetEntry:
                 f"dataset {self.name!r}: file_pattern {self.file_pattern!r} must be a relative glob inside each "
                 "class folder"
             )
+
+        for owner in self.owners:
+            if not _OWNER.match(owner):
+                raise ValueError(f"dataset {self.name!r}: owner {owner!r} must be an email address or team:<name>")
+        if len(self.rebuild_cron.split()) != _CRON_FIELDS:
+            raise ValueError(f"dataset {self.name!r}: rebuild_cron {self.rebuild_cron!r} is not a 5-field cron string")
+        if not isinstance(self.settings, Mapping) or not all(isinstance(v, Mapping) for v in self.settings.values()):
+            raise ValueError(f"dataset {self.name!r}: settings must map asset names to {{setting: value}} mappings")
 
     @property
     def is_builtin_demo(self) -> bool:
@@ -86,20 +113,46 @@ def load_registry(path: Path | None) -> list[DatasetEntry]:
     raw = document.get("datasets") if isinstance(document, dict) else None
     if not isinstance(raw, list):
         raise ValueError(f"dataset registry {path} must hold a 'datasets:' list")
-    entries = []
-    allowed = set(DatasetEntry.__dataclass_fields__)
-    for item in raw:
-        if not isinstance(item, dict) or set(item) - allowed:
-            raise ValueError(f"dataset registry {path}: entry {item!r} has unknown keys; allowed: {sorted(allowed)}")
-        entries.append(DatasetEntry(**{k: str(v) for k, v in item.items()}))
+    entries = [entry_from_mapping(item, path) for item in raw]
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise ValueError(f"dataset registry {path} names a dataset twice: {names}")
     return entries
 
 
+def entry_from_mapping(item: object, path: Path) -> DatasetEntry:
+    """One registry entry from its YAML mapping; unknown keys and wrong types are named."""
+    allowed = {f.name for f in fields(DatasetEntry)}
+    if not isinstance(item, dict) or set(item) - allowed:
+        raise ValueError(f"dataset registry {path}: entry {item!r} has unknown keys; allowed: {sorted(allowed)}")
+    values: dict[str, object] = {}
+    for key, value in item.items():
+        if key in LIST_FIELDS:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"dataset registry {path}: {key} of {item.get('name')!r} must be a list of strings")
+            values[key] = tuple(value)
+        elif key == "settings":
+            if not isinstance(value, dict):
+                raise ValueError(f"dataset registry {path}: settings of {item.get('name')!r} must be a mapping")
+            values[key] = value
+        else:
+            values[key] = str(value)
+    return DatasetEntry(**values)
+
+
+def entry_to_mapping(entry: DatasetEntry) -> dict[str, object]:
+    """The YAML mapping of an entry, without the fields left at their defaults."""
+    defaults = DatasetEntry("x", "x")
+    row: dict[str, object] = {}
+    for key, value in asdict(entry).items():
+        if key != "name" and key != "folder" and value == getattr(defaults, key):
+            continue
+        row[key] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+    return row
+
+
 def save_registry(path: Path, entries: list[DatasetEntry]) -> None:
-    rows = [{k: v for k, v in asdict(e).items() if v != DatasetEntry.__dataclass_fields__[k].default} for e in entries]
+    rows = [entry_to_mapping(e) for e in entries]
     text = yaml.safe_dump({"datasets": rows}, sort_keys=False)
     atomic_write(Path(path), lambda handle: handle.write(text.encode()))
 

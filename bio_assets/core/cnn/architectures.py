@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 
-import torchvision
 from torch import nn
 
 from bio_assets.core.cnn.baselines import build_baseline
@@ -23,6 +22,8 @@ def architecture_spec(architecture: str, num_classes: int, channels: int, search
         return NetworkSpec(cell, macro, channels, num_classes).to_dict()
     if ":" in architecture:
         return {"kind": "factory", "path": architecture, "num_classes": num_classes}
+    import torchvision  # importing its models costs seconds (torch._dynamo): only where one is built
+
     if architecture in torchvision.models.list_models(module=torchvision.models):
         return {"kind": "torchvision", "name": architecture, "num_classes": num_classes}
     raise ValueError(
@@ -39,6 +40,8 @@ def build_architecture(spec: dict) -> nn.Module:
     if kind == "baseline":
         return build_baseline(spec["name"], spec["num_classes"])
     if kind == "torchvision":
+        import torchvision
+
         return torchvision.models.get_model(spec["name"], weights=None, num_classes=spec["num_classes"])
     if kind == "factory":
         module_name, _, attribute = spec["path"].partition(":")

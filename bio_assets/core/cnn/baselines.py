@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torchvision
 from torch import nn
 
 from bio_assets.core.profiles import DEMO_BASELINE_OVERRIDES, DEMO_BASELINES, PROFILE_SETTINGS, profile_setting
@@ -111,6 +110,8 @@ def build_baseline(name: str, num_classes: int) -> nn.Module:
         return SourceFixedCNN(num_classes)
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)} and source_fixed_cnn")
+    import torchvision  # seconds to import: only where a torchvision model is built
+
     return torchvision.models.get_model(BASELINES[name].torchvision_name, weights=None, num_classes=num_classes)
 
 

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
-from torchvision.transforms import InterpolationMode
 
 from bio_assets.core.io.records import ImageSet
 
@@ -45,6 +43,15 @@ class AugmentParams:
 OPERATIONS: tuple[str, ...] = ("rotate", "hflip", "vflip", "scale", "shear", "elastic")
 
 
+def _kernels():
+    """torchvision's v2 kernels and interpolation modes; imported here, not at module load, because
+    importing torchvision costs seconds in every process that loads the code location."""
+    import torchvision.transforms.v2.functional as kernels
+    from torchvision.transforms import InterpolationMode
+
+    return kernels, InterpolationMode
+
+
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return float(low + (high - low) * torch.rand((), generator=generator))
 
@@ -65,6 +72,7 @@ def augment_image(
     interpolation is linear this equals padding with ``fill`` exactly, without the dark
     seam that torchvision's fill blending leaves along the edge of rotated-in corners.
     """
+    TF, InterpolationMode = _kernels()
     while True:
         chosen = [op for op in OPERATIONS if float(torch.rand((), generator=generator)) < params.probability]
         if chosen:
@@ -99,6 +107,7 @@ def augment_image(
 
 def _elastic_displacement(size: torch.Size, params: AugmentParams, generator: torch.Generator) -> torch.Tensor:
     """Smooth random displacement field ``(1, H, W, 2)`` in normalized coordinates (as ElasticTransform)."""
+    TF, _ = _kernels()
     height, width = int(size[0]), int(size[1])
     kernel = int(8 * params.elastic_sigma + 1) | 1
     fields = []

@@ -1,12 +1,20 @@
-"""Content fingerprints of class folders, so automation knows which classes changed."""
+"""Content fingerprints of class folders, so automation knows which classes changed.
+
+A folder's fingerprint covers every candidate file's relative name and content. Reading every
+byte of a large dataset every minute is wasteful, so a ``DigestCache`` remembers each file's
+digest with its size, modification time and inode: only files whose ``stat`` changed are read.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from bio_assets.core.data.walk import candidate_files
+from bio_assets.core.io.atomic import atomic_write
 
 UNREADABLE = b"unreadable"
 
@@ -21,24 +29,69 @@ def combine_file_digests(file_digests: Iterable[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def class_fingerprint(class_dir: Path, pattern: str, root: Path) -> str:
+class DigestCache:
+    """File SHA-256 digests keyed by path, valid while the file's (size, mtime_ns, inode) holds.
+
+    ``path=None`` keeps the cache in memory only. ``save`` writes it atomically, keeping only
+    the files looked up since it was loaded (files that vanished drop out).
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._entries: dict[str, list] = {}
+        self._seen: dict[str, list] = {}
+        self.files_read = 0
+        self.files_reused = 0
+        if path is not None and Path(path).exists():
+            try:
+                loaded = json.loads(Path(path).read_text())
+                self._entries = loaded if isinstance(loaded, dict) else {}
+            except (OSError, ValueError):
+                self._entries = {}  # a damaged cache costs one full read, nothing else
+
+    def digest(self, path: Path) -> bytes:
+        key = str(path)
+        try:
+            status = os.stat(path)
+        except OSError:
+            return UNREADABLE
+        signature = [status.st_size, status.st_mtime_ns, status.st_ino]
+        cached = self._entries.get(key)
+        if cached is not None and cached[:3] == signature:
+            self.files_reused += 1
+            self._seen[key] = cached
+            return bytes.fromhex(cached[3])
+        try:
+            with open(path, "rb") as handle:
+                value = hashlib.file_digest(handle, "sha256").digest()
+        except OSError:
+            return UNREADABLE
+        self.files_read += 1
+        self._seen[key] = [*signature, value.hex()]
+        return value
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        text = json.dumps(self._seen, sort_keys=True)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(Path(self.path), lambda handle: handle.write(text.encode()))
+
+
+def class_fingerprint(class_dir: Path, pattern: str, root: Path, cache: DigestCache | None = None) -> str:
     """Fingerprint of every candidate file of a class folder.
 
     Renaming, adding, removing or editing a file changes it; touching a file's mtime
     without changing its bytes does not. Ingestion computes the same value while reading.
     """
+    cache = cache if cache is not None else DigestCache()
     files, _ = candidate_files(class_dir, pattern, root)
-    pairs = []
-    for path in files:
-        try:
-            with open(path, "rb") as handle:
-                file_digest = hashlib.file_digest(handle, "sha256").digest()
-        except OSError:
-            file_digest = UNREADABLE
-        pairs.append((path.relative_to(class_dir).as_posix(), file_digest))
-    return combine_file_digests(pairs)
+    return combine_file_digests((path.relative_to(class_dir).as_posix(), cache.digest(path)) for path in files)
 
 
-def dataset_fingerprints(class_folders: dict[str, Path], pattern: str, root: Path) -> dict[str, str]:
+def dataset_fingerprints(
+    class_folders: dict[str, Path], pattern: str, root: Path, cache: DigestCache | None = None
+) -> dict[str, str]:
     """Class name -> fingerprint for every class folder of a dataset."""
-    return {name: class_fingerprint(folder, pattern, root) for name, folder in class_folders.items()}
+    cache = cache if cache is not None else DigestCache()
+    return {name: class_fingerprint(folder, pattern, root, cache) for name, folder in class_folders.items()}

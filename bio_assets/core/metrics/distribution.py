@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from scipy.special import xlogy
-from torchmetrics.image.kid import poly_mmd
+
+
+def _poly_mmd():
+    """torchmetrics' polynomial-kernel MMD; torchmetrics takes seconds to import, so only here."""
+    from torchmetrics.image.kid import poly_mmd
+
+    return poly_mmd
 
 
 @dataclass(frozen=True)
@@ -85,5 +91,5 @@ def kernel_inception_distance(
     for _ in range(subsets):
         real_rows = torch.from_numpy(rng.choice(len(real), size, replace=False))
         fake_rows = torch.from_numpy(rng.choice(len(fake), size, replace=False))
-        values.append(float(poly_mmd(real_t[real_rows], fake_t[fake_rows], degree=3, gamma=None, coef=1.0)))
+        values.append(float(_poly_mmd()(real_t[real_rows], fake_t[fake_rows], degree=3, gamma=None, coef=1.0)))
     return float(np.mean(values)), float(np.std(values)), size

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 KL_EPSILON = 1e-10  # added to every bin so an empty synthetic bin gives a large, finite KL
 
@@ -94,6 +93,9 @@ def nearest_neighbour_scores(synthetic: np.ndarray, real: np.ndarray, batch_size
         mse.append(best.values.clamp(min=0))
     nearest_t, mse_t = torch.cat(nearest), torch.cat(mse)
     fake_t, matched = _unit_float(synthetic), _unit_float(real[nearest_t.numpy()])
+    # torchmetrics takes seconds to import: only where pixel metrics are computed.
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     psnr = peak_signal_noise_ratio(fake_t, matched, data_range=1.0, reduction="none", dim=(1, 2, 3))
     ssim = structural_similarity_index_measure(fake_t, matched, data_range=1.0, reduction="none")
     return NearestNeighbourScores(nearest_t.numpy(), mse_t.numpy(), mse_t.sqrt().numpy(), psnr.numpy(), ssim.numpy())

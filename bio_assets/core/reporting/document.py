@@ -4,8 +4,11 @@ or as a folder (``report.md`` + ``figures/*.png``, for a file users keep and sha
 from __future__ import annotations
 
 import base64
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from bio_assets.core.io.atomic import atomic_write
 
@@ -32,6 +35,17 @@ def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+def thumbnail(png: bytes, max_width: int) -> bytes:
+    """``png`` scaled down to at most ``max_width`` pixels wide (aspect kept), as a PNG."""
+    with Image.open(io.BytesIO(png)) as image:
+        image.load()
+        if image.width > max_width:
+            image = image.resize((max_width, max(1, round(image.height * max_width / image.width))), Image.LANCZOS)
+        out = io.BytesIO()
+        image.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
 @dataclass
 class Report:
     title: str
@@ -53,6 +67,21 @@ class Report:
 
     def inline_markdown(self) -> str:
         return self._render(lambda f: f"data:image/png;base64,{base64.b64encode(f.png).decode()}")
+
+    def preview_markdown(self, folder: Path, max_width: int = 360) -> str:
+        """The report with each figure as a small inline preview (at most ``max_width`` pixels wide)
+        captioned with the path of its full-size file under ``folder`` (see ``write``)."""
+        parts = [f"# {self.title}"]
+        for title, blocks in self.sections:
+            parts.append(f"## {title}")
+            for block in blocks:
+                if isinstance(block, Figure):
+                    uri = f"data:image/png;base64,{base64.b64encode(thumbnail(block.png, max_width)).decode()}"
+                    full = Path(folder) / "figures" / f"{block.name}.png"
+                    parts.append(f"**{block.caption}**\n\n![{block.caption}]({uri})\n\nfull size: `{full}`")
+                else:
+                    parts.append(block)
+        return "\n\n".join(parts) + "\n"
 
     def write(self, folder: Path) -> Path:
         """``folder/report.md`` with its figures under ``folder/figures/``, each file replaced atomically."""
