@@ -18,6 +18,7 @@ import json
 
 import dagster as dg
 
+from bio_assets.assets.data import DATA_VERSION_TAG, folder_observation
 from bio_assets.assets.partitions import asset_key, class_partitions_name
 from bio_assets.core.registry import DatasetEntry
 from resources.image_dataset import ImageDatasetResource
@@ -41,8 +42,6 @@ REBUILD_POLICY: dict[str, str] = {
     "extended_classifier": FOLLOW,
     "metric_reports": FOLLOW,
 }
-# The data version an observation records, as Dagster's observable source assets write it.
-DATA_VERSION_TAG = "dagster/data_version"
 
 
 def _guards() -> dg.AutomationCondition:
@@ -97,26 +96,34 @@ def partition_sync_requests(instance: dg.DagsterInstance, dataset: str, class_na
     return requests
 
 
+def recorded_version(instance: dg.DagsterInstance, dataset: str, class_name: str) -> str | None:
+    """The data version of the newest observation of ``<dataset>/image_folder`` for a class
+    (``raw_images`` records one for the files it ingested)."""
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=asset_key(dataset, "image_folder"), asset_partitions=[class_name]), limit=1
+    ).records
+    observation = records[0].asset_observation if records else None
+    return observation.tags.get(DATA_VERSION_TAG) if observation is not None else None
+
+
 def observe_dataset(
     instance: dg.DagsterInstance, image_dataset: ImageDatasetResource, entry: DatasetEntry, seen: dict[str, str]
 ) -> tuple[list, list[dg.AssetObservation]]:
-    """Partition requests and the observations of classes whose version differs from ``seen``
-    (updated in place). New classes are observed on the next tick, once their partition exists."""
+    """Partition requests and an observation for each class whose version differs from the one
+    recorded (``seen``, the cursor, caches it). New classes are observed on the next tick, once
+    their partition exists."""
     versions = image_dataset.fingerprints(entry.name)
     requests = partition_sync_requests(instance, entry.name, set(versions))
     known = set(instance.get_dynamic_partitions(class_partitions_name(entry.name)))
     observations = []
     for class_name, version in sorted(versions.items()):
-        if class_name in known and seen.get(class_name) != version:
-            observations.append(
-                dg.AssetObservation(
-                    asset_key=asset_key(entry.name, "image_folder"),
-                    partition=class_name,
-                    tags={DATA_VERSION_TAG: version},
-                    metadata={"fingerprint": version},
-                )
-            )
+        if class_name not in known or seen.get(class_name) == version:
+            continue
+        if recorded_version(instance, entry.name, class_name) == version:
             seen[class_name] = version
+            continue
+        observations.append(folder_observation(entry.name, class_name, version))
+        seen[class_name] = version
     for gone in set(seen) - set(versions):
         del seen[gone]
     return requests, observations

@@ -135,17 +135,20 @@ def evaluate(defs, instance, cursor=None, when=None):
 
 
 def test_cheap_assets_follow_a_new_data_version_and_their_parents_at_once(setup):
-    defs, instance, resources, _ = setup
+    defs, instance, resources, root = setup
     cursor = tick(defs, instance, resources, None).cursor
     baseline = evaluate(defs, instance)
     assert baseline.total_requested == 0  # automation never builds a missing graph on its own
     for name in TINY_CLASSES:
         assert materialize(defs, instance, ["raw_images", "image_splits", "augmented_dataset"], name).success
+    cursor = tick(defs, instance, resources, cursor).cursor
     quiet = evaluate(defs, instance, baseline.cursor)
-    tick(defs, instance, resources, cursor)  # records a version per class: the files are newer than nothing
+    assert quiet.total_requested == 0  # raw_images recorded the version it read: nothing to follow
+    write_class_images(root / "Koilocytotic", "Koilocytotic", 1, seed=7)
+    assert observed(tick(defs, instance, resources, cursor)) == ["Koilocytotic"]
     after = evaluate(defs, instance, quiet.cursor)
-    assert after.get_requested_partitions(KEY["raw_images"]) == set(TINY_CLASSES)
-    assert after.get_requested_partitions(KEY["image_splits"]) == set(TINY_CLASSES)  # with its parent
+    assert after.get_requested_partitions(KEY["raw_images"]) == {"Koilocytotic"}
+    assert after.get_requested_partitions(KEY["image_splits"]) == {"Koilocytotic"}  # with its parent
     assert after.get_num_requested(KEY["searched_cell"]) == 0  # costly: waits for its window
 
 

@@ -53,6 +53,10 @@ def every_partition(instance, defs, dataset):
     return pairs
 
 
+def claimed_slots(instance) -> list:
+    return instance.event_log_storage.get_concurrency_info("gpu").claimed_slots
+
+
 def backfill_done(web, backfill_id):
     status = web.backfill_status(backfill_id)
     return status if status in FINISHED_BACKFILL_STATES else None
@@ -96,8 +100,7 @@ def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is
                 runs = [r for r in instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": second}))]
                 started = [r for r in runs if r.status == dg.DagsterRunStatus.STARTED]
                 if started and run_processes(instance, started[0]).worker_alive():
-                    info = instance.event_log_storage.get_pool_info("gpu")
-                    return started[0] if info and info.claimed_slots else None
+                    return started[0] if claimed_slots(instance) else None
                 return None
 
             run = wait_for(training_run, 300, "a run holding the gpu pool slot")
@@ -108,7 +111,7 @@ def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is
                 lambda: instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE, 60, "run failure"
             )
             assert failed and time.monotonic() - killed_at < 40  # run_monitoring: poll 5 s
-            wait_for(lambda: instance.event_log_storage.get_pool_info("gpu").claimed_slots == 0, 60, "freed slot")
+            wait_for(lambda: not claimed_slots(instance), 60, "the freed pool slot")
             # The crash-only retry (or the backfill's next run) materializes the asset.
             before = instance.get_latest_materialization_event(cell).run_id
             wait_for(lambda: instance.get_latest_materialization_event(cell).run_id != before, 600, "the rerun")

@@ -20,6 +20,18 @@ from resources.image_dataset import ImageDatasetResource
 
 GROUP = "data"
 SPLIT_FIELDS = ("train_fraction", "val_fraction", "test_fraction")
+# The data version an observation records, as Dagster's observable source assets write it.
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def folder_observation(dataset: str, class_name: str, version: str) -> dg.AssetObservation:
+    """An observation of ``<dataset>/image_folder`` for one class: its content fingerprint."""
+    return dg.AssetObservation(
+        asset_key=asset_key(dataset, "image_folder"),
+        partition=class_name,
+        tags={DATA_VERSION_TAG: version},
+        metadata={"fingerprint": version},
+    )
 
 
 class SplitConfig(dg.Config):
@@ -100,6 +112,9 @@ def build_data_assets(entry: DatasetEntry) -> list:
             image_dataset.limits(),
             progress_logger(context, "decoded"),
         )
+        # The files read are the folder's current version: recorded so the dataset sensor, seeing
+        # the same version, does not request this class again.
+        context.log_event(folder_observation(dataset, class_name, result.fingerprint))
         return dg.MaterializeResult(
             value=result.images,
             data_version=dg.DataVersion(result.fingerprint),
