@@ -96,8 +96,8 @@ def test_leak_check_fails_on_a_planted_test_image(chain):
     defs, instance, _ = chain
     assert run_class(defs, instance, "Koilocytotic").success
     manager = defs.resources["io_manager"]
-    splits = manager._load_one(dg.AssetKey(["tiny", "image_splits"]), "Koilocytotic")
-    augmented = manager._load_one(dg.AssetKey(["tiny", "augmented_dataset"]), "Koilocytotic")
+    splits = manager.load_stored(instance, dg.AssetKey(["tiny", "image_splits"]), "Koilocytotic")
+    augmented = manager.load_stored(instance, dg.AssetKey(["tiny", "augmented_dataset"]), "Koilocytotic")
     leaked = ImageSet(
         np.concatenate([augmented.images, splits.test.images[:1]]),
         np.concatenate([augmented.file_names, splits.test.file_names[:1]]),

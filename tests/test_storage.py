@@ -30,36 +30,90 @@ def image_set(n: int = 3, class_name: str = "Superficial-Intermediate", fill: in
     )
 
 
-def test_io_manager_round_trips_records_per_partition(tmp_path):
+PARTITION = "Class/with ../slashes"
+KEYS = {"splits": dg.AssetKey(["demo", "image_splits"]), "weights": dg.AssetKey(["demo", "classifier"])}
+
+
+def storage_chain(values: dict):
+    """A producer of image splits per partition, a producer of weights, and a consumer of both."""
+    partitions = dg.StaticPartitionsDefinition([PARTITION, "Other"])
+
+    @dg.asset(key=KEYS["splits"], partitions_def=partitions)
+    def image_splits():
+        return values["splits"]
+
+    @dg.asset(key=KEYS["weights"])
+    def classifier():
+        return values["weights"]
+
+    @dg.asset(
+        ins={"splits": dg.AssetIn(KEYS["splits"]), "weights": dg.AssetIn(KEYS["weights"])}, partitions_def=partitions
+    )
+    def consumer(splits, weights):
+        values["loaded"] = (splits, weights)
+
+    return [image_splits, classifier, consumer]
+
+
+def run(assets, manager, instance, selection=None):
+    return dg.materialize(
+        assets, instance=instance, resources={"io_manager": manager}, partition_key=PARTITION, selection=selection
+    )
+
+
+def test_io_manager_round_trips_records_and_weights(tmp_path):
     manager = AssetFileIOManager(root=str(tmp_path))
-    key = dg.AssetKey(["demo", "image_splits"])
     splits = ImageSplits(image_set(3), image_set(1, fill=1), image_set(2, fill=2), seed=4)
-    partition = "Class/with ../slashes"
-    manager.handle_output(dg.build_output_context(asset_key=key, partition_key=partition), splits)
-    written = list(tmp_path.rglob("*.npz"))
-    assert len(written) == 1 and written[0].parent == tmp_path / "demo" / "image_splits"
-    loaded = manager.load_input(dg.build_input_context(asset_key=key, partition_key=partition))
+    weights = ModelWeights({"conv.weight": torch.randn(4, 3, 3, 3), "fc.bias": torch.zeros(5)}, {"genotype": "5-[1]"})
+    values = {"splits": splits, "weights": weights}
+    with dg.instance_for_test() as instance:
+        result = run(storage_chain(values), manager, instance)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == [
+        f"demo/classifier/value/{result.run_id}.safetensors",
+        f"demo/image_splits/Class%2Fwith%20..%2Fslashes/{result.run_id}.npz",
+    ]
+    loaded, loaded_weights = values["loaded"]
     assert loaded.seed == 4 and loaded.val.class_name == "Superficial-Intermediate"
     np.testing.assert_array_equal(loaded.test.images, splits.test.images)
     assert loaded.train.file_names.tolist() == splits.train.file_names.tolist()
+    assert loaded_weights.spec == weights.spec
+    torch.testing.assert_close(loaded_weights.state_dict["conv.weight"], weights.state_dict["conv.weight"])
 
 
-def test_io_manager_round_trips_weights_with_spec(tmp_path):
+def test_every_materialization_stays_addressable_by_its_run_and_inputs_read_the_newest(tmp_path):
     manager = AssetFileIOManager(root=str(tmp_path))
-    key = dg.AssetKey(["demo", "classifier"])
-    weights = ModelWeights(
-        {"conv.weight": torch.randn(4, 3, 3, 3), "fc.bias": torch.zeros(5)}, {"genotype": "5-[1]", "channels": 32}
-    )
-    manager.handle_output(dg.build_output_context(asset_key=key), weights)
-    loaded = manager.load_input(dg.build_input_context(asset_key=key))
-    assert loaded.spec == weights.spec
-    torch.testing.assert_close(loaded.state_dict["conv.weight"], weights.state_dict["conv.weight"])
+    values = {"splits": ImageSplits(image_set(1), image_set(1), image_set(1), seed=1), "weights": None}
+    with dg.instance_for_test() as instance:
+        assets = storage_chain(values)
+        first = run(assets, manager, instance, selection=[KEYS["splits"]]).run_id
+        values["splits"] = ImageSplits(image_set(1), image_set(1), image_set(1), seed=2)
+        second = run(assets, manager, instance, selection=[KEYS["splits"]]).run_id
+        assert manager.load_version(KEYS["splits"], PARTITION, first).seed == 1
+        assert manager.load_stored(instance, KEYS["splits"], PARTITION).seed == 2  # the newest
+        # Retention: only the newest version is kept when keep_versions is 1.
+        trimmed = AssetFileIOManager(root=str(tmp_path), keep_versions=1)
+        run(assets, trimmed, instance, selection=[KEYS["splits"]])
+        with pytest.raises(FileNotFoundError, match=f"stored by run {first}"):
+            trimmed.load_version(KEYS["splits"], PARTITION, first)
+        assert second != first
+
+
+def test_an_fsspec_url_root_works_like_a_folder():
+    manager = AssetFileIOManager(root="memory://bio-assets-test/storage")
+    weights = ModelWeights({"w": torch.ones(2, 2)}, {"kind": "x"})
+    values = {"splits": ImageSplits(image_set(1), image_set(1), image_set(1), seed=3), "weights": weights}
+    with dg.instance_for_test() as instance:
+        run(storage_chain(values), manager, instance)
+        assert manager.load_stored(instance, KEYS["weights"], None).spec == {"kind": "x"}
+    assert values["loaded"][0].seed == 3
 
 
 def test_missing_value_names_the_asset(tmp_path):
     manager = AssetFileIOManager(root=str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="demo/raw_images partition 'X'"):
-        manager.load_input(dg.build_input_context(asset_key=dg.AssetKey(["demo", "raw_images"]), partition_key="X"))
+    with dg.instance_for_test() as instance:
+        with pytest.raises(FileNotFoundError, match="demo/raw_images partition 'X' has no materialization"):
+            manager.load_stored(instance, dg.AssetKey(["demo", "raw_images"]), "X")
 
 
 def test_pickled_content_and_unknown_types_are_refused(tmp_path):

@@ -227,7 +227,7 @@ def test_each_gate_fails_on_its_planted_defect_and_the_extended_classifier_leave
     defs, assets, instance, _ = synthesized
     store = CatalogResource().store()
     name = CLASSES[0]
-    splits = defs.resources["io_manager"].load_stored(dg.AssetKey(["tiny", "image_splits"]), name)
+    splits = defs.resources["io_manager"].load_stored(instance, dg.AssetKey(["tiny", "image_splits"]), name)
     at_64 = lambda images: resize_uint8(torch.from_numpy(images), 64).numpy()  # noqa: E731
     all_gates = {
         "synthetic_class_fid": True,
@@ -241,7 +241,7 @@ def test_each_gate_fails_on_its_planted_defect_and_the_extended_classifier_leave
     assert run_gates(defs, assets, instance, name) == {**all_gates, "synthetic_not_memorized": False}
 
     assert materialize_synthetic(defs, assets, instance, name).success
-    other = defs.resources["io_manager"].load_stored(dg.AssetKey(["tiny", "image_splits"]), CLASSES[2])
+    other = defs.resources["io_manager"].load_stored(instance, dg.AssetKey(["tiny", "image_splits"]), CLASSES[2])
     plant(store, name, at_64(other.test.images)[0])  # another class's test image
     gates = run_gates(defs, assets, instance, name)
     assert gates["synthetic_not_in_held_out"] is False and gates["synthetic_files_intact"] is True

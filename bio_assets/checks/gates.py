@@ -172,7 +172,7 @@ def build_synthetic_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         # Every class's splits: Dagster 1.13 gives a partitioned check's inputs the check's own
         # partition whatever the partition mapping, so they are read from storage here.
         classes = context.instance.get_dynamic_partitions(partitions.name)
-        all_splits = {name: io_manager.load_stored(splits_key, name) for name in classes}
+        all_splits = {name: io_manager.load_stored(context.instance, splits_key, name) for name in classes}
         size = fake.shape[1]
         held = np.concatenate(
             [

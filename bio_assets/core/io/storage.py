@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
+from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save as serialize_safetensors
 
@@ -18,8 +20,8 @@ from bio_assets.core.io.records import RECORD_TYPES
 TYPE_KEY = "__record_type__"
 
 
-def save_record(path: Path, record: object) -> None:
-    """Save a registered record as ``.npz`` with its type name embedded."""
+def record_bytes(record: object) -> bytes:
+    """A registered record as ``.npz`` bytes with its type name embedded (no pickle)."""
     type_name = getattr(record, "type_name", None)
     if type_name not in RECORD_TYPES or not isinstance(record, RECORD_TYPES[type_name]):
         raise TypeError(f"cannot store {type(record).__name__}: not a registered record type")
@@ -28,23 +30,53 @@ def save_record(path: Path, record: object) -> None:
         if value.dtype == object:
             raise TypeError(f"record field {key!r} has dtype object, which would need pickle")
     arrays[TYPE_KEY] = np.array(type_name, dtype=np.str_)
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def record_from_bytes(data: bytes, where: str = "record") -> object:
+    """A record from ``record_bytes``' output; refuses pickled content and unknown types."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as loaded:
+        arrays = {key: loaded[key] for key in loaded.files}
+    type_name = str(arrays.pop(TYPE_KEY, ""))
+    if type_name not in RECORD_TYPES:
+        raise ValueError(f"{where} holds unknown record type {type_name!r}; known: {sorted(RECORD_TYPES)}")
+    return RECORD_TYPES[type_name].from_arrays(arrays)
+
+
+def save_record(path: Path, record: object) -> None:
+    """Save a registered record as ``.npz`` with its type name embedded, atomically."""
+    payload = record_bytes(record)
+    atomic_write(path, lambda handle: handle.write(payload))
 
 
 def load_record(path: Path) -> object:
     """Load a record saved by ``save_record``; refuses pickled content and unknown types."""
-    with np.load(path, allow_pickle=False) as data:
-        arrays = {key: data[key] for key in data.files}
-    type_name = str(arrays.pop(TYPE_KEY, ""))
-    if type_name not in RECORD_TYPES:
-        raise ValueError(f"{path} holds unknown record type {type_name!r}; known: {sorted(RECORD_TYPES)}")
-    return RECORD_TYPES[type_name].from_arrays(arrays)
+    return record_from_bytes(Path(path).read_bytes(), str(path))
+
+
+def weights_bytes(state_dict: dict[str, torch.Tensor], spec: dict) -> bytes:
+    """Weights as safetensors bytes with the JSON spec that rebuilds the model in the header."""
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
+    return serialize_safetensors(tensors, metadata={"spec": json.dumps(spec, sort_keys=True)})
+
+
+def weights_from_bytes(data: bytes, where: str = "weights") -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state_dict, spec)`` from ``weights_bytes``' output. The header is read first: its first
+    8 bytes give its length (little endian), then JSON with ``__metadata__``."""
+    header_length = int.from_bytes(data[:8], "little")
+    if header_length <= 0 or header_length > len(data) - 8:
+        raise ValueError(f"{where} is not a safetensors file")
+    metadata = json.loads(data[8 : 8 + header_length]).get("__metadata__") or {}
+    if "spec" not in metadata:
+        raise ValueError(f"{where} has no model spec in its safetensors header")
+    return load_safetensors_bytes(data), json.loads(metadata["spec"])
 
 
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor], spec: dict) -> None:
     """Save weights as safetensors with the JSON spec that rebuilds the model in its header."""
-    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state_dict.items()}
-    payload = serialize_safetensors(tensors, metadata={"spec": json.dumps(spec, sort_keys=True)})
+    payload = weights_bytes(state_dict, spec)
     atomic_write(path, lambda handle: handle.write(payload))
 
 
