@@ -66,7 +66,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
     partitions = class_partitions(dataset)
     common = dict(key_prefix=[dataset], partitions_def=partitions, group_name=GROUP)
 
-    @dg.asset(name="raw_images", code_version="1", **common)
+    @dg.asset(name="raw_images", code_version="2", **common)
     def raw_images(context: dg.AssetExecutionContext, image_dataset: ImageDatasetResource) -> dg.MaterializeResult:
         """Decoded, validated, resized RGB images of one class, with file names, hashes and rejected files."""
         class_name = context.partition_key
@@ -77,6 +77,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 f"class {class_name!r} has no folder under {layout.root}; classes there: {sorted(folders)}"
             )
         started = time.perf_counter()
+        twins = image_dataset.cross_class_twins(dataset)
         result = ingest_class(
             folders[class_name],
             class_name,
@@ -85,6 +86,8 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
             layout.file_pattern,
             image_dataset.limits(),
             progress_logger(context, "decoded"),
+            formats=image_dataset.formats(),
+            twins=twins,
         )
         return dg.MaterializeResult(
             value=result.images,
@@ -93,6 +96,7 @@ def build_data_assets(dataset: str) -> list[dg.AssetsDefinition]:
                 "num_images": len(result.images),
                 "num_rejected": len(result.rejected),
                 "num_skipped": len(result.skipped),
+                "num_cross_class_twins": len(twins.of_class(class_name)),
                 "left_out_files": file_issue_table(result.issues),
                 "class_folder": dg.MetadataValue.path(str(folders[class_name])),
                 "file_pattern": layout.file_pattern,
