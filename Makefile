@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install demo ui test test-fast lint format bench clean-instance
+.PHONY: install demo ui test test-fast lint format bench fuzz clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ format: install
 ## bench: benchmarks, each printing ours against a reference and the ratio
 bench: install
 	$(BIN)/python -m bench
+
+## fuzz: each fuzz target (image decoder, genotype parsers) for FUZZ_SECONDS seconds; crashing inputs go to .fuzz/
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python -m tests.fuzz.fuzz_decoder --seconds $(FUZZ_SECONDS)
+	$(BIN)/python -m tests.fuzz.fuzz_genotypes --seconds $(FUZZ_SECONDS)
 
 clean-instance:
 	rm -rf $(DAGSTER_HOME)

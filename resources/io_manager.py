@@ -14,6 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 import bio_assets.core.search.outcome  # noqa: F401  (registers SearchOutcome for loading)
+from bio_assets.core.data.class_names import check_class_name
 from bio_assets.core.io.storage import ModelWeights, load_record, load_weights, save_record, save_weights
 from resources.paths import data_home
 
@@ -26,8 +27,9 @@ class AssetFileIOManager(dg.ConfigurableIOManager):
     root: str = Field(default_factory=lambda: str(data_home() / "storage"))
 
     def _stem(self, key: dg.AssetKey, partition: str | None) -> Path:
-        # Partition keys are class names: quote them so any name is a safe file name.
-        leaf = quote(partition, safe="") if partition is not None else "value"
+        # Partition keys are class (or model) names: checked by the class-name rule (no '.' or '..',
+        # which would name the folder itself) and quoted, so any accepted name is one safe file name.
+        leaf = quote(check_class_name(partition), safe="") if partition is not None else "value"
         return Path(self.root).joinpath(*key.path) / leaf
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:

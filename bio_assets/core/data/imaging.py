@@ -180,7 +180,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         full_scale = 65535.0 if mode.startswith("I;16") or values.max(initial=0) <= 65535 else 2**31 - 1
         return _gray_to_rgb(np.clip(values, 0, None) * (255.0 / full_scale))
     if mode == "F":
-        values = np.asarray(image, dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # NaNs (a corrupt or odd TIFF) are zeroed just below
+            values = np.asarray(image, dtype=np.float64)
         values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
         peak = values.max(initial=0.0)
         scale = 255.0 if peak <= 1.0 else 255.0 / peak
