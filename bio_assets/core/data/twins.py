@@ -24,6 +24,9 @@ from bio_assets.core.io.atomic import atomic_write
 from bio_assets.core.io.locks import file_lock
 
 CACHE_VERSION = 1
+# The first call decodes every file of the dataset while the other classes' runs wait for it;
+# a holder that dies releases the lock at once, so a long wait only means a large dataset.
+CACHE_LOCK_TIMEOUT_S = 6 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,8 @@ def find_cross_class_twins(
     cache_path = Path(cache_path)
     # Which files count as rejected ('' digests) depends on these: other settings, other cache.
     settings = {"version": CACHE_VERSION, "limits": [limits.max_file_bytes, limits.max_pixels], "formats": formats}
-    with file_lock(cache_path.with_name(cache_path.name + ".lock"), what="pixel-digest cache"):
+    lock = cache_path.with_name(cache_path.name + ".lock")
+    with file_lock(lock, timeout=CACHE_LOCK_TIMEOUT_S, what="pixel-digest cache"):
         twins, entries = _find(layout, limits, formats, _read_cache(cache_path, settings))
         text = json.dumps({"settings": settings, "entries": entries}, sort_keys=True).encode()
         atomic_write(cache_path, lambda handle: handle.write(text))
