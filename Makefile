@@ -6,18 +6,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install demo ui test test-fast lint format bench clean-instance
+.PHONY: install lock demo ui test test-fast lint format bench fuzz clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall when the dependency list changes; the project itself is an editable install.
-$(STAMP): pyproject.toml | $(BIN)/python
+# Reinstall when the dependencies change: exactly the files requirements.lock pins, each checked
+# against its SHA-256, then the project itself as an editable install (no further resolution);
+# pip check fails when the lock no longer satisfies pyproject.toml (run make lock).
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,cluster]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e '.[test,cluster]'
+	$(BIN)/python -m pip check
 	touch $@
 
 install: $(STAMP)
+
+## lock: re-resolve pyproject.toml's dependencies into requirements.lock (versions and hashes)
+lock: $(BIN)/python
+	$(BIN)/python deploy/lock_requirements.py requirements.lock
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -52,6 +60,12 @@ format: install
 ## bench: benchmarks, each printing ours against a reference and the ratio
 bench: install
 	$(BIN)/python -m bench
+
+## fuzz: each fuzz target (image decoder, genotype parsers) for FUZZ_SECONDS seconds; crashing inputs go to .fuzz/
+FUZZ_SECONDS ?= 60
+fuzz: install
+	$(BIN)/python -m tests.fuzz.fuzz_decoder --seconds $(FUZZ_SECONDS)
+	$(BIN)/python -m tests.fuzz.fuzz_genotypes --seconds $(FUZZ_SECONDS)
 
 clean-instance:
 	rm -rf $(DAGSTER_HOME)

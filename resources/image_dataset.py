@@ -11,6 +11,7 @@ from bio_assets.core.data.demo_data import generate_demo_dataset
 from bio_assets.core.data.fingerprint import DigestCache, dataset_fingerprints
 from bio_assets.core.data.imaging import ACCEPTED_FORMATS, DecodeLimits
 from bio_assets.core.data.ingest import DatasetLayout
+from bio_assets.core.data.twins import CrossClassTwins, find_cross_class_twins
 from bio_assets.core.registry import DatasetEntry, find_entry, load_registry
 from resources.paths import data_home, registry_path
 
@@ -26,7 +27,10 @@ class ImageDatasetResource(dg.ConfigurableResource):
     demo_images_per_class: int = 60
     demo_seed: int = 0
     image_size: int = Field(default=64, description="images are resized to image_size x image_size (Lanczos)")
-    accepted_formats: list[str] = Field(default_factory=lambda: list(ACCEPTED_FORMATS))
+    accepted_formats: list[str] = Field(
+        default_factory=lambda: list(ACCEPTED_FORMATS),
+        description=f"Pillow formats (detected from content) that ingestion accepts; a subset of {ACCEPTED_FORMATS}",
+    )
     max_file_bytes: int = 64 * 1024 * 1024
     max_pixels: int = 40_000_000
 
@@ -47,8 +51,10 @@ class ImageDatasetResource(dg.ConfigurableResource):
         """Class name -> content fingerprint of each class folder as it is now. Digests are cached
         by file size, mtime and inode, so only changed files are read."""
         layout = self.layout(dataset)
-        cache = DigestCache(data_home() / "fingerprints" / f"{dataset}.json")
-        versions = dataset_fingerprints(layout.class_folders(), layout.file_pattern, layout.root, cache)
+        cache = DigestCache(data_home() / "fingerprints" / f"{dataset}.json", max_file_bytes=self.max_file_bytes)
+        versions = dataset_fingerprints(
+            layout.class_folders(), layout.file_pattern, layout.root, max_file_bytes=self.max_file_bytes, cache=cache
+        )
         cache.save()
         return versions
 
@@ -59,4 +65,15 @@ class ImageDatasetResource(dg.ConfigurableResource):
         unknown = set(self.accepted_formats) - set(ACCEPTED_FORMATS)
         if unknown:
             raise ValueError(f"accepted_formats {sorted(unknown)} not supported; choose from {ACCEPTED_FORMATS}")
+        if not self.accepted_formats:
+            raise ValueError(f"accepted_formats is empty; choose from {ACCEPTED_FORMATS}")
         return tuple(self.accepted_formats)
+
+    def cross_class_twins(self, dataset: str) -> CrossClassTwins:
+        """Pictures filed under two or more of the dataset's classes (pixel digests cached under the data home)."""
+        return find_cross_class_twins(
+            self.layout(dataset),
+            limits=self.limits(),
+            formats=self.formats(),
+            cache_path=data_home() / "cache" / "pixel_digests" / f"{dataset}.json",
+        )

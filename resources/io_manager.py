@@ -19,6 +19,7 @@ from pydantic import Field
 from upath import UPath
 
 import bio_assets.core.search.outcome  # noqa: F401  (registers SearchOutcome for loading)
+from bio_assets.core.data.class_names import check_class_name
 from bio_assets.core.io.atomic import atomic_write
 from bio_assets.core.io.storage import ModelWeights, record_bytes, record_from_bytes, weights_bytes, weights_from_bytes
 from resources.paths import data_home
@@ -44,8 +45,9 @@ class AssetFileIOManager(dg.ConfigurableIOManager):
     )
 
     def _folder(self, key: dg.AssetKey, partition: str | None) -> UPath:
-        # Partition keys are class names: quote them so any name is a safe path segment.
-        leaf = quote(partition, safe="") if partition is not None else UNPARTITIONED
+        # Partition keys are class (or model) names: checked by the class-name rule (no '.' or '..',
+        # which would name the folder itself) and quoted, so any accepted name is one safe segment.
+        leaf = quote(check_class_name(partition), safe="") if partition is not None else UNPARTITIONED
         return UPath(self.root).joinpath(*key.path, leaf)
 
     def _write(self, path: UPath, payload: bytes) -> None:

@@ -118,15 +118,15 @@ def test_new_and_vanished_class_folders_become_partition_requests(setup):
 def test_only_files_whose_stat_changed_are_read_again(tiny_dataset, tmp_path):
     folder = tiny_dataset / "Metaplastic"
     cache = DigestCache(tmp_path / "digests.json")
-    before = class_fingerprint(folder, "*", tiny_dataset, cache)
+    before = class_fingerprint(folder, "*", tiny_dataset, cache=cache)
     cache.save()
     assert cache.files_read == 8
     again = DigestCache(tmp_path / "digests.json")
-    assert class_fingerprint(folder, "*", tiny_dataset, again) == before
+    assert class_fingerprint(folder, "*", tiny_dataset, cache=again) == before
     assert (again.files_read, again.files_reused) == (0, 8)
     write_class_images(folder, "Metaplastic", 1, seed=5)
     third = DigestCache(tmp_path / "digests.json")
-    assert class_fingerprint(folder, "*", tiny_dataset, third) != before
+    assert class_fingerprint(folder, "*", tiny_dataset, cache=third) != before
     assert third.files_read == 1
 
 

@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,3 +210,65 @@ def test_export_package_replays_into_an_empty_database(store, tmp_path):
             connection.rollback()
     with pytest.raises(ValueError, match="not an empty folder"):
         export_package(store, "demo", package)
+
+
+def test_a_reader_never_removes_a_writer_staging_folder(store):
+    """A sync, verify or export between a writer's staging and its commit leaves the staged files alone."""
+    store.publish(gan(), "cells", pictures(2, 10), seed=0)
+    seen = {}
+
+    def read_meanwhile(reached):
+        if reached == "staged":
+            staging = store.dataset_root("demo") / STAGING
+            before = sorted(p.name for p in staging.iterdir())
+            store.sync("demo", "cells")
+            seen["defects"] = store.verify("demo", "cells")[1]
+            seen["staged"] = (before, sorted(p.name for p in staging.iterdir()))
+
+    after = store.publish(gan(), "cells", pictures(3, 20), seed=1, on_stage=read_meanwhile)
+    before, kept = seen["staged"]
+    assert len(before) == 1 and kept == before  # the writer's folder survived the reader
+    assert seen["defects"].ok  # the reader saw the previous publication, whole
+    current, defects = store.verify("demo", "cells")
+    assert current["publication"] == after.publication and current["num_images"] == 3 and defects.ok
+
+
+def test_republishing_one_class_with_a_new_gan_keeps_the_other_class_publication(store):
+    store.publish(gan(checkpoint="a" * 64), "a", pictures(2, 10), seed=0)
+    store.publish(gan(checkpoint="a" * 64), "b", pictures(2, 20), seed=0)
+    store.publish(gan(checkpoint="b" * 64), "a", pictures(2, 30), seed=1)
+    assert dataset_classes(store.engine, "demo") == ["a", "b"]
+    current, defects = store.verify("demo", "b")
+    assert current["num_images"] == 2 and defects.ok
+    assert counts(store.engine)["gan_architectures"] == 2
+
+
+def test_publication_fsyncs_the_folders_it_changes(store, monkeypatch):
+    import bio_assets.core.synthesis.files as files
+
+    synced = []
+    monkeypatch.setattr(files, "fsync_dir", lambda folder: synced.append(Path(folder)))
+    publication = store.publish(gan(), "cells", pictures(2, 10), seed=0)
+    root = store.dataset_root("demo")
+    staging = root / STAGING / f"cells-{publication.publication}"
+    assert staging in synced  # its files and manifest
+    assert len(synced) - synced[::-1].index(root) > synced.index(staging)  # the rename into place, after
+    assert root / STAGING in synced  # the staging folder left it
+
+
+def test_export_removes_build_folders_of_killed_exports_only(store, tmp_path):
+    from bio_assets.core.io.locks import file_lock
+    from bio_assets.core.synthesis.export import EXPORT_PREFIX
+
+    store.publish(gan(), "cells", pictures(2, 10), seed=0)
+    parent = tmp_path / "exports"
+    killed = parent / f"{EXPORT_PREFIX}killed"
+    running = parent / f"{EXPORT_PREFIX}running"
+    for folder in (killed, running):
+        (folder / "cells").mkdir(parents=True)
+    with file_lock(parent / f"{EXPORT_PREFIX}running.lock"):  # an export still at work
+        export_package(store, "demo", parent / "package")
+        assert not killed.exists() and running.is_dir()
+    assert sorted(p.name for p in parent.iterdir()) == sorted(
+        [f"{EXPORT_PREFIX}running", f"{EXPORT_PREFIX}running.lock", "package"]
+    )

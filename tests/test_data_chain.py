@@ -50,6 +50,7 @@ def test_chain_materializes_all_three_assets_with_metadata_and_passing_checks(ch
     evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert evaluations == {
         "raw_images_valid": True,
+        "no_cross_class_twins": True,
         "splits_disjoint": True,
         "splits_non_empty": True,
         "augmented_reaches_target": True,
@@ -148,3 +149,44 @@ def test_image_defects_finds_blank_repeated_and_misshapen_images():
     sample = ImageSet(images, np.array(list("abcd")), np.array(["h1", "h2", "h3", "h1"]), "A")
     assert image_defects(sample, 8) == {"wrong_shape": 0, "blank": 1, "duplicate_hashes": 1}
     assert image_defects(sample, 16)["wrong_shape"] == 4
+
+
+def test_a_picture_filed_under_two_classes_is_kept_in_neither(chain, tiny_dataset):
+    from PIL import Image
+
+    defs, instance, _ = chain
+    shared = tiny_dataset / "Dyskeratotic" / "img_000.png"
+    Image.open(shared).save(tiny_dataset / "Koilocytotic" / "same pixels.bmp")  # same pixels, other format
+    assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)] + list(defs.asset_checks)
+    for class_name, kept in (("Dyskeratotic", 7), ("Koilocytotic", 8)):
+        result = dg.materialize(
+            assets,
+            instance=instance,
+            partition_key=class_name,
+            resources=defs.resources,
+            selection=dg.AssetSelection.assets(dg.AssetKey(["tiny", "raw_images"])),
+        )
+        assert result.success
+        raw = result.asset_materializations_for_node("tiny__raw_images")[0].metadata
+        assert raw["num_images"].value == kept and raw["num_cross_class_twins"].value == 1
+        (reason,) = [r.data["reason"] for r in raw["left_out_files"].records]
+        assert reason.endswith("filed under classes 'Dyskeratotic' and 'Koilocytotic', so kept in neither")
+        evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        assert evaluations["no_cross_class_twins"].passed
+        assert evaluations["no_cross_class_twins"].metadata["num_twins_left_out"].value == 1
+
+
+def test_a_class_named_with_spaces_and_non_ascii_letters_goes_through_the_data_group(chain, tiny_dataset):
+    defs, instance, storage = chain
+    (tiny_dataset / "Metaplastic").rename(tiny_dataset / "Métaplastic cells")
+    instance.add_dynamic_partitions("tiny__classes", ["Métaplastic cells"])
+    assert run_class(defs, instance, "Métaplastic cells").success
+    assert list((storage / "tiny" / "augmented_dataset" / "M%C3%A9taplastic%20cells").glob("*.npz"))
+
+
+def test_a_class_folder_whose_name_breaks_the_graph_fails_with_the_folder_named(chain, tiny_dataset):
+    defs, instance, _ = chain
+    (tiny_dataset / "a...b").mkdir()
+    failed = run_class(defs, instance, "Koilocytotic")
+    (message,) = run_failures(instance, [instance.get_run_by_id(failed.run_id)], "tiny")
+    assert "class folder" in message and "a...b" in message and "rename the folder" in message

@@ -4,6 +4,7 @@ is served from a local file only (tested with weights this test makes), and is s
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,3 +75,36 @@ def test_a_pickled_object_instead_of_weights_is_refused(tmp_path):
     torch.save({"not": object()}, bad)
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         FeatureExtractorResource(inception_weights=str(bad)).serve("inception_v3", ModelWeights({}, {}), CPU)
+
+
+def test_inception_file_is_read_once_and_torch_fidelity_gets_the_verified_tensors(tmp_path, monkeypatch):
+    """No second, unchecked load of the path: replacing the file after the check changes nothing."""
+    import torch_fidelity.feature_extractor_inceptionv3 as fidelity
+
+    import bio_assets.core.metrics.inception as inception
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fidelity, "load_state_dict_from_url", lambda *args, **kwargs: {})
+        patch.setattr(fidelity.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        network = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    weights = tmp_path / "inception.pth"
+    torch.save(network.state_dict(), weights)
+    checked = inception.load_weights_file
+
+    def check_then_swap(path):
+        state = checked(path)
+        torch.save({"not": object()}, weights)  # the file turns hostile right after its check
+        return state
+
+    loads = []
+    real_load = torch.load
+    monkeypatch.setattr(inception, "load_weights_file", check_then_swap)
+    monkeypatch.setattr(fidelity.torch, "load", lambda f, **kw: loads.append((f, kw)) or real_load(f, **kw))
+    extractor = FeatureExtractorResource(inception_weights=str(weights)).serve(
+        "inception_v3", ModelWeights({}, {}), CPU
+    )
+    from_path = [(f, kw["weights_only"]) for f, kw in loads if isinstance(f, (str, Path))]
+    unchecked = [f for f, kw in loads if not kw["weights_only"]]
+    assert from_path == [(weights, True)]  # the one read of the file, checked
+    assert len(unchecked) == 1 and not isinstance(unchecked[0], (str, Path))  # torch-fidelity's, from memory
+    assert extractor.features(torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8)).shape == (1, 2048)

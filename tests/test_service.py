@@ -74,7 +74,7 @@ def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is
             # As the UI's "Materialize all" with partitions "All": the asset selection and the
             # selected partitions of the (class-partitioned) roots.
             backfill = web.launch_backfill(keys, partitions=TINY_CLASSES, tags={}, title="Materialize all")
-            status = wait_for(lambda: backfill_done(web, backfill), 900, "the backfill", every=3)
+            status = wait_for(lambda: backfill_done(web, backfill), 1800, "the backfill", every=3)
             missing = [
                 f"{key.to_user_string()} [{partition}]"
                 for key, partition in every_partition(instance, defs, "tiny")

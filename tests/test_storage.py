@@ -30,7 +30,7 @@ def image_set(n: int = 3, class_name: str = "Superficial-Intermediate", fill: in
     )
 
 
-PARTITION = "Class/with ../slashes"
+PARTITION = "Ähre Zelle 'quoted'; x"
 KEYS = {"splits": dg.AssetKey(["demo", "image_splits"]), "weights": dg.AssetKey(["demo", "classifier"])}
 
 
@@ -71,7 +71,7 @@ def test_io_manager_round_trips_records_and_weights(tmp_path):
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert written == [
         f"demo/classifier/value/{result.run_id}.safetensors",
-        f"demo/image_splits/Class%2Fwith%20..%2Fslashes/{result.run_id}.npz",
+        f"demo/image_splits/%C3%84hre%20Zelle%20%27quoted%27%3B%20x/{result.run_id}.npz",
     ]
     loaded, loaded_weights = values["loaded"]
     assert loaded.seed == 4 and loaded.val.class_name == "Superficial-Intermediate"

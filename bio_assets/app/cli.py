@@ -16,7 +16,7 @@ from bio_assets.core.registry import (
     find_entry,
     load_registry,
     renamed,
-    save_registry,
+    update_registry,
     with_entry,
 )
 from resources.paths import registry_path
@@ -119,17 +119,23 @@ def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
     if not path.is_dir():
         raise ValueError(f"dataset folder {path} does not exist or is not a folder")
     name = args.name or path.name.lower().replace("-", "_").replace(" ", "_")
-    existing = next((e for e in entries if e.name == name), None)
-    # A new folder takes the run's profile as its default (for automation); an existing entry keeps its own.
-    base = existing or DatasetEntry(name=name, folder=str(path), profile=args.profile or "paper")
     given = {"file_pattern": args.file_pattern, "strip_prefix": args.strip_prefix, "group_pattern": args.group_pattern}
-    entry = replace(base, folder=str(path), **{k: v for k, v in given.items() if v is not None})
-    if existing and existing.folder != entry.folder and existing.folder != BUILTIN_DEMO:
-        raise ValueError(
-            f"dataset {name!r} is registered with folder {existing.folder}; choose another --name or rename it first"
-        )
-    if existing != entry:
-        save_registry(registry, with_entry(entries, entry))
+    changed = []
+
+    def register(current: list[DatasetEntry]) -> list[DatasetEntry]:
+        existing = next((e for e in current if e.name == name), None)
+        # A new folder takes the run's profile as its default (for automation); an entry keeps its own.
+        base = existing or DatasetEntry(name=name, folder=str(path), profile=args.profile or "paper")
+        entry = replace(base, folder=str(path), **{k: v for k, v in given.items() if v is not None})
+        if existing and existing.folder != entry.folder and existing.folder != BUILTIN_DEMO:
+            raise ValueError(
+                f"dataset {name!r} is registered with folder {existing.folder}; choose another --name or rename it"
+            )
+        changed.append(existing != entry)
+        return with_entry(current, entry)
+
+    entry = find_entry(update_registry(registry, register), name)
+    if changed[0]:
         print(f"registered dataset {name!r} -> {path} in {registry}")
     return entry
 
@@ -150,16 +156,15 @@ def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
             print(f"{e.name}\t{e.folder}\tprofile={e.profile}{extra}")
         return 0
     if args.action == "add":
-        if any(e.name == args.name for e in entries):
-            raise ValueError(f"dataset {args.name!r} is already registered")
-        entry = DatasetEntry(
-            args.name,
-            str(Path(args.folder).expanduser().absolute()),
-            args.file_pattern,
-            args.strip_prefix,
-            profile=args.profile,
-        )
-        save_registry(registry, entries + [entry])
+        folder = str(Path(args.folder).expanduser().absolute())
+        entry = DatasetEntry(args.name, folder, args.file_pattern, args.strip_prefix, profile=args.profile)
+
+        def add(current: list[DatasetEntry]) -> list[DatasetEntry]:
+            if any(e.name == args.name for e in current):
+                raise ValueError(f"dataset {args.name!r} is already registered")
+            return [*current, entry]
+
+        update_registry(registry, add)
         print(f"registered {entry.name!r} -> {entry.folder}")
         return 0
     name = args.old if args.action == "rename" else args.name
@@ -168,14 +173,13 @@ def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
     if dependants and not args.force:
         raise ValueError(
             f"dataset {name!r} has materialized assets ({', '.join(dependants)}); pass --force to {args.action} it "
-            "anyway "
-            "(stored values and history are kept, never deleted)"
+            "anyway (stored values and history are kept, never deleted)"
         )
     if args.action == "rename":
-        save_registry(registry, renamed(entries, args.old, args.new))
+        update_registry(registry, lambda current: renamed(current, args.old, args.new))
         print(f"renamed {args.old!r} to {args.new!r}; history stays under {args.old}/")
     else:
-        save_registry(registry, [e for e in entries if e.name != name])
+        update_registry(registry, lambda current: [e for e in current if e.name != name])
         print(f"removed {name!r} from the registry; its files and history were kept")
     return 0
 

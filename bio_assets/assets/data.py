@@ -91,7 +91,7 @@ def build_data_assets(entry: DatasetEntry) -> list:
     @dg.asset(
         name="raw_images",
         deps=[asset_key(dataset, "image_folder")],
-        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",)),
+        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",), code_version="2"),
     )
     def raw_images(context: dg.AssetExecutionContext, image_dataset: ImageDatasetResource) -> dg.MaterializeResult:
         """Decoded, validated, resized RGB images of one class, with file names, hashes and rejected files."""
@@ -103,6 +103,7 @@ def build_data_assets(entry: DatasetEntry) -> list:
                 f"class {class_name!r} has no folder under {layout.root}; classes there: {sorted(folders)}"
             )
         started = time.perf_counter()
+        twins = image_dataset.cross_class_twins(dataset)
         result = ingest_class(
             folders[class_name],
             class_name,
@@ -111,6 +112,8 @@ def build_data_assets(entry: DatasetEntry) -> list:
             layout.file_pattern,
             image_dataset.limits(),
             progress_logger(context, "decoded"),
+            formats=image_dataset.formats(),
+            twins=twins,
         )
         # The files read are the folder's current version: recorded so the dataset sensor, seeing
         # the same version, does not request this class again.
@@ -123,6 +126,7 @@ def build_data_assets(entry: DatasetEntry) -> list:
                 "num_images": len(result.images),
                 "num_rejected": len(result.rejected),
                 "num_skipped": len(result.skipped),
+                "num_cross_class_twins": len(twins.of_class(class_name)),
                 "left_out_files": file_issue_table(result.issues),
                 "class_folder": dg.MetadataValue.path(str(folders[class_name])),
                 "file_pattern": layout.file_pattern,

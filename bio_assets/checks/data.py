@@ -1,10 +1,12 @@
-"""Asset checks that guard the data: disjoint splits, non-empty splits, balance, no leakage."""
+"""Asset checks that guard the data: disjoint splits, non-empty splits, balance, no leakage,
+no picture filed under two classes."""
 
 import dagster as dg
 
 from bio_assets.assets.metadata import latest_metadata
 from bio_assets.assets.partitions import asset_key, class_partitions
 from bio_assets.core.io.records import SPLIT_NAMES, ImageSet, ImageSplits
+from resources.image_dataset import ImageDatasetResource
 
 
 def overlapping_hashes(splits: ImageSplits) -> dict[str, int]:
@@ -58,6 +60,31 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         size = recorded_value(context, raw_key, "image_size")
         defects = image_defects(raw_images, size)
         return dg.AssetCheckResult(passed=not any(defects.values()), metadata={**defects, "image_size": size})
+
+    @dg.asset_check(
+        asset=raw_key,
+        partitions_def=partitions,
+        blocking=True,
+        description="No kept image has the same pixels as an image filed under another class.",
+    )
+    def no_cross_class_twins(
+        context: dg.AssetCheckExecutionContext, image_dataset: ImageDatasetResource, raw_images: ImageSet
+    ) -> dg.AssetCheckResult:
+        class_name = context.op_execution_context.partition_key
+        twins = image_dataset.cross_class_twins(dataset)
+        kept = sorted(set(raw_images.file_names.tolist()) & set(twins.of_class(class_name)))
+        left_out = [row for row in twins.rows() if row["class"] == class_name]
+        table = "\n".join(
+            ["| file | filed under classes |", "|---|---|"] + [f"| {r['file']} | {r['classes']} |" for r in left_out]
+        )
+        return dg.AssetCheckResult(
+            passed=not kept,
+            metadata={
+                "num_twins_kept": len(kept),
+                "num_twins_left_out": len(left_out) - len(kept),
+                "twins": dg.MetadataValue.md(table),
+            },
+        )
 
     @dg.asset_check(
         asset=splits_key,
@@ -115,4 +142,11 @@ def build_data_checks(dataset: str) -> list[dg.AssetChecksDefinition]:
         leaked = sorted(set(augmented_dataset.sha256.tolist()) & held_out)
         return dg.AssetCheckResult(passed=not leaked, metadata={"num_leaked_sources": len(leaked)})
 
-    return [raw_images_valid, splits_disjoint, splits_non_empty, augmented_reaches_target, augmented_from_train_only]
+    return [
+        raw_images_valid,
+        no_cross_class_twins,
+        splits_disjoint,
+        splits_non_empty,
+        augmented_reaches_target,
+        augmented_from_train_only,
+    ]

@@ -12,7 +12,6 @@ from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.io.records import ImageSplits
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.fid import FeatureStatistics, fid_from_statistics
-from bio_assets.core.synthesis.files import load_folder_images
 from bio_assets.core.synthesis.gates import held_out_leaks, memorization, typical_spacing
 from resources.catalog import CatalogResource
 from resources.compute import ComputeResource
@@ -36,12 +35,10 @@ def _settings(context: dg.AssetCheckExecutionContext, key: dg.AssetKey) -> dict:
 
 def _published(catalog: CatalogResource, dataset: str, class_name: str) -> np.ndarray:
     """The class's current published images, uint8 ``(N, 64, 64, 3)``, in catalog order."""
-    store = catalog.store()
-    store.sync(dataset, class_name)
-    names = list(store.expected_md5(dataset, class_name))
-    if not names:
+    current, images = catalog.store().load_current(dataset, class_name)  # under the class lock
+    if current is None or not len(images):
         raise ValueError(f"the catalog lists no synthetic images of {dataset}/{class_name}")
-    return load_folder_images(store.class_folder(dataset, class_name), names)
+    return images
 
 
 def _features(

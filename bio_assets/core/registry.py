@@ -22,7 +22,7 @@ datasets:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -31,6 +31,7 @@ import yaml
 from bio_assets.core.data.ingest import ClassNameRule, DatasetLayout
 from bio_assets.core.data.splits import compile_group_pattern
 from bio_assets.core.io.atomic import atomic_write
+from bio_assets.core.io.locks import file_lock
 from bio_assets.core.profiles import PROFILES
 
 BUILTIN_DEMO = "builtin:demo"
@@ -151,10 +152,30 @@ def entry_to_mapping(entry: DatasetEntry) -> dict[str, object]:
     return row
 
 
-def save_registry(path: Path, entries: list[DatasetEntry]) -> None:
+def _lock_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".lock")
+
+
+def _write_registry(path: Path, entries: list[DatasetEntry]) -> None:
     rows = [entry_to_mapping(e) for e in entries]
     text = yaml.safe_dump({"datasets": rows}, sort_keys=False)
     atomic_write(Path(path), lambda handle: handle.write(text.encode()))
+
+
+def save_registry(path: Path, entries: list[DatasetEntry]) -> None:
+    """Replace the registry by ``entries``. To change what is there, use ``update_registry``:
+    entries read earlier may miss another process's change, which this would overwrite."""
+    with file_lock(_lock_path(path), what="dataset registry"):
+        _write_registry(path, entries)
+
+
+def update_registry(path: Path, change: Callable[[list[DatasetEntry]], list[DatasetEntry]]) -> list[DatasetEntry]:
+    """Read, ``change`` and write the registry under its lock, so concurrent updates are never
+    lost; the entries written. ``change`` may raise (``ValueError``) to leave the file as it is."""
+    with file_lock(_lock_path(path), what="dataset registry"):
+        entries = change(load_registry(path))
+        _write_registry(path, entries)
+    return entries
 
 
 def find_entry(entries: list[DatasetEntry], name: str) -> DatasetEntry:

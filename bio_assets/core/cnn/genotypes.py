@@ -77,6 +77,8 @@ class CellGenotype:
                 name, _, source = item.partition("~")
                 if name not in CNN_OPERATIONS or not source.isdigit() or int(source) >= j:
                     raise ValueError(f"NAS-Bench-201 string {text!r}: bad edge {item!r}; operations: {CNN_OPERATIONS}")
+                if (int(source), j) in edges:
+                    raise ValueError(f"NAS-Bench-201 string {text!r}: node {j} takes node {source} twice")
                 edges[(int(source), j)] = CNN_OPERATIONS.index(name)
         return cls(nodes, tuple(edges[e] for e in edge_list(nodes)))
 

@@ -1,8 +1,9 @@
 """Content fingerprints of class folders, so automation knows which classes changed.
 
-A folder's fingerprint covers every candidate file's relative name and content. Reading every
-byte of a large dataset every minute is wasteful, so a ``DigestCache`` remembers each file's
-digest with its size, modification time and inode: only files whose ``stat`` changed are read.
+A folder's fingerprint covers every candidate file's relative name and content. A file above the
+size limit is never read: it counts by its size. Reading every byte of a large dataset every
+minute is wasteful, so a ``DigestCache`` remembers each file's digest with its size, modification
+time and inode: only files whose ``stat`` changed are read again.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from bio_assets.core.data.imaging import DecodeLimits
 from bio_assets.core.data.walk import candidate_files
 from bio_assets.core.io.atomic import atomic_write
 
 UNREADABLE = b"unreadable"
+DEFAULT_MAX_FILE_BYTES = DecodeLimits().max_file_bytes
+
+
+def oversize_digest(size: int) -> bytes:
+    """Stands for the content of a file above the size limit, which is never read: its size."""
+    return hashlib.sha256(f"oversize\0{size}".encode()).digest()
 
 
 def combine_file_digests(file_digests: Iterable[tuple[str, bytes]]) -> str:
@@ -29,15 +37,28 @@ def combine_file_digests(file_digests: Iterable[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
+def file_digest(path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+    """Content SHA-256 of one file, read in chunks; a file above ``max_file_bytes`` by its size only."""
+    try:
+        size = os.stat(path).st_size
+        if size > max_file_bytes:
+            return oversize_digest(size)
+        with open(path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").digest()
+    except OSError:
+        return UNREADABLE
+
+
 class DigestCache:
-    """File SHA-256 digests keyed by path, valid while the file's (size, mtime_ns, inode) holds.
+    """File digests keyed by path, valid while the file's (size, mtime_ns, inode) holds.
 
     ``path=None`` keeps the cache in memory only. ``save`` writes it atomically, keeping only
     the files looked up since it was loaded (files that vanished drop out).
     """
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(self, path: Path | None = None, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> None:
         self.path = path
+        self.max_file_bytes = max_file_bytes
         self._entries: dict[str, list] = {}
         self._seen: dict[str, list] = {}
         self.files_read = 0
@@ -55,17 +76,16 @@ class DigestCache:
             status = os.stat(path)
         except OSError:
             return UNREADABLE
-        signature = [status.st_size, status.st_mtime_ns, status.st_ino]
+        # The limit is part of the signature: a file above it is digested by size only.
+        signature = [status.st_size, status.st_mtime_ns, status.st_ino, self.max_file_bytes]
         cached = self._entries.get(key)
-        if cached is not None and cached[:3] == signature:
+        if cached is not None and cached[:4] == signature:
             self.files_reused += 1
             self._seen[key] = cached
-            return bytes.fromhex(cached[3])
-        try:
-            with open(path, "rb") as handle:
-                value = hashlib.file_digest(handle, "sha256").digest()
-        except OSError:
-            return UNREADABLE
+            return bytes.fromhex(cached[4])
+        value = file_digest(path, self.max_file_bytes)
+        if value == UNREADABLE:
+            return value
         self.files_read += 1
         self._seen[key] = [*signature, value.hex()]
         return value
@@ -78,20 +98,36 @@ class DigestCache:
         atomic_write(Path(self.path), lambda handle: handle.write(text.encode()))
 
 
-def class_fingerprint(class_dir: Path, pattern: str, root: Path, cache: DigestCache | None = None) -> str:
+def class_fingerprint(
+    class_dir: Path,
+    pattern: str,
+    root: Path,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    cache: DigestCache | None = None,
+) -> str:
     """Fingerprint of every candidate file of a class folder.
 
     Renaming, adding, removing or editing a file changes it; touching a file's mtime
-    without changing its bytes does not. Ingestion computes the same value while reading.
+    without changing its bytes does not. Ingestion computes the same value while reading
+    (with the same ``max_file_bytes``: a file above it counts by its size, unread).
     """
-    cache = cache if cache is not None else DigestCache()
+    cache = cache if cache is not None else DigestCache(max_file_bytes=max_file_bytes)
     files, _ = candidate_files(class_dir, pattern, root)
     return combine_file_digests((path.relative_to(class_dir).as_posix(), cache.digest(path)) for path in files)
 
 
 def dataset_fingerprints(
-    class_folders: dict[str, Path], pattern: str, root: Path, cache: DigestCache | None = None
+    class_folders: dict[str, Path],
+    pattern: str,
+    root: Path,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    cache: DigestCache | None = None,
 ) -> dict[str, str]:
     """Class name -> fingerprint for every class folder of a dataset."""
-    cache = cache if cache is not None else DigestCache()
-    return {name: class_fingerprint(folder, pattern, root, cache) for name, folder in class_folders.items()}
+    cache = cache if cache is not None else DigestCache(max_file_bytes=max_file_bytes)
+    return {
+        name: class_fingerprint(folder, pattern, root, max_file_bytes=max_file_bytes, cache=cache)
+        for name, folder in class_folders.items()
+    }

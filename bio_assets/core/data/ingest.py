@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from bio_assets.core.data.fingerprint import UNREADABLE, combine_file_digests
-from bio_assets.core.data.imaging import DecodeLimits, ImageRejected, decode_image
+from bio_assets.core.data.class_names import check_class_name
+from bio_assets.core.data.fingerprint import UNREADABLE, combine_file_digests, oversize_digest
+from bio_assets.core.data.imaging import ACCEPTED_FORMATS, DecodeLimits, ImageRejected, decode_image, read_image_file
 from bio_assets.core.data.walk import FileIssue, candidate_files, inside
 from bio_assets.core.io.records import ImageSet
+
+if TYPE_CHECKING:
+    from bio_assets.core.data.twins import CrossClassTwins
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,11 @@ class DatasetLayout:
     class_name_rule: ClassNameRule = ClassNameRule()
 
     def class_folders(self) -> dict[str, Path]:
-        """Class name -> class folder; hidden folders and links leaving the root are ignored."""
+        """Class name -> class folder; hidden folders and links leaving the root are ignored.
+
+        ``ValueError`` naming the folder when its class name breaks the class-name rule
+        (``class_names.check_class_name``): better at partition sync than hours later.
+        """
         root = Path(self.root)
         if not root.is_dir():
             raise ValueError(f"dataset folder {root} does not exist or is not a folder")
@@ -49,8 +59,10 @@ class DatasetLayout:
             if entry.name.startswith(".") or not entry.is_dir() or not inside(entry, root):
                 continue
             name = self.class_name_rule.apply(entry.name)
-            if not name:
-                raise ValueError(f"class folder {entry} maps to an empty class name")
+            try:
+                check_class_name(name)
+            except ValueError as err:
+                raise ValueError(f"class folder {entry}: {err}; rename the folder") from None
             if name in folders:
                 raise ValueError(f"class folders {folders[name]} and {entry} both map to class {name!r}")
             folders[name] = entry
@@ -83,11 +95,18 @@ def ingest_class(
     pattern: str = "*",
     limits: DecodeLimits = DecodeLimits(),
     on_progress: Callable[[int, int], None] | None = None,
+    *,
+    formats: tuple[str, ...] = ACCEPTED_FORMATS,
+    twins: CrossClassTwins | None = None,
+    jpeg_draft: bool = True,
 ) -> ClassIngestion:
     """Decode every candidate file of one class; bad files are listed, never fatal.
 
+    ``formats``: the Pillow formats accepted. ``twins``: the dataset's cross-class twins
+    (``twins.find_cross_class_twins``); this class's are left out, naming the other classes.
     Raises ``ValueError`` naming the folder when not a single valid image remains.
     """
+    check_class_name(class_name)
     files, issues = candidate_files(class_dir, pattern, root)
     arrays: list[np.ndarray] = []
     names: list[str] = []
@@ -97,20 +116,38 @@ def ingest_class(
     for done, path in enumerate(files, start=1):
         name = path.relative_to(class_dir).as_posix()
         try:
-            data = path.read_bytes()
+            file_size = os.stat(path).st_size
+            if file_size > limits.max_file_bytes:
+                # Counted by its size in the fingerprint and never read, as class_fingerprint does.
+                file_digests.append((name, oversize_digest(file_size)))
+                issues.append(
+                    FileIssue(
+                        name, "rejected", f"file is {file_size} bytes, above the limit of {limits.max_file_bytes}"
+                    )
+                )
+                continue
+            data = read_image_file(path, limits)
         except OSError as err:
             file_digests.append((name, UNREADABLE))
             issues.append(FileIssue(name, "rejected", f"unreadable: {err.strerror}"))
             continue
+        except ImageRejected as err:  # grew past the limit after the stat
+            file_digests.append((name, UNREADABLE))
+            issues.append(FileIssue(name, "rejected", err.reason))
+            continue
         raw_digest = hashlib.sha256(data).digest()
         file_digests.append((name, raw_digest))
         digest = raw_digest.hex()
+        twin = twins.reason(class_name, name) if twins is not None else None
+        if twin is not None:
+            issues.append(FileIssue(name, "rejected", twin))
+            continue
         if digest in first_with_hash:
             # Identical bytes in two splits would leak; keep the first copy only.
             issues.append(FileIssue(name, "rejected", f"duplicate content of {first_with_hash[digest]}"))
             continue
         try:
-            arrays.append(decode_image(data, size, limits))
+            arrays.append(decode_image(data, size, limits, formats, jpeg_draft=jpeg_draft))
         except ImageRejected as err:
             issues.append(FileIssue(name, "rejected", err.reason))
             continue

@@ -30,10 +30,12 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (creations, renames, removals) durable: a rename is only
+    on disk once its folder is fsynced."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

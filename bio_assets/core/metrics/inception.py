@@ -3,6 +3,7 @@ ported by torch-fidelity, the weights torchmetrics uses), from a local file only
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
@@ -18,17 +19,22 @@ INCEPTION_LOGITS = "logits_unbiased"  # the 1008-way head Inception Score uses
 def inception_extractor(weights_path: str | Path, device: torch.device) -> FeatureExtractor:
     """The extractor, or ``ValueError`` naming the file when it is missing or unsafe.
 
-    The file is first opened with ``weights_only=True``: torch-fidelity itself unpickles it
-    without that guard, so a file that is not a plain state_dict never reaches it.
+    The file is read once, with ``weights_only=True`` (or as safetensors): a file that is not a
+    plain state_dict never gets further. torch-fidelity, which unpickles whatever it is given
+    without that guard, receives those verified tensors from memory, never the path, so the
+    file changing after the check cannot matter.
     """
-    load_weights_file(weights_path)  # raises on a missing file or pickled objects
+    state_dict = load_weights_file(weights_path)  # raises on a missing file or pickled objects
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError as err:
         raise ValueError("Inception-v3 features need torch-fidelity (pip install torch-fidelity)") from err
+    verified = io.BytesIO()
+    torch.save(state_dict, verified)  # plain tensors we hold, serialized by us
+    verified.seek(0)
     network = (
         FeatureExtractorInceptionV3(
-            INCEPTION_NAME, [INCEPTION_FEATURES, INCEPTION_LOGITS], feature_extractor_weights_path=str(weights_path)
+            INCEPTION_NAME, [INCEPTION_FEATURES, INCEPTION_LOGITS], feature_extractor_weights_path=verified
         )
         .to(device)
         .eval()

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from bio_assets.core.io.atomic import atomic_write
+from bio_assets.core.io.locks import file_lock
 
 
 def settings_hash(settings: dict) -> str:
@@ -16,7 +17,7 @@ def settings_hash(settings: dict) -> str:
 
 
 class EvaluationCache:
-    """``(namespace, canonical key) -> result`` in one JSON file, rewritten atomically.
+    """``(namespace, canonical key) -> result`` in one JSON file, rewritten atomically under a file lock.
 
     ``namespace`` combines the settings hash and the data version, so a change of either
     starts a fresh namespace while old entries stay valid for their own settings.
@@ -45,8 +46,10 @@ class EvaluationCache:
         self._entries[key] = result
         if self.path is None:
             return
-        # Merge with what other runs wrote meanwhile, then replace the file atomically.
-        everything = self._read()
-        everything.setdefault(self.namespace, {}).update(self._entries)
-        text = json.dumps(everything, sort_keys=True).encode()
-        atomic_write(self.path, lambda handle: handle.write(text))
+        # Under the file's lock: merge with what other runs wrote meanwhile, then replace the file
+        # atomically; without the lock, two writers that read the same file lose one's entries.
+        with file_lock(self.path.with_name(self.path.name + ".lock"), what="evaluation cache"):
+            everything = self._read()
+            everything.setdefault(self.namespace, {}).update(self._entries)
+            text = json.dumps(everything, sort_keys=True).encode()
+            atomic_write(self.path, lambda handle: handle.write(text))

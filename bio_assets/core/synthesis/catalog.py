@@ -5,6 +5,12 @@ generator's weights came from), ``class_names``, ``training_parameters`` and ``i
 source published them, and ``publications``: which publication each (dataset, class) holds now.
 One ``publish_class`` call replaces a class's rows in one transaction; that commit is the moment
 the new images become current (``files.reconcile`` then makes the folder follow).
+
+Concurrent writers: ``publish_class`` transactions of one dataset run one at a time (a
+transaction advisory lock on PostgreSQL, ``BEGIN IMMEDIATE`` on SQLite), so the GAN-row
+upsert never races into ``uq_gan_per_checkpoint`` and the orphan cleanup, which only looks
+at its own dataset, only sees committed rows: it never deletes a GAN another class's
+publication is about to use, so no ``ON DELETE CASCADE`` removes a committed publication.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from bio_assets.core.synthesis.files import SyntheticFile
+from bio_assets.core.synthesis.locking import advisory_key
 
 metadata = sa.MetaData()
 JSON = sa.JSON().with_variant(JSONB(), "postgresql")
@@ -112,13 +119,37 @@ class Publication:
     files: list[SyntheticFile]
 
 
+SQLITE_BUSY_TIMEOUT_S = 120.0  # how long a SQLite transaction waits for another one to finish
+
+
 def make_engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite gets foreign keys switched on (off by default there)."""
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-        sa.event.listen(engine, "connect", lambda connection, _: connection.execute("PRAGMA foreign_keys=ON"))
-    metadata.create_all(engine)
+    """An engine for ``url`` with the catalog's tables created (safely, also by several processes at once).
+
+    SQLite gets foreign keys switched on (off by default there), write-ahead logging (readers
+    never block the writer) and ``BEGIN IMMEDIATE`` transactions: every transaction takes the
+    write lock when it starts, so two never deadlock upgrading a read lock, and waits up to
+    ``SQLITE_BUSY_TIMEOUT_S`` for it.
+    """
+    if sa.engine.make_url(url).get_backend_name() != "sqlite":
+        engine = sa.create_engine(url)
+    else:
+        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        sa.event.listen(engine, "connect", _sqlite_connect)
+        sa.event.listen(engine, "begin", lambda connection: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key("schema"))))
+        metadata.create_all(connection)
     return engine
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    # The driver's own transaction handling would BEGIN (deferred) by itself; the engine's
+    # "begin" event issues BEGIN IMMEDIATE instead.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA foreign_keys=ON")
+    if dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] != "memory":
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
 
 def _get_or_create_gan(connection: sa.Connection, gan: GanRecord, now: dt.datetime) -> int:
@@ -158,18 +189,36 @@ def _dataset_class_ids(dataset: str, class_name: str):
     return sa.select(class_names.c.id).where(class_names.c.name == class_name, class_names.c.gan.in_(gans))
 
 
-def _drop_orphans(connection: sa.Connection) -> None:
-    """Class rows without images, then GANs without classes (their training rows cascade)."""
-    connection.execute(sa.delete(class_names).where(~sa.exists().where(images.c.class_name == class_names.c.id)))
+def _drop_orphans(connection: sa.Connection, dataset: str) -> None:
+    """The dataset's class rows without images, then its GANs without classes or publications
+    (their training rows cascade). Other datasets' rows are not looked at."""
+    gans = sa.select(gan_architectures.c.id).where(gan_architectures.c.dataset == dataset)
+    connection.execute(
+        sa.delete(class_names).where(
+            class_names.c.gan.in_(gans), ~sa.exists().where(images.c.class_name == class_names.c.id)
+        )
+    )
     used = sa.union(sa.select(class_names.c.gan), sa.select(publications.c.gan))
-    connection.execute(sa.delete(training_parameters).where(training_parameters.c.gan.not_in(used)))
-    connection.execute(sa.delete(gan_architectures).where(gan_architectures.c.id.not_in(used)))
+    orphans = gans.where(gan_architectures.c.id.not_in(used))
+    connection.execute(sa.delete(training_parameters).where(training_parameters.c.gan.in_(orphans)))
+    connection.execute(sa.delete(gan_architectures).where(gan_architectures.c.id.in_(orphans)))
+
+
+def lock_dataset_catalog(connection: sa.Connection, dataset: str) -> None:
+    """Serialize this transaction with every other catalog write of ``dataset`` (until it ends).
+
+    On PostgreSQL a transaction advisory lock; SQLite transactions already begin with the
+    database's write lock (``BEGIN IMMEDIATE``).
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_key("catalog", dataset))))
 
 
 def publish_class(engine: sa.Engine, gan: GanRecord, publication: Publication) -> None:
     """Replace the class's images and current publication with ``publication``, all in one transaction."""
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as connection:
+        lock_dataset_catalog(connection, publication.dataset)
         connection.execute(
             sa.delete(images).where(
                 images.c.class_name.in_(_dataset_class_ids(publication.dataset, publication.class_name))
@@ -208,7 +257,7 @@ def publish_class(engine: sa.Engine, gan: GanRecord, publication: Publication) -
                 created_at=now,
             )
         )
-        _drop_orphans(connection)
+        _drop_orphans(connection, publication.dataset)
 
 
 def current_publication(engine: sa.Engine, dataset: str, class_name: str) -> dict | None:

@@ -7,6 +7,9 @@ naming the publication the folder holds. A publication is written into
 ``<root>/.staging/<quoted class>-<publication>/`` first; the catalog commit decides which
 publication is current, and ``reconcile`` makes the class folder match it, so a writer killed
 at any point leaves either the previous or the new publication in place, never a mix.
+Folders are fsynced after entries are created in them and after renames, so a power cut
+cannot lose a promotion the catalog has committed. The locks that keep writers and
+readers apart are in ``locking``; ``reconcile`` expects its caller to hold the class lock.
 """
 
 from __future__ import annotations
@@ -16,12 +19,16 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 import numpy as np
 from PIL import Image
+
+from bio_assets.core.data.class_names import check_class_name
+from bio_assets.core.io.atomic import fsync_dir
 
 MANIFEST = ".publication.json"
 STAGING = ".staging"
@@ -34,19 +41,6 @@ class SyntheticFile:
     md5: str
     sha256: str
     sample_index: int
-
-
-def check_class_name(class_name: str) -> str:
-    """A class name usable as one folder name: non-empty, no path separator, not '.' or '..'."""
-    if (
-        not class_name
-        or "/" in class_name
-        or "\0" in class_name
-        or class_name in (".", "..")
-        or class_name.startswith(".")
-    ):
-        raise ValueError(f"class name {class_name!r} cannot name a folder (empty, '/', NUL, or a leading '.')")
-    return class_name
 
 
 def image_file_name(class_name: str, index: int) -> str:
@@ -90,14 +84,24 @@ def write_staging(
     folder = staging_folder(root, check_class_name(class_name), publication)
     if folder.exists():
         shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    _make_folder(folder)
     files = write_images(folder, class_name, images, first_index)
     # The manifest goes last: a staging folder without one is incomplete and never promoted.
     _write(
         folder / MANIFEST,
         json.dumps({"publication": publication, "class_name": class_name, "num_images": len(files)}).encode(),
     )
+    fsync_dir(folder)
     return files
+
+
+def _make_folder(folder: Path) -> None:
+    """``mkdir -p`` that fsyncs the parent of every folder it creates, so the new entries persist."""
+    if folder.is_dir():
+        return
+    _make_folder(folder.parent)
+    folder.mkdir(exist_ok=True)  # another writer may create a shared parent at the same moment
+    fsync_dir(folder.parent)
 
 
 def write_images(folder: Path, class_name: str, images: np.ndarray, first_index: int = 0) -> list[SyntheticFile]:
@@ -113,11 +117,13 @@ def write_images(folder: Path, class_name: str, images: np.ndarray, first_index:
     return files
 
 
-def reconcile(root: Path, class_name: str, committed: str | None) -> None:
+def reconcile(root: Path, class_name: str, committed: str | None, *, abandoned: Callable[[str], bool]) -> None:
     """Make ``<root>/<class>`` hold the ``committed`` publication and clear leftovers of others.
 
-    Called before and after every publish and before every read: it finishes a promotion the
-    catalog committed but a killed writer did not, and drops staged publications never committed.
+    Called, under the class lock, before and after every publish and before every read: it
+    finishes a promotion the catalog committed but a killed writer did not, and removes the
+    staging folders of publications never committed whose writer is gone
+    (``abandoned(publication)``); a writer still staging keeps its folder.
     """
     root = Path(root)
     folder = root / check_class_name(class_name)
@@ -131,14 +137,23 @@ def reconcile(root: Path, class_name: str, committed: str | None) -> None:
             )
         trash = root / TRASH / f"{quote(class_name, safe='')}-{os.getpid()}"
         if folder.exists():
-            trash.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(trash.parent)
             shutil.rmtree(trash, ignore_errors=True)
             os.replace(folder, trash)
+            fsync_dir(trash.parent)
         os.replace(candidate, folder)
-    for leftover in staged.values():
-        shutil.rmtree(leftover, ignore_errors=True)
+        fsync_dir(root)
+        fsync_dir(candidate.parent)
+    for publication, leftover in staged.items():
+        if abandoned(publication):
+            shutil.rmtree(leftover, ignore_errors=True)
     for leftover in _owned(root / TRASH, class_name).values():
         shutil.rmtree(leftover, ignore_errors=True)
+
+
+def leftover_publications(root: Path, class_name: str) -> list[str]:
+    """Publication ids of the class's staging folders (committed, in progress or abandoned)."""
+    return sorted(_owned(Path(root) / STAGING, class_name))
 
 
 def _owned(parent: Path, class_name: str) -> dict[str, Path]:

@@ -1,0 +1,1 @@
+"""Fuzz targets (``fuzz_*.py``), run by ``make fuzz`` and briefly by ``tests/test_fuzz.py``."""
