@@ -44,7 +44,7 @@ def test_search_and_classifier_chain(tmp_path, prepared):
         "data:image/png;base64," in classifier["roc"].value
         and "| true \\ predicted |" in classifier["confusion_matrix"].value
     )
-    weights = list((tmp_path / "storage" / "tiny" / "classifier").glob("*.safetensors"))
+    weights = list((tmp_path / "storage" / "tiny" / "classifier" / "value").glob("*.safetensors"))
     assert len(weights) == 1
     search_files = sorted(p.name for p in (tmp_path / "search" / "tiny").iterdir())
     assert "cell-cache.json" in search_files and any(n.startswith("macro-state-") for n in search_files)

@@ -50,7 +50,8 @@ def test_gan_search_group_chain(tmp_path, prepared):
     assert {f"samples_{c}" for c in CLASSES} <= set(trained)
     provenance = trained["fid_provenance"].value["biocnn1"]
     assert provenance["num_fake"] == 12 and provenance["resize_mode"] == "bilinear 32->64"
-    state, spec = load_weights(tmp_path / "storage" / "tiny" / "trained_gan" / "value.safetensors")
+    (stored,) = (tmp_path / "storage" / "tiny" / "trained_gan" / "value").glob("*.safetensors")
+    state, spec = load_weights(stored)
     assert spec["genotype"] == generator["genotype"].value and spec["class_names"] == CLASSES and state
 
     # Other learning rates: a fresh run under its own checkpoint, not a refused resume of the first one.
