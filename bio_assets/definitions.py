@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 
 from bio_assets.checks.data import build_data_checks
-from bio_assets.checks.gates import build_synthetic_checks
 from bio_assets.core.profiles import validate_dataset_settings
 from bio_assets.core.registry import DatasetEntry, load_registry
 from jobs.automation import build_automation, with_rebuild_policy
@@ -57,7 +56,7 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
     for entry in entries:
         validate_dataset_settings(entry.name, entry.settings)
         assets += with_rebuild_policy(build_dataset_assets(entry, catalog_kind), entry)
-        checks += build_data_checks(entry.name) + build_synthetic_checks(entry.name)
+        checks += build_data_checks(entry.name)
         jobs += build_pipeline_jobs(entry.name)
     return dg.Definitions(
         assets=dg.with_source_code_references(assets),

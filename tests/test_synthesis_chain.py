@@ -147,7 +147,10 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
     )
     (meta,) = [e.materialization.metadata for e in report.get_asset_materialization_events()]
     text = (tmp_path / "report" / "report.md").read_text()
-    assert meta["report_path"].value == str(tmp_path / "report" / "report.md")
+    # Every run keeps its report (and figures) in its own folder; the newest is also one level up.
+    assert meta["report_path"].value == str(tmp_path / "report" / report.run_id / "report.md")
+    assert (tmp_path / "report" / report.run_id / "report.md").read_text() == text
+    assert len(meta["report"].value) < 400_000  # small previews inline, full-size figures as files
     for section in (
         "Dataset",
         "classic baselines",
@@ -176,92 +179,93 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
     assert {"fid_24_biocnn1", "is_24_biocnn2", "kid_24_biocnn1"} <= names  # 3 classes x 8 synthetic images
 
 
-def run_gates(defs, assets, instance, class_name: str) -> dict[str, bool]:
-    """The gates alone, on the class's current publication."""
-    key = dg.AssetKey(["tiny", "synthetic_dataset"])
-    synthetic = next(a for a in assets if key in a.keys)
-    checks = [c for c in defs.asset_checks if all(k.asset_key == key for k in c.check_keys)]
-    inputs = {
-        *synthetic.dependency_keys,
-        dg.AssetKey(["tiny", "image_splits"]),
-        dg.AssetKey(["tiny", "feature_extractors"]),
-    }
-    upstream = [source for a in assets if a.keys & inputs for source in a.to_source_assets()]
-    # A checks-only selection has no asset to take the partitions from, so the partition goes in as the run's tag.
-    result = dg.materialize(
-        [synthetic, *checks, *upstream],
-        instance=instance,
-        tags={"dagster/partition": class_name},
-        resources=defs.resources,
-        selection=dg.AssetSelection.checks_for_assets(key),
-        raise_on_error=False,
-    )
-    return {name: evaluation.passed for name, evaluation in check_results(result).items()}
+def gate_inputs_of(defs, instance, class_name: str, fake: np.ndarray):
+    """The gate inputs of ``class_name`` with ``fake`` as the staged images (the chain's real data)."""
+    import torch
+
+    from bio_assets.core.synthesis.gates import GateInputs
+    from resources.feature_extractor import FeatureExtractorResource
+
+    manager = defs.resources["io_manager"]
+    splits = {c: manager.load_stored(instance, dg.AssetKey(["tiny", "image_splits"]), c) for c in CLASSES}
+    extractors = manager.load_stored(instance, dg.AssetKey(["tiny", "feature_extractors"]), None)
+    extractor = FeatureExtractorResource().serve("biocnn1", extractors, torch.device("cpu"))
+    return GateInputs(
+        fake=fake,
+        train=splits[class_name].train.images,
+        held_out=np.concatenate([s.val.images for s in splits.values()]),
+        features=lambda batch: extractor.features(torch.from_numpy(np.ascontiguousarray(batch))),
+        extractor="biocnn1",
+    ), splits
 
 
-def plant(store, class_name: str, image: np.ndarray, md5_in_catalog: bool = True) -> None:
-    """Overwrite the class's first published image with ``image`` (64x64), its .md5 file and maybe its catalog MD5."""
-    import sqlalchemy as sa
-
-    from bio_assets.core.synthesis.catalog import images as image_rows
-    from bio_assets.core.synthesis.files import encode_png, md5_hex
-
-    folder = store.class_folder("tiny", class_name)
-    name = sorted(store.expected_md5("tiny", class_name))[0]
-    data = encode_png(image)
-    (folder / name).write_bytes(data)
-    (folder / f"{name}.md5").write_text(f"{md5_hex(data)}  {name}\n")
-    if md5_in_catalog:
-        with store.engine.begin() as connection:
-            connection.execute(
-                sa.update(image_rows).where(image_rows.c.file_path == f"{class_name}/{name}").values(md5=md5_hex(data))
-            )
-
-
-def test_each_gate_fails_on_its_planted_defect_and_the_extended_classifier_leaves_the_class_out(tmp_path, synthesized):
+def test_each_gate_fails_on_its_planted_defect(tmp_path, synthesized):
     import torch
 
     from bio_assets.core.gan.scoring import resize_uint8
+    from bio_assets.core.synthesis.files import FolderDefects, verify_folder, write_images
+    from bio_assets.core.synthesis.gates import GateThresholds, evaluate_gates
     from resources.catalog import CatalogResource
 
-    defs, assets, instance, _ = synthesized
+    defs, _, instance, _ = synthesized
+    name = CLASSES[0]
+    _, published = CatalogResource().store().load_current("tiny", name)  # (8, 64, 64, 3), passed every gate
+    at_64 = lambda images: resize_uint8(torch.from_numpy(images), 64).numpy()  # noqa: E731
+    thresholds = GateThresholds(max_class_fid=1e9, min_distance_ratio=0.05, num_requested=8)
+    intact = FolderDefects([], [], [], [], [])
+
+    def gates(fake, staged=intact, count=8) -> dict[str, bool]:
+        inputs, _ = gate_inputs_of(defs, instance, name, fake)
+        return {r.name: r.passed for r in evaluate_gates(inputs, thresholds, staged=staged, num_staged=count)}
+
+    assert all(gates(published).values())
+    _, splits = gate_inputs_of(defs, instance, name, published)
+    copied = published.copy()
+    copied[0] = at_64(splits[name].train.images)[0]  # a copied training image
+    assert gates(copied) == {**gates(published), "synthetic_not_memorized": False}
+    leaked = published.copy()
+    leaked[0] = at_64(splits[CLASSES[2]].val.images)[0]  # another class's validation image
+    assert gates(leaked)["synthetic_not_in_held_out"] is False
+    tested = published.copy()
+    tested[0] = at_64(splits[CLASSES[2]].test.images)[0]  # a test image: the gate never looks at the test split
+    assert gates(tested)["synthetic_not_in_held_out"] is True
+
+    folder = tmp_path / "staged"
+    folder.mkdir()
+    files = write_images(folder, name, published)
+    (folder / files[0].file_name).unlink()  # a missing file
+    missing = verify_folder(folder, {f.file_name: f.md5 for f in files}, 64)
+    assert gates(published, staged=missing)["synthetic_files_intact"] is False
+    assert gates(published, count=7)["synthetic_files_intact"] is False  # fewer images than requested
+
+
+def test_a_class_failing_its_gates_is_not_published_exported_or_used(tmp_path, tiny_instance):
+    from bio_assets.core.synthesis.export import export_package
+    from resources.catalog import CatalogResource
+
+    defs, assets, instance = tiny_instance
+    assert dg.materialize(
+        assets, instance=instance, resources=defs.resources, selection=UPSTREAM_KEYS, run_config={"ops": UPSTREAM}
+    ).success
     store = CatalogResource().store()
     name = CLASSES[0]
-    splits = defs.resources["io_manager"].load_stored(instance, dg.AssetKey(["tiny", "image_splits"]), name)
-    at_64 = lambda images: resize_uint8(torch.from_numpy(images), 64).numpy()  # noqa: E731
-    all_gates = {
-        "synthetic_class_fid": True,
-        "synthetic_not_memorized": True,
-        "synthetic_files_intact": True,
-        "synthetic_not_in_held_out": True,
-    }
-    assert run_gates(defs, assets, instance, name) == all_gates
-
-    plant(store, name, at_64(splits.train.images)[0])  # a copied training image, with consistent MD5s
-    assert run_gates(defs, assets, instance, name) == {**all_gates, "synthetic_not_memorized": False}
-
-    assert materialize_synthetic(defs, assets, instance, name).success
-    other = defs.resources["io_manager"].load_stored(instance, dg.AssetKey(["tiny", "image_splits"]), CLASSES[2])
-    plant(store, name, at_64(other.test.images)[0])  # another class's test image
-    gates = run_gates(defs, assets, instance, name)
-    assert gates["synthetic_not_in_held_out"] is False and gates["synthetic_files_intact"] is True
-
-    assert materialize_synthetic(defs, assets, instance, name).success
-    first = sorted(store.class_folder("tiny", name).glob("*.png"))[0]
-    first.unlink()  # a missing file
-    assert run_gates(defs, assets, instance, name)["synthetic_files_intact"] is False
-
-    assert materialize_synthetic(defs, assets, instance, name).success
-    plant(store, name, np.zeros((64, 64, 3), np.uint8), md5_in_catalog=False)  # bytes changed behind the catalog's MD5
-    assert run_gates(defs, assets, instance, name)["synthetic_files_intact"] is False
-
-    # A gate that fails in the materializing run: the class's synthetic images are left out, with the reason.
-    failed = materialize_synthetic(defs, assets, instance, name, {"max_class_fid": 0.0})
+    failed = materialize_synthetic(defs, assets, instance, name, {"max_class_fid": 0.0})  # its first set fails
     assert not failed.success and check_results(failed)["synthetic_class_fid"].passed is False
+    (meta,) = [e.materialization.metadata for e in failed.get_asset_materialization_events()]
+    assert meta["published"].value is False and meta["dagster/row_count"].value == 0
+    assert store.sync("tiny", name) is None and not store.class_folder("tiny", name).exists()
+    for other in CLASSES[1:]:
+        assert materialize_synthetic(defs, assets, instance, other).success
+    before = store.sync("tiny", CLASSES[1])["publication"]
+    refused = materialize_synthetic(defs, assets, instance, CLASSES[1], {"max_class_fid": 0.0})
+    assert not refused.success and store.sync("tiny", CLASSES[1])["publication"] == before  # the previous one stays
+
+    summary = export_package(store, "tiny", tmp_path / "package")
+    exported = sorted(p.name for p in (tmp_path / "package").iterdir() if p.is_dir())
+    assert exported == CLASSES[1:] and summary.num_images == 16  # the gate-failed class is never exported
+
     extended = materialize_extended(defs, assets, instance)
     (meta,) = [e.materialization.metadata for e in extended.get_asset_materialization_events()]
-    assert meta["classes_with_synthetic"].value == CLASSES[1:] and meta["num_synthetic_images"].value == 16
-    assert (
-        f"| {name} | synthetic_class_fid failed (class_fid=" in meta["excluded_classes"].value
-        and "threshold=0.0" in meta["excluded_classes"].value
-    )
+    assert meta["classes_with_synthetic"].value == [CLASSES[2]] and meta["num_synthetic_images"].value == 8
+    assert f"| {name} | synthetic_class_fid failed (class_fid=" in meta["excluded_classes"].value
+    assert "threshold=0.0" in meta["excluded_classes"].value

@@ -72,7 +72,8 @@ def check_results_of_run(
     for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.dagster_event.event_specific_data if record.dagster_event else None
         if isinstance(evaluation, dg.AssetCheckEvaluation) and evaluation.asset_key == key:
-            if partition is None or evaluation.partition == partition:
+            # Checks evaluated by the asset's own op carry no partition: the run's partition is theirs.
+            if partition is None or evaluation.partition in (partition, None):
                 results[evaluation.check_name] = evaluation
     return results
 

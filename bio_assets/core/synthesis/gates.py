@@ -9,9 +9,14 @@ from each real training image to its nearest other real training image, so one t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from bio_assets.core.metrics.fid import FeatureStatistics, fid_from_statistics
+from bio_assets.core.synthesis.files import FolderDefects
 
 
 def nearest_distances(queries: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,3 +99,87 @@ def held_out_leaks(
         "exact": exact[:20],
         "near": [int(i) for i in near[:20]],
     }
+
+
+GATE_NAMES = ("synthetic_class_fid", "synthetic_not_memorized", "synthetic_files_intact", "synthetic_not_in_held_out")
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    max_class_fid: float
+    min_distance_ratio: float
+    num_requested: int
+
+
+@dataclass(frozen=True)
+class GateInputs:
+    """What the gates of one class judge: the staged images and the real images to compare with.
+
+    ``features`` maps uint8 images ``(N, S, S, 3)`` to the gate extractor's features ``(N, D)``.
+    ``held_out`` holds the validation images of every class, never the test split: a gate that
+    changes the training data must not look at the images accuracy is measured on.
+    """
+
+    fake: np.ndarray  # (N, 64, 64, 3) uint8, as staged
+    train: np.ndarray  # (M, S, S, 3) uint8, this class's real train split
+    held_out: np.ndarray  # (K, S, S, 3) uint8, every class's validation split
+    features: Callable[[np.ndarray], np.ndarray]
+    extractor: str
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    passed: bool
+    metadata: dict
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    from bio_assets.core.gan.scoring import resize_uint8
+
+    if len(images) == 0 or images.shape[1] == size:
+        return images
+    return resize_uint8(torch.from_numpy(np.ascontiguousarray(images)), size).numpy()
+
+
+def evaluate_gates(
+    inputs: GateInputs, thresholds: GateThresholds, *, staged: FolderDefects, num_staged: int
+) -> list[GateResult]:
+    """The four quality gates on a staged class, in ``GATE_NAMES`` order.
+
+    ``staged`` are the defects of the staging folder checked against the files just written
+    (count, decoding at the published size, each ``.md5`` file)."""
+    size = inputs.fake.shape[1]
+    train = _resize(inputs.train, size)
+    fake_features, train_features = inputs.features(inputs.fake), inputs.features(train)
+    fid = fid_from_statistics(
+        FeatureStatistics.of(inputs.features(inputs.train)),
+        FeatureStatistics.of(fake_features),
+        inputs.extractor,
+        f"real {inputs.train.shape[1]} px, synthetic {size} px",
+    )
+    memorized = memorization(fake_features, train_features, thresholds.min_distance_ratio)
+    held = _resize(inputs.held_out, size)
+    leaks = held_out_leaks(
+        inputs.fake,
+        fake_features,
+        held,
+        inputs.features(held) if len(held) else np.zeros((0, fake_features.shape[1])),
+        typical_spacing(train_features),
+        thresholds.min_distance_ratio,
+    )
+    count_ok = num_staged == thresholds.num_requested
+    return [
+        GateResult(
+            "synthetic_class_fid",
+            fid.value < thresholds.max_class_fid,
+            {"class_fid": round(fid.value, 4), "threshold": thresholds.max_class_fid, "fid_provenance": fid.to_json()},
+        ),
+        GateResult("synthetic_not_memorized", memorized.pop("passed"), memorized),
+        GateResult(
+            "synthetic_files_intact",
+            count_ok and staged.ok,
+            {"num_requested": thresholds.num_requested, "num_staged": num_staged, **staged.counts()},
+        ),
+        GateResult("synthetic_not_in_held_out", leaks.pop("passed"), {**leaks, "held_out_split": "validation"}),
+    ]

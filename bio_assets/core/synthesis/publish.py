@@ -13,6 +13,7 @@ one class stage in parallel and commit one after the other (the last commit wins
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,15 @@ import sqlalchemy as sa
 from bio_assets.core.data.class_names import check_class_name
 from bio_assets.core.io.locks import DEFAULT_TIMEOUT_S
 from bio_assets.core.synthesis.catalog import GanRecord, Publication, class_images, current_publication, publish_class
-from bio_assets.core.synthesis.files import FolderDefects, load_folder_images, reconcile, verify_folder, write_staging
+from bio_assets.core.synthesis.files import (
+    FolderDefects,
+    SyntheticFile,
+    load_folder_images,
+    reconcile,
+    staging_folder,
+    verify_folder,
+    write_staging,
+)
 from bio_assets.core.synthesis.locking import PublicationLocks
 
 
@@ -81,6 +90,22 @@ class SyntheticStore:
         on_stage: Callable[[str], None] | None = None,
     ) -> Publication:
         """Replace ``class_name``'s publication by ``images`` uint8 ``(N, S, S, 3)``."""
+        publication, _ = self.publish_if(gan, class_name, images, seed, approve=None, on_stage=on_stage)
+        return publication
+
+    def publish_if(
+        self,
+        gan: GanRecord,
+        class_name: str,
+        images: np.ndarray,
+        seed: int,
+        *,
+        approve: Callable[[Path, list[SyntheticFile]], bool] | None,
+        on_stage: Callable[[str], None] | None = None,
+    ) -> tuple[Publication, bool]:
+        """Stage ``images`` uint8 ``(N, S, S, 3)``; make them the class's publication only when
+        ``approve(staging folder, files)`` says so (the quality gates). A refused set is removed and
+        the previous publication, if any, stays current. Returns (the staged publication, committed)."""
         stage = on_stage or (lambda _: None)
         dataset = gan.dataset
         check_class_name(class_name)
@@ -91,12 +116,17 @@ class SyntheticStore:
             files = write_staging(self.dataset_root(dataset), class_name, publication_id, images)
             stage("staged")
             publication = Publication(dataset, class_name, publication_id, seed, int(images.shape[1]), files)
+            folder = staging_folder(self.dataset_root(dataset), class_name, publication_id)
+            if approve is not None and not approve(folder, files):
+                shutil.rmtree(folder, ignore_errors=True)
+                stage("refused")
+                return publication, False
             with self.locks.classes(dataset, [class_name]):
                 publish_class(self.engine, gan, publication)
                 stage("committed")
                 self._sync_locked(dataset, class_name)
         stage("promoted")
-        return publication
+        return publication, True
 
     def expected_md5(self, dataset: str, class_name: str) -> dict[str, str]:
         """``{file name: md5}`` of the class's current catalog rows."""
