@@ -80,6 +80,8 @@ def test_gan_search_group_chain(tmp_path, prepared):
 
 KILL_SCRIPT = """
 import sys, dagster as dg
+from dagster._core.instance.ref import InstanceRef
+from dagster_shared.serdes import deserialize_value
 from bio_assets.core.registry import load_registry
 from bio_assets.definitions import build_definitions
 from resources.compute import ComputeResource
@@ -95,8 +97,8 @@ defs = build_definitions(entries, {
     "compute": ComputeResource(device="cpu", amp=False),
 })
 assets = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)]
-with dg.instance_for_test() as instance:
-    instance.add_dynamic_partitions("tiny__classes", %r)
+# The parent's instance: the run reads its inputs' versions from the same event log.
+with dg.DagsterInstance.from_ref(deserialize_value(sys.argv[2], InstanceRef)) as instance:
     selection = [dg.AssetKey(["tiny", "trained_gan"])]
     dg.materialize(assets, instance=instance, resources=defs.resources, selection=selection, run_config=%r)
 """
@@ -108,6 +110,8 @@ def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
     import subprocess
     import sys
     import time
+
+    from dagster_shared.serdes import serialize_value
 
     defs, assets, instance = prepared
     upstream = {
@@ -123,7 +127,8 @@ def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
         "ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "iterations": 80, "checkpoint_every": 2, "fid_every": 80}}}
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", KILL_SCRIPT % (CLASSES, long_run), str(tmp_path)], cwd=os.getcwd()
+        [sys.executable, "-c", KILL_SCRIPT % (long_run,), str(tmp_path), serialize_value(instance.get_ref())],
+        cwd=os.getcwd(),
     )
     checkpoints = tmp_path / "search" / "tiny" / "trained_gan"
     deadline = time.monotonic() + 120

@@ -51,7 +51,8 @@ def test_generate_predict_and_export_on_a_materialized_instance(home, tmp_path, 
     assert main(["generate", "--count", "2", "--class", "Unknown", "--out", str(tmp_path / "x")]) == 2
     assert "no class 'Unknown'" in capsys.readouterr().err
     assert main(["generate", "--count", "2", "--model", "nope", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown model 'nope'; available trained generator models: tiny" in capsys.readouterr().err
+    unknown = "unknown model 'nope': neither a dataset with a trained generator (tiny) nor a run"
+    assert unknown in capsys.readouterr().err
     assert main(["generate", "--count", "3", "--out", str(out)]) == 2
     assert "already holds files" in capsys.readouterr().err
 
@@ -65,8 +66,12 @@ def test_generate_predict_and_export_on_a_materialized_instance(home, tmp_path, 
     assert "by tiny/classifier" in capsys.readouterr().out
     with dg.DagsterInstance.get() as instance:
         assert materialize_extended(defs, assets, instance).success
+        classifier_run = instance.get_latest_materialization_event(dg.AssetKey(["tiny", "classifier"])).run_id
     assert main(["predict", str(folder), "--out", str(tmp_path / "p.csv")]) == 0
     assert "by tiny/extended_classifier" in capsys.readouterr().out
+    # A past model by its run id (the UI shows 8 characters), though a newer model exists.
+    assert main(["predict", str(folder), "--out", str(tmp_path / "p1.csv"), "--model", classifier_run[:8]]) == 0
+    assert f"by tiny/classifier (run {classifier_run[:8]})" in capsys.readouterr().out
     rows = list(csv.DictReader(open(tmp_path / "p.csv", encoding="utf-8")))
     assert [r["file_name"] for r in rows] == [f"cell {i}; 'quoted' é.png" for i in range(3)]
     assert all(r["predicted_class"] in CLASSES and 0 < float(r["probability"]) <= 1 for r in rows)

@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--count", type=int, required=True, help="images per class")
     generate.add_argument("--class", dest="class_name", help="only this class (default: every class)")
     generate.add_argument(
-        "--model", help="the dataset whose trained_gan to use (default: the newest trained generator)"
+        "--model",
+        metavar="DATASET_OR_RUN_ID",
+        help="a dataset (its newest trained_gan) or the run id of a past trained_gan (default: the newest of all)",
     )
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--out", required=True, type=Path, help="output folder; <out>/<class>/ must be new or empty")
@@ -98,7 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("folder", type=Path)
     predict.add_argument("--out", required=True, type=Path, help="CSV of file_name, predicted_class, probability")
     predict.add_argument(
-        "--model", help="the dataset whose classifier to use (default: the newest extended_classifier, else classifier)"
+        "--model",
+        metavar="DATASET_OR_RUN_ID",
+        help="a dataset (its newest extended_classifier, else classifier) or the run id of a past one",
     )
 
     export = commands.add_parser(

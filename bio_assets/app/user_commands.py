@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from bio_assets.app.stored_models import pick_model, stored_models
+from bio_assets.app.stored_models import pick_model
 from bio_assets.core.cnn.architectures import load_classifier
 from bio_assets.core.cnn.prediction import predict_folder
 from bio_assets.core.io.storage import load_weights
@@ -27,7 +27,7 @@ def _models(asset_names: tuple[str, ...], model_id: str | None, what: str):
 
     datasets = [e.name for e in load_registry(registry_path())]
     with open_instance() as instance:
-        return pick_model(stored_models(instance, asset_names, datasets), model_id, what)
+        return pick_model(instance, asset_names, datasets, model_id, what)
 
 
 def generate(count: int, class_name: str | None, model_id: str | None, out: Path, seed: int) -> int:
