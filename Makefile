@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install lock demo ui test test-fast lint format bench fuzz clean-instance
+.PHONY: install lock demo ui test test-fast lint format bench gpu-smoke fuzz clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,13 +39,18 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bio-assets ui --port 3000
 
-## test: the whole suite, CPU only, offline
+# Test workers and the service tests' runs share the cores: each worker computes on one thread,
+# and OpenMP threads sleep rather than spin when idle (bio_assets.core.hardware.TRAINING_ENVIRONMENT).
+TEST_WORKERS ?= 3
+PYTEST := OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q --durations=15
+
+## test: the whole suite, CPU only, offline; TEST_WORKERS xdist workers (the service tests mostly wait)
 test: install
-	$(BIN)/python -m pytest -q
+	$(PYTEST) -n $(TEST_WORKERS)
 
 ## test-fast: everything but the tests marked slow
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -n 2 -m "not slow"
 
 ## lint: ruff's lint rules and formatting, as CI checks them
 lint: install
@@ -57,9 +62,14 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## bench: benchmarks, each printing ours against a reference and the ratio
+## bench: benchmarks, each ours against a reference in the same run; BENCH_JSON=file also writes JSON
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(BENCH_JSON),--json $(BENCH_JSON))
+
+## gpu-smoke: the CUDA paths and the CUDA bench entries on one GPU (under 5 minutes); CI has no GPU
+gpu-smoke: install
+	$(BIN)/python -m bench.gpu_smoke
+	$(BIN)/python -m pytest -q tests/test_cuda_smoke.py
 
 ## fuzz: each fuzz target (image decoder, genotype parsers) for FUZZ_SECONDS seconds; crashing inputs go to .fuzz/
 FUZZ_SECONDS ?= 60

@@ -11,10 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.demo_data import demo_classification_data
+from bench.results import BenchResult
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanImages, GanTrainParams, to_model_range, train_gan
+from bio_assets.core.hardware import precision_for
 from bio_assets.core.metrics.extractors import build_extractor_model, domain_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics, frechet_distance
 
@@ -30,44 +32,75 @@ def networks(num_classes: int) -> tuple[nn.Module, nn.Module]:
     return g, d
 
 
-def plain_loop(data: GanImages) -> float:
-    """What one would write by hand: uniform sampling, hinge loss, TTUR Adam; no DiffAugment, no EMA."""
-    g, d = networks(data.num_classes)
+def plain_loop(data: GanImages, device: torch.device = CPU) -> float:
+    """What one would write by hand: uniform sampling, hinge loss, TTUR Adam; no DiffAugment, no EMA; fp32."""
+    g, d = (net.to(device) for net in networks(data.num_classes))
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=4e-4, betas=(0.5, 0.999))
     generator = torch.Generator().manual_seed(0)
+
+    def noise() -> torch.Tensor:
+        return torch.randn(BATCH, g.noise_dim, generator=generator).to(device)
+
+    def some_labels() -> torch.Tensor:
+        return torch.randint(0, data.num_classes, (BATCH,), generator=generator).to(device)
+
+    synchronize(device)
     started = time.perf_counter()
     for _ in range(ITERATIONS):
         rows = torch.randint(0, len(data.labels), (BATCH,), generator=generator)
-        real, labels = to_model_range(data.images[rows], CPU), data.labels[rows]
-        fake_labels = torch.randint(0, data.num_classes, (BATCH,), generator=generator)
+        real, labels = to_model_range(data.images[rows], device), data.labels[rows].to(device)
+        fake_labels = some_labels()
         with torch.no_grad():
-            fake = g(torch.randn(BATCH, g.noise_dim, generator=generator), fake_labels)
+            fake = g(noise(), fake_labels)
         loss_d = F.relu(1 - d(real, labels)).mean() + F.relu(1 + d(fake, fake_labels)).mean()
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
-        fake_labels = torch.randint(0, data.num_classes, (BATCH,), generator=generator)
-        loss_g = -d(g(torch.randn(BATCH, g.noise_dim, generator=generator), fake_labels), fake_labels).mean()
+        fake_labels = some_labels()
+        loss_g = -d(g(noise(), fake_labels), fake_labels).mean()
         opt_g.zero_grad()
         loss_g.backward()
         opt_g.step()
+    synchronize(device)
     return ITERATIONS / (time.perf_counter() - started)
 
 
-def bench_training(data: GanImages) -> None:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def gan_rates(data: GanImages, device: torch.device = CPU) -> tuple[float, float, str]:
+    """(ours it/s, plain fp32 loop it/s, our precision), after a warm-up of both."""
+    precision = precision_for(device, amp=True)
     g, d = networks(data.num_classes)
-    train_gan(g, d, data, GanTrainParams(iterations=3, batch_size=BATCH), CPU)  # warm-up: oneDNN primitive caches
-    reference = plain_loop(data)
+    train_gan(g, d, data, GanTrainParams(iterations=3, batch_size=BATCH), device, precision)  # oneDNN caches
+    plain_loop(data, device)  # warm-up
+    reference = plain_loop(data, device)
     g, d = networks(data.num_classes)
-    ours = train_gan(g, d, data, GanTrainParams(iterations=ITERATIONS, batch_size=BATCH), CPU).iterations_per_second
-    print(
-        f"GAN training, {SIZE}px, widths G{WIDTHS[0]}/D{WIDTHS[1]}, batch {BATCH}, {ITERATIONS} iterations, fp32 "
-        f"CPU, {torch.get_num_threads()} threads"
-    )
-    print(f"  ours (DiffAugment color+translation, EMA, balanced sampling): {ours:.2f} it/s")
-    print(f"  plain PyTorch loop (no DiffAugment, no EMA):                  {reference:.2f} it/s")
-    print(f"  ratio ours / plain: {ours / reference:.2f}")
+    params = GanTrainParams(iterations=ITERATIONS, batch_size=BATCH)
+    ours = train_gan(g, d, data, params, device, precision).iterations_per_second
+    autocast = str(precision.autocast_dtype).removeprefix("torch.") if precision.autocast_dtype else "fp32"
+    return ours, reference, f"{autocast}{' channels-last' if precision.channels_last else ''}"
+
+
+def results(device: torch.device) -> list[BenchResult]:
+    torch.manual_seed(0)
+    data = demo_classification_data()
+    images = resize_uint8(data.train.images, SIZE)
+    gan_data = GanImages(images, data.train.labels, len(data.class_names))
+    ours, reference, precision = gan_rates(gan_data, device)
+    fid = fid_pair(data.train.images, stand_in_fakes(data.train.images))
+    return [
+        BenchResult.rate(
+            "gan_training", ours, reference, "iterations/s",
+            f"searched G {GENERATOR} / D {DISCRIMINATOR}, {SIZE}px, widths G{WIDTHS[0]}/D{WIDTHS[1]}, batch "
+            f"{BATCH}, {ITERATIONS} iterations; ours {precision} with DiffAugment, EMA, balanced sampling, fused "
+            "Adam; reference plain fp32 hinge loop, no DiffAugment or EMA",
+        ),
+        fid,
+    ]  # fmt: skip
 
 
 class FeaturesModule(nn.Module):
@@ -81,7 +114,8 @@ class FeaturesModule(nn.Module):
         return self.model.features(images.float() / 127.5 - 1.0)
 
 
-def bench_fid(real: torch.Tensor, fake: torch.Tensor) -> None:
+def fid_pair(real: torch.Tensor, fake: torch.Tensor) -> BenchResult:
+    """``fid``: seconds for the same FID by ours and by torchmetrics (values agree to ~1e-6)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     torch.manual_seed(0)
@@ -98,13 +132,17 @@ def bench_fid(real: torch.Tensor, fake: torch.Tensor) -> None:
                 metric.update(images[start : start + 128].permute(0, 3, 1, 2).contiguous(), real=is_real)
         reference = float(metric.compute())
     reference_seconds = time.perf_counter() - started
-    print(f"FID, BioCNN-1 features (256-d), {len(real)} real vs {len(fake)} generated-like images at {real.shape[1]}px")
-    print(f"  ours:        {ours:.6f} in {ours_seconds:.2f} s")
-    print(f"  torchmetrics {reference:.6f} in {reference_seconds:.2f} s")
-    print(
-        f"  time ratio ours / torchmetrics: {ours_seconds / reference_seconds:.2f}; relative difference of values: "
-        f"{abs(ours - reference) / reference:.2e}"
-    )
+    return BenchResult.duration(
+        "fid", ours_seconds, reference_seconds, "s",
+        f"BioCNN-1 features (256-d), {len(real)} + {len(fake)} images at {real.shape[1]}px; values ours "
+        f"{ours:.6f}, torchmetrics {reference:.6f} (relative difference {abs(ours - reference) / reference:.1e})",
+    )  # fmt: skip
+
+
+def stand_in_fakes(real: torch.Tensor) -> torch.Tensor:
+    """The real images shifted in colour and blurred, so the FID is clearly non-zero."""
+    blurred = F.avg_pool2d(real.permute(0, 3, 1, 2).float(), 3, 1, 1) * 0.9 + 12
+    return blurred.clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
 
 def _moments(features):
@@ -113,20 +151,9 @@ def _moments(features):
 
 
 def main() -> None:
-    torch.manual_seed(0)
-    data = demo_classification_data()
-    images = resize_uint8(data.train.images, SIZE)
-    bench_training(GanImages(images, data.train.labels, len(data.class_names)))
-    real = data.train.images
-    # "Generated" stand-ins: the real images shifted in colour and blurred, so the FID is clearly non-zero.
-    fake = (
-        (F.avg_pool2d(real.permute(0, 3, 1, 2).float(), 3, 1, 1) * 0.9 + 12)
-        .clamp(0, 255)
-        .to(torch.uint8)
-        .permute(0, 2, 3, 1)
-        .contiguous()
-    )
-    bench_fid(real, fake)
+    from bench.results import table
+
+    print(table(results(CPU)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from bench.results import BenchResult
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.metrics.classification import roc_report
@@ -75,19 +76,20 @@ def plain(root: Path, trained: TrainedGenerator) -> float:
     return len(CLASSES) * PER_CLASS / (time.perf_counter() - started)
 
 
-def bench_publication() -> None:
+def bench_publication() -> BenchResult:
     trained = generator()
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
         synthesize(trained, "a", 16, 0, CPU)  # warm-up
         reference = plain(Path(b), trained)
         measured = ours(Path(a), trained)
-    print(f"Synthetic images, {len(CLASSES)} classes x {PER_CLASS}, generator at 32px upsampled to 64px PNG, fp32 CPU")
-    print(f"  ours (PNG + MD5 files, fsync, staged + catalog commit + promotion): {measured:.0f} images/s")
-    print(f"  plain generate + Image.save:                                       {reference:.0f} images/s")
-    print(f"  ratio ours / plain: {measured / reference:.2f}")
+    return BenchResult.rate(
+        "synthetic_publication", measured, reference, "images/s",
+        f"{len(CLASSES)} classes x {PER_CLASS}, generator at 32px upsampled to 64px PNG, fp32 CPU; ours writes PNG "
+        "+ MD5 files, fsyncs, stages, commits the catalog and promotes; reference generate + Image.save",
+    )  # fmt: skip
 
 
-def bench_kid() -> None:
+def bench_kid() -> BenchResult:
     from torchmetrics.image.kid import KernelInceptionDistance
 
     warnings.filterwarnings("ignore", category=UserWarning, module="torchmetrics")
@@ -103,13 +105,11 @@ def bench_kid() -> None:
     metric.fake_features.append(torch.from_numpy(fake))
     reference = float(metric.compute()[0])
     reference_seconds = time.perf_counter() - started
-    print(
-        "KID on 1000 + 1000 precomputed 256-d features, 100 subsets of 500 (different random subsets, so values "
-        "differ by sampling)"
-    )
-    print(f"  ours:         {value:.6f} in {ours_seconds:.2f} s")
-    print(f"  torchmetrics: {reference:.6f} in {reference_seconds:.2f} s")
-    print(f"  time ratio ours / torchmetrics: {ours_seconds / reference_seconds:.2f}")
+    return BenchResult.duration(
+        "kid", ours_seconds, reference_seconds, "s",
+        f"1000 + 1000 precomputed 256-d features, 100 subsets of 500; values ours {value:.6f}, torchmetrics "
+        f"{reference:.6f} (different random subsets, so they differ by sampling)",
+    )  # fmt: skip
 
 
 def report_inputs() -> ReportInputs:
@@ -138,7 +138,7 @@ def report_inputs() -> ReportInputs:
     )
 
 
-def bench_report() -> None:
+def bench_report() -> BenchResult:
     inputs = report_inputs()
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
@@ -152,20 +152,22 @@ def bench_report() -> None:
     for real, fake in inputs.samples.values():
         image_grid_png(np.concatenate([real, fake]))
     figures_seconds = time.perf_counter() - started
-    print(
-        f"Report with {len(CLASSES)} classes (tables, {len(CLASSES)} histograms, 2 ROC plots, {len(CLASSES)} sample "
-        "grids, accuracy plot), written to disk"
-    )
-    print(f"  ours (build + write report.md and figures): {ours_seconds:.2f} s")
-    print(f"  its figures rendered alone:                 {figures_seconds:.2f} s")
-    print(f"  ratio report / figures alone: {ours_seconds / figures_seconds:.2f}")
+    return BenchResult.duration(
+        "report", ours_seconds, figures_seconds, "s",
+        f"report with {len(CLASSES)} classes (tables, histograms, 2 ROC plots, sample grids) built and written, "
+        "against rendering its figures alone",
+    )  # fmt: skip
+
+
+def results() -> list[BenchResult]:
+    torch.manual_seed(0)
+    return [bench_kid(), bench_publication(), bench_report()]
 
 
 def main() -> None:
-    torch.manual_seed(0)
-    bench_publication()
-    bench_kid()
-    bench_report()
+    from bench.results import table
+
+    print(table(results()))
 
 
 if __name__ == "__main__":

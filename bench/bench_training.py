@@ -1,39 +1,66 @@
-"""Candidate training: our trainer against a plain PyTorch loop, and achieved GFLOP/s against
-the machine's measured matmul peak. Same network (the source's best cell in 5-[1], C=32),
-same uint8 tensors, same batches, in the same run."""
+"""Candidate training: our trainer against the best hand-written loop, achieved GFLOP/s against
+the measured matmul peak, two trainings at once against one after the other, peak memory at
+paper settings, and the paper CNN search's estimated wall time on this machine.
+
+Same network (the source's best cell ``3501-110-44-1`` in ``5-[1]``, C=32), same uint8
+tensors, same batches and optimizer, in the same run."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.demo_data import demo_classification_data
+from bench.results import BenchResult
 from bio_assets.core.cnn.candidates import build_seeded
+from bio_assets.core.cnn.genotypes import MIN_NODES
 from bio_assets.core.cnn.networks import NetworkSpec
-from bio_assets.core.cnn.training import Precision, TrainParams, evaluate_classifier, train_classifier
-from resources.compute import ComputeResource
+from bio_assets.core.cnn.spaces import cell_space, macro_space
+from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams, evaluate_classifier, train_classifier
+from bio_assets.core.hardware import apply_training_environment, precision_for
+from bio_assets.core.search.evolution import EvolutionParams, run_search
 
 SPEC = NetworkSpec("3501-110-44-1", "5-[1]", channels=32, num_classes=5)
+EPOCHS, BATCH = 2, 64
 
 
-def plain_loop(images: torch.Tensor, labels: torch.Tensor, epochs: int, batch_size: int) -> float:
-    """What one would write by hand: float NCHW batches, fp32, Adam 1e-3."""
-    model = build_seeded(SPEC, 0)
+def hand_loop(data, device: torch.device, precision: Precision, *, epochs: int, batch_size: int) -> float:
+    """The best loop one writes by hand: channels-last, autocast where the device has fast
+    low-precision units (bf16 CPU, fp16 + GradScaler CUDA), Adam 1e-3; images/s."""
+    images, labels = data
+    model = build_seeded(SPEC, 0).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    dtype = precision.autocast_dtype
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     generator = torch.Generator().manual_seed(0)
+    images, labels = images.to(device), labels.to(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     started = time.perf_counter()
     for _ in range(epochs):
-        order = torch.randperm(len(labels), generator=generator)
+        order = torch.randperm(len(labels), generator=generator).to(device)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            x = images[rows].permute(0, 3, 1, 2).float() / 127.5 - 1.0
-            loss = F.cross_entropy(model(x), labels[rows])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            x = (images[rows].permute(0, 3, 1, 2).float() / 127.5 - 1.0).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = F.cross_entropy(model(x), labels[rows])
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return epochs * len(labels) / (time.perf_counter() - started)
 
 
@@ -46,71 +73,180 @@ def training_flops_per_image(batch: int = 16) -> float:
     return counter.get_total_flops() / batch
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
-    """Best GFLOP/s of a square matmul in ``dtype``."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """Best GFLOP/s of a square matmul in ``dtype`` on ``device``."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
     return 2 * size**3 / best / 1e9
 
 
-def _timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+def ours_rate(data, device: torch.device, precision: Precision, epochs: int = EPOCHS) -> float:
+    report = train_classifier(
+        build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=BATCH), device, precision
+    )
+    return report.images_per_second
 
 
-def accuracy_parity(data, precision: Precision, epochs: int = 6) -> tuple[float, float]:
-    """Validation accuracy after the same training in fp32 and in ``precision`` (same seed, same batches)."""
+def candidate_training(device: torch.device) -> list[BenchResult]:
+    data = demo_classification_data()
+    precision = precision_for(device, amp=True)
+    # Warm-up of both (oneDNN / cuDNN primitive caches), then each measured once, interleaved twice.
+    ours_rate(data, device, precision, epochs=1)
+    hand_loop(data.train, device, precision, epochs=1, batch_size=BATCH)
+    ours = max(ours_rate(data, device, precision) for _ in range(2))
+    reference = max(hand_loop(data.train, device, precision, epochs=EPOCHS, batch_size=BATCH) for _ in range(2))
+    flops = training_flops_per_image()
+    peak_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    side = 8192 if device.type == "cuda" else 2048  # a GPU reaches its peak only on large tiles
+    peak = matmul_peak(device, peak_dtype, size=side)
+    achieved = ours * flops / 1e9
+    autocast = str(precision.autocast_dtype).removeprefix("torch.") if precision.autocast_dtype else "fp32"
+    shape = f"{SPEC.cell} in {SPEC.macro}, C={SPEC.channels}, {len(data.train.labels)} images, batch {BATCH}"
+    results = [
+        BenchResult.rate(
+            "candidate_training", ours, reference, "images/s",
+            f"{shape}; ours {autocast} channels-last fused Adam; hand loop channels-last {autocast}, Adam",
+        ),
+        BenchResult.rate(
+            "candidate_training_peak_fraction", achieved, peak, "GFLOP/s",
+            f"{flops / 1e9:.3f} GFLOP per training image (FlopCounterMode) x ours; peak: {side}^3 "
+            f"{str(peak_dtype).removeprefix('torch.')} matmul",
+        ),
+    ]  # fmt: skip
+    if precision.autocast_dtype is not None:
+        fp32, fast = accuracy_parity(data, device, precision)
+        results.append(
+            BenchResult(
+                "accuracy_parity", fast, fp32, "val accuracy", fast - fp32 + 1.0,
+                f"6 epochs, same seed and batches: {autocast} {fast:.4f} against fp32 {fp32:.4f} (ratio: 1 + diff)",
+            )
+        )  # fmt: skip
+    return results
+
+
+def accuracy_parity(data, device: torch.device, precision: Precision, epochs: int = 6) -> tuple[float, float]:
+    """Validation accuracy after the same training in fp32 and in ``precision``."""
     scores = []
-    for chosen in (Precision(), precision):
+    for chosen in (Precision(channels_last=precision.channels_last), precision):
         model = build_seeded(SPEC, 0)
-        train_classifier(model, data.train, TrainParams(epochs=epochs, seed=0), torch.device("cpu"), chosen)
-        scores.append(
-            evaluate_classifier(model, data.val, len(data.class_names), torch.device("cpu"), chosen)["accuracy"]
-        )
+        train_classifier(model, data.train, TrainParams(epochs=epochs, seed=0), device, chosen)
+        scores.append(evaluate_classifier(model, data.val, len(data.class_names), device, chosen)["accuracy"])
     return scores[0], scores[1]
 
 
+def train_in_subprocess(*arguments: str) -> subprocess.Popen:
+    """As the service starts a run: in the training environment (passive OpenMP wait)."""
+    command = [sys.executable, "-m", "bench.train_once", *arguments]
+    environment = os.environ.copy()
+    apply_training_environment(environment)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
+
+
+def finished(process: subprocess.Popen) -> dict:
+    output, _ = process.communicate(timeout=1800)
+    if process.returncode != 0:
+        raise RuntimeError(f"bench.train_once exited with {process.returncode}")
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def concurrent_runs() -> BenchResult:
+    """Two candidate trainings (two processes, as two Dagster runs) at once, against the same two
+    one after the other, each process with the threads the compute resource gives a run."""
+    arguments = ("--images", "640", "--epochs", "1")
+    finished(train_in_subprocess(*arguments, "--images", "64"))  # warm the file cache for imports
+    started = time.perf_counter()
+    sequential = [finished(train_in_subprocess(*arguments)) for _ in range(2)]
+    one_after_other = time.perf_counter() - started
+    started = time.perf_counter()
+    pair = [train_in_subprocess(*arguments) for _ in range(2)]
+    together = [finished(p) for p in pair]
+    at_once = time.perf_counter() - started
+    threads = together[0]["threads"]
+    return BenchResult.duration(
+        "concurrent_runs", at_once, one_after_other, "s wall",
+        f"2 trainings of 640 images, 1 epoch, {threads} threads per process; training seconds at once "
+        f"{[round(t['seconds'], 1) for t in together]}, alone {[round(t['seconds'], 1) for t in sequential]}",
+    )  # fmt: skip
+
+
+def paper_candidate_memory() -> dict:
+    """Peak RSS of one paper-settings candidate training (64 px, 800 images, batch 64, C=32)."""
+    return finished(train_in_subprocess("--images", "800", "--epochs", "1"))
+
+
+def expected_trainings(space, seeds: int = 3) -> float:
+    """Mean trainings after deduplication of a paper-settings aging evolution (fake fitness)."""
+    counts = []
+    for seed in range(seeds):
+        params = EvolutionParams(population_size=100, cycles=30, sample_size=25, mutation_probability=0.05, seed=seed)
+
+        def fitness(code: str) -> dict:
+            return {"fitness": int(hashlib.sha256(code.encode()).hexdigest()[:8], 16) / 16**8}
+
+        with ThreadPoolExecutor(1) as executor:
+            counts.append(run_search(space, fitness, params, executor).num_trainings)
+    return float(np.mean(counts))
+
+
+def paper_cnn_search(device: torch.device, *, sample: int = 3, epochs: int = 2) -> BenchResult:
+    """Estimated wall minutes of both paper CNN search stages: seconds per candidate at paper
+    settings (64 px, 10 epochs, 200 images per class, 4 classes), measured on ``sample`` random
+    candidates of each stage for ``epochs`` epochs and scaled to 10, times the expected trainings."""
+    from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (1000, 64, 64, 3), dtype=torch.uint8, generator=generator)
+    labels = torch.arange(1000) % 4
+    train, val = LabelledImages(images[:800], labels[:800]), LabelledImages(images[800:], labels[800:])
+    data = SearchData(train, val, ("a", "b", "c", "d"), "bench")
+    precision = precision_for(device, amp=True)
+    rng = np.random.default_rng(0)
+    minutes, notes = 0.0, []
+    for searching, space, channels in (
+        ("cell", cell_space(MIN_NODES, 6, 0.05), 16),
+        ("macro", macro_space(0.05), 32),
+    ):
+        evaluator = CandidateEvaluator(
+            data=data, train_params=TrainParams(epochs=epochs), channels=channels, searching=searching,
+            fixed_cell="3501-110-44-1" if searching == "macro" else "", fixed_macro="1-[]",
+            device=str(device), precision=precision, threads=0,
+        )  # fmt: skip
+        codes = [space.code(space.random(rng)) for _ in range(sample)]
+        seconds = []
+        for code in codes:
+            started = time.perf_counter()
+            evaluator(code)
+            seconds.append((time.perf_counter() - started) * 10 / epochs)
+        trainings = expected_trainings(space)
+        minutes += np.mean(seconds) * trainings / 60
+        notes.append(f"{searching}: {np.mean(seconds):.1f} s per candidate x {trainings:.0f} trainings")
+    return BenchResult.duration(
+        "paper_cnn_search", minutes, 175.0, "minutes",
+        f"{'; '.join(notes)} (one candidate at a time, {torch.get_num_threads()} threads); reference 175 min = "
+        "1.5x the source's 117 V100 minutes",
+    )  # fmt: skip
+
+
+def results(device: torch.device) -> Iterator[BenchResult]:
+    yield from candidate_training(device)
+    if device.type == "cpu":
+        yield concurrent_runs()
+    yield paper_cnn_search(device)
+
+
 def main() -> None:
-    data = demo_classification_data()
-    images, labels = data.train
-    epochs, batch = 2, 64
-    precision = ComputeResource(device="cpu").precision()
-    ours = train_classifier(
-        build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=batch), torch.device("cpu"), precision
-    ).images_per_second
-    fp32 = train_classifier(
-        build_seeded(SPEC, 0),
-        data.train,
-        TrainParams(epochs=epochs, batch_size=batch),
-        torch.device("cpu"),
-        Precision(),
-    ).images_per_second
-    reference = plain_loop(images, labels, epochs, batch)
-    print(
-        f"candidate training, {SPEC.cell} in {SPEC.macro}, C={SPEC.channels}, {len(labels)} images x {epochs} "
-        f"epochs, batch {batch}, {torch.get_num_threads()} threads"
-    )
-    print(f"  ours ({precision}): {ours:7.1f} images/s")
-    print(f"  ours, plain fp32 NCHW: {fp32:7.1f} images/s")
-    print(f"  hand-written PyTorch loop (fp32): {reference:7.1f} images/s")
-    print(f"  ratio ours / hand-written: {ours / reference:.2f}")
-    flops = training_flops_per_image()
-    dtype = precision.autocast_dtype or torch.float32
-    peak = matmul_peak(dtype)
-    achieved = ours * flops / 1e9
-    print(f"  training FLOPs per image (fwd+bwd): {flops / 1e9:.3f} GFLOP")
-    print(
-        f"  achieved {achieved:.1f} GFLOP/s; measured {str(dtype).removeprefix('torch.')} matmul peak {peak:.1f} "
-        f"GFLOP/s; ratio {achieved / peak:.3f}"
-    )
-    if precision.autocast_dtype is not None:
-        fp32_accuracy, fast_accuracy = accuracy_parity(data, precision)
-        print(
-            f"  accuracy parity after 6 epochs (validation, {len(data.val.labels)} images): fp32 "
-            f"{fp32_accuracy:.4f}, {precision} {fast_accuracy:.4f}"
-        )
+    from bench.results import table
+
+    print(table(list(results(torch.device("cpu")))))
 
 
 if __name__ == "__main__":

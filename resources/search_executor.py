@@ -1,6 +1,8 @@
 """The ``search_executor`` resource: where search candidates are evaluated.
 
-``in_process`` (default): one candidate at a time in the run's process.
+``auto`` (default): ``process_pool`` with one single-threaded worker per core on a CPU-only
+machine, one worker per GPU with several GPUs, else ``in_process`` (``auto_layout``).
+``in_process``: one candidate at a time in the run's process.
 ``process_pool``: N local worker processes, each with cores/N torch threads and, when
 there are several GPUs, its own GPU (worker k sees GPU k mod count).
 ``dask``: a Dask distributed cluster by scheduler address (extra ``[cluster]``).
@@ -9,7 +11,6 @@ there are several GPUs, its own GPU (worker k sees GPU k mod count).
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -20,9 +21,10 @@ import dagster as dg
 import torch
 from pydantic import Field
 
+from bio_assets.core.hardware import auto_layout, pin_worker_gpu, usable_cores
 from resources.paths import data_home
 
-KINDS = ("in_process", "process_pool", "dask")
+KINDS = ("auto", "in_process", "process_pool", "dask")
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,12 @@ class ExecutorPlan:
     ordering: str = "fifo"
 
 
-def pin_worker_gpu(counter, gpu_count: int) -> None:
-    """Pool initializer: worker k sees only GPU k mod gpu_count (before CUDA initializes)."""
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpu_count)
-
-
 class SearchExecutorResource(dg.ConfigurableResource):
     """How many candidates are trained at once, and where."""
 
-    kind: str = Field(default="in_process", description="in_process | process_pool | dask")
+    kind: str = Field(
+        default="auto", description="auto (by the machine, see auto_layout) | in_process | process_pool | dask"
+    )
     workers: int = Field(default=2, description="worker processes for process_pool; in-flight candidates for dask")
     dask_address: str = Field(default="", description="scheduler address, e.g. tcp://127.0.0.1:8786 (kind=dask)")
     state_root: str = Field(
@@ -62,19 +58,22 @@ class SearchExecutorResource(dg.ConfigurableResource):
     def open(self) -> Iterator[ExecutorPlan]:
         if self.kind not in KINDS:
             raise ValueError(f"search_executor kind {self.kind!r} is not one of {KINDS}")
-        if self.kind == "in_process":
+        kind, workers = self.kind, self.workers
+        if kind == "auto":
+            kind, workers = auto_layout(usable_cores(), torch.cuda.device_count())
+        if kind == "in_process":
             with ThreadPoolExecutor(1) as executor:
                 yield ExecutorPlan(executor, 1, 0, self.ordering)
-        elif self.kind == "process_pool":
-            if self.workers < 1:
-                raise ValueError(f"workers must be >= 1, got {self.workers}")
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
+        elif kind == "process_pool":
+            if workers < 1:
+                raise ValueError(f"workers must be >= 1, got {workers}")
+            threads = max(1, usable_cores() // workers)
             # spawn: forking a process that already runs torch threads can deadlock.
             context = multiprocessing.get_context("spawn")
             gpus = torch.cuda.device_count()
             pinning = {"initializer": pin_worker_gpu, "initargs": (context.Value("i", 0), gpus)} if gpus > 1 else {}
-            with ProcessPoolExecutor(self.workers, mp_context=context, **pinning) as executor:
-                yield ExecutorPlan(executor, self.workers, threads, self.ordering)
+            with ProcessPoolExecutor(workers, mp_context=context, **pinning) as executor:
+                yield ExecutorPlan(executor, workers, threads, self.ordering)
         else:
             if not self.dask_address:
                 raise ValueError("search_executor kind 'dask' needs dask_address (tcp://host:port)")

@@ -19,6 +19,28 @@ from bio_assets.core.data.demo_data import DEMO_CLASSES, render_cell_image
 POSTGRES_SERVER = os.environ.get("BIO_ASSETS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (make test: several workers on few cores) each worker computes on one
+    thread, so workers and the service tests' run processes share the cores without
+    oversubscription."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The slow tests first, longest first (``@pytest.mark.slow(seconds=...)``): xdist hands the
+    first tests out one per worker, so the long ones overlap with each other and with the rest
+    instead of queueing on one worker while the others idle."""
+
+    def expected_seconds(item) -> float:
+        marker = item.get_closest_marker("slow")
+        return marker.kwargs.get("seconds", 1.0) if marker else 0.0
+
+    items.sort(key=expected_seconds, reverse=True)  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def isolated_paths(tmp_path, monkeypatch):
     """Every test gets its own data home and registry; nothing touches the checkout."""

@@ -134,6 +134,7 @@ def evaluate(defs, instance, cursor=None, when=None):
     return dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor, evaluation_time=when)
 
 
+@pytest.mark.slow(seconds=16)
 def test_cheap_assets_follow_a_new_data_version_and_their_parents_at_once(setup):
     defs, instance, resources, root = setup
     cursor = tick(defs, instance, resources, None).cursor
@@ -152,6 +153,7 @@ def test_cheap_assets_follow_a_new_data_version_and_their_parents_at_once(setup)
     assert after.get_num_requested(KEY["searched_cell"]) == 0  # costly: waits for its window
 
 
+@pytest.mark.slow(seconds=9)
 def test_nothing_follows_a_failed_blocking_check(setup):
     defs, instance, resources, root = setup
     tick(defs, instance, resources, None)  # the class partitions
@@ -167,6 +169,7 @@ def test_nothing_follows_a_failed_blocking_check(setup):
     assert after.get_requested_partitions(KEY["image_splits"]) == {"Dyskeratotic"}
 
 
+@pytest.mark.slow(seconds=24)
 def test_costly_assets_wait_for_their_window_and_run_once_per_window(setup):
     defs, instance, resources, _ = setup
     tick(defs, instance, resources, None)  # the class partitions

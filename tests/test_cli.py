@@ -34,7 +34,7 @@ def materialized(dataset: str) -> dict[str, set[str]]:
         return out
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_materialize_runs_a_backfill_with_the_runs_profile_and_names_a_failed_class(home, tiny_dataset, capsys):
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
     for path in (tiny_dataset / "Koilocytotic").iterdir():
@@ -107,12 +107,23 @@ def search_step_running() -> bool:
     return False
 
 
+def search_step_running_in(cli: subprocess.Popen):
+    """A wait_for predicate that fails at once, with the CLI's output, if the CLI has exited."""
+
+    def predicate() -> bool:
+        if cli.poll() is not None:
+            raise AssertionError(f"the CLI exited with {cli.returncode} before the search step:\n{cli.stdout.read()}")
+        return search_step_running()
+
+    return predicate
+
+
 def nothing_in_flight() -> bool:
     with dg.DagsterInstance.get() as instance:
         return not in_progress_runs(instance)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=220)
 def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(service_home):
     registry = Path(os.environ["BIO_ASSETS_REGISTRY"])
     (entry,) = load_registry(registry)
@@ -121,7 +132,7 @@ def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(servic
     selection = '+key:"tiny/searched_cell"'
 
     cli = start_cli(selection)
-    wait_for(search_step_running, 300, "the search step")
+    wait_for(search_step_running_in(cli), 300, "the search step")
     cli.send_signal(signal.SIGTERM)
     signaled = time.monotonic()
     output, _ = cli.communicate(timeout=90)
@@ -134,7 +145,7 @@ def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(servic
     assert not state_path(service_home).exists()
 
     cli = start_cli(selection)
-    wait_for(search_step_running, 300, "the search step again")
+    wait_for(search_step_running_in(cli), 300, "the search step again")
     cli.kill()  # SIGKILL: its service child gets SIGTERM from the kernel and stops what runs
     cli.wait(timeout=30)
     wait_for(nothing_in_flight, 90, "every run to end after the kill")

@@ -20,6 +20,7 @@ def prepared(tiny_instance):
     return tiny_instance
 
 
+@pytest.mark.slow(seconds=17)
 def test_gan_search_group_chain(tmp_path, prepared):
     defs, assets, instance = prepared
     run_config = {
@@ -104,6 +105,7 @@ with dg.DagsterInstance.from_ref(deserialize_value(sys.argv[2], InstanceRef)) as
 """
 
 
+@pytest.mark.slow(seconds=37)
 def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
     import os
     import signal

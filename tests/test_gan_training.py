@@ -35,6 +35,7 @@ def pair(seed: int = 0):
     return g, d
 
 
+@pytest.mark.slow(seconds=12)
 def test_training_lowers_fid_against_the_initialization(demo_images):
     # Features: the image averaged down to 4x4 pixels (48 values), so FID measures colour and layout.
     extractor = FeatureExtractor("pixels_4x4", 32, lambda x: F.avg_pool2d(x, 8).flatten(1), CPU)

@@ -138,7 +138,7 @@ def test_concurrent_publishers_and_readers_agree(catalog_url, tmp_path):
     store.engine.dispose()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=10)
 def test_sigkill_at_random_moments_leaves_catalog_and_files_consistent(catalog_url, tmp_path):
     root, control = tmp_path / "synthetic", tmp_path / "control"
     control.mkdir()

@@ -177,7 +177,7 @@ def test_as_completed_ordering_finishes_the_same_budget_without_waiting_for_the_
 def test_pool_workers_are_pinned_to_one_gpu_each(monkeypatch):
     import multiprocessing
 
-    from resources.search_executor import pin_worker_gpu
+    from bio_assets.core.hardware import pin_worker_gpu
 
     counter = multiprocessing.get_context("spawn").Value("i", 0)
     seen = []

@@ -22,7 +22,7 @@ from bio_assets.core.registry import load_registry, save_registry
 from bio_assets.definitions import load_definitions
 from tests.conftest import TINY_CLASSES, TINY_SEARCH
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.slow(seconds=150)
 WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 
 
@@ -62,6 +62,11 @@ def backfill_done(web, backfill_id):
     return status if status in FINISHED_BACKFILL_STATES else None
 
 
+def evaluations_logged(instance, run_id: str) -> int:
+    """How many candidate evaluations a search run logged ("[3/5] <code>: val acc ...")."""
+    return sum(1 for e in instance.all_logs(run_id) if e.user_message.startswith("[") and "val acc" in e.user_message)
+
+
 def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is_released(service_home):
     service = Service(service_home, WORKSPACE, log_path=service_home / "service.log")
     service.start(timeout=300)
@@ -99,11 +104,12 @@ def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is
             def training_run():
                 runs = [r for r in instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": second}))]
                 started = [r for r in runs if r.status == dg.DagsterRunStatus.STARTED]
-                if started and run_processes(instance, started[0]).worker_alive():
-                    return started[0] if claimed_slots(instance) else None
-                return None
+                if not started or not run_processes(instance, started[0]).worker_alive() or not claimed_slots(instance):
+                    return None
+                # Killed after its first evaluation, so the rerun has something to resume.
+                return started[0] if evaluations_logged(instance, started[0].run_id) else None
 
-            run = wait_for(training_run, 300, "a run holding the gpu pool slot")
+            run = wait_for(training_run, 300, "a run holding the gpu pool slot, one evaluation done")
             worker = run_processes(instance, run).worker[0]
             os.kill(worker, signal.SIGKILL)
             killed_at = time.monotonic()
@@ -117,10 +123,8 @@ def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is
             wait_for(lambda: instance.get_latest_materialization_event(cell).run_id != before, 600, "the rerun")
             final = instance.get_latest_materialization_event(cell).run_id
             assert latest_metadata(instance, cell, None)["num_evaluations"] == 5
-            logged = [
-                e for e in instance.all_logs(final) if e.user_message.startswith("[") and "val acc" in e.user_message
-            ]
-            assert len(logged) < 5  # evaluations finished before the kill were resumed, not repeated
+            # Evaluations finished before the kill are resumed, not repeated.
+            assert evaluations_logged(instance, final) < 5
     finally:
         service.stop(grace=10)
     assert not state_path(service_home).exists()

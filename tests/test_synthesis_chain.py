@@ -98,6 +98,7 @@ def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckE
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.slow(seconds=20)
 def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized):
     defs, assets, instance, results = synthesized
     for name, result in results.items():
@@ -199,6 +200,7 @@ def gate_inputs_of(defs, instance, class_name: str, fake: np.ndarray):
     ), splits
 
 
+@pytest.mark.slow(seconds=16)
 def test_each_gate_fails_on_its_planted_defect(tmp_path, synthesized):
     import torch
 
@@ -239,6 +241,7 @@ def test_each_gate_fails_on_its_planted_defect(tmp_path, synthesized):
     assert gates(published, count=7)["synthetic_files_intact"] is False  # fewer images than requested
 
 
+@pytest.mark.slow(seconds=17)
 def test_a_class_failing_its_gates_is_not_published_exported_or_used(tmp_path, tiny_instance):
     from bio_assets.core.synthesis.export import export_package
     from resources.catalog import CatalogResource

@@ -152,3 +152,29 @@ def test_training_with_dropout_does_not_depend_on_the_global_rng():
     train_classifier(second, data, TrainParams(epochs=2, batch_size=8), CPU)
     for a, b in zip(first.parameters(), second.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_fused_optimizer_steps_match_the_per_tensor_loop():
+    """make_optimizer's fused Adam/SGD/Adagrad follow the same update rule as torch's loop."""
+    from bio_assets.core.cnn.training import make_optimizer
+
+    for name in ("adam", "sgd", "adagrad"):
+        fused, plain = tiny_net(), tiny_net()
+        optimizers = [make_optimizer(name, fused.parameters(), 0.01), OPTIMIZERS[name](plain.parameters(), lr=0.01)]
+        assert optimizers[0].defaults.get("fused") is True
+        for model, optimizer in zip((fused, plain), optimizers):
+            for step in range(3):
+                x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(step))
+                optimizer.zero_grad()
+                model(x).square().mean().backward()
+                optimizer.step()
+        for a, b in zip(fused.parameters(), plain.parameters()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_diverging_training_fails_loudly_naming_the_epoch():
+    model = tiny_net()
+    with torch.no_grad():
+        model[0].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="at epoch 1"):
+        train_classifier(model, separable(), TrainParams(epochs=2, batch_size=8), CPU)

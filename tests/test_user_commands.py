@@ -7,6 +7,7 @@ import hashlib
 
 import dagster as dg
 import numpy as np
+import pytest
 from PIL import Image
 
 from bio_assets.app.cli import main
@@ -25,6 +26,7 @@ def test_commands_before_anything_is_materialized_fail_clearly(home, tmp_path, c
     assert "materialize synthetic_dataset first" in capsys.readouterr().err
 
 
+@pytest.mark.slow(seconds=17)
 def test_generate_predict_and_export_on_a_materialized_instance(home, tmp_path, tiny_dataset, capsys):
     defs, assets = tiny_definitions(tmp_path, tiny_dataset)
     with dg.DagsterInstance.get() as instance:

@@ -151,9 +151,12 @@ class Service:
     def start(self, *, timeout: float = 300.0, say=_say) -> str:
         if live_service(self.home):
             raise ValueError(f"a bio-assets service already serves {self.home} at {read_state(self.home).url}")
-        for note in stop_previous_service(self.home):
+        stopped = stop_previous_service(self.home)
+        for note in stopped:
             say(note)
         with dg.DagsterInstance.get() as instance:
+            if stopped:
+                instance.wipe_daemon_heartbeats()  # they were the killed service's daemon's
             if other_daemon_running(instance):
                 raise ValueError(
                     f"a Dagster daemon started outside bio-assets serves {self.home}; launch from its UI or stop it"
@@ -162,7 +165,7 @@ class Service:
                 say(note)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
-            str(Path(sys.executable).with_name("dagster")), "dev", "--host", "127.0.0.1",
+            sys.executable, "-m", "bio_assets.app.dev_server", "--host", "127.0.0.1",
             "--port", str(self.port), "--workspace", str(self.workspace),
         ]  # fmt: skip
         with open(self.log_path, "ab") as log:
@@ -200,6 +203,8 @@ class Service:
             while in_progress_runs(instance) and time.monotonic() < deadline:
                 time.sleep(0.5)
             self._stop_group()
+            # Our daemon is gone: its last heartbeats must not read as another daemon's at the next start.
+            instance.wipe_daemon_heartbeats()
             for run in in_progress_runs(instance):
                 release_run(instance, run, "canceled: the bio-assets service stopped", failed=False)
                 say(f"run {run.run_id[:8]} marked canceled")

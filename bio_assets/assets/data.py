@@ -91,7 +91,7 @@ def build_data_assets(entry: DatasetEntry) -> list:
     @dg.asset(
         name="raw_images",
         deps=[asset_key(dataset, "image_folder")],
-        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",), code_version="2"),
+        **asset_options(entry, GROUP, partitions=partitions, kinds=("numpy",), code_version="3"),
     )
     def raw_images(context: dg.AssetExecutionContext, image_dataset: ImageDatasetResource) -> dg.MaterializeResult:
         """Decoded, validated, resized RGB images of one class, with file names, hashes and rejected files."""

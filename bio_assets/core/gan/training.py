@@ -152,8 +152,10 @@ class _Trainer:
             self.D.to(memory_format=torch.channels_last)
         self.loss = make_loss(params.loss)
         self.critic_steps = params.critic_steps or self.loss.critic_steps
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=params.generator_lr, betas=params.betas)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=params.discriminator_lr, betas=params.betas)
+        # Fused Adam: one kernel over all parameters (same update rule as the per-tensor loop).
+        fused = device.type in ("cpu", "cuda")
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=params.generator_lr, betas=params.betas, fused=fused)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=params.discriminator_lr, betas=params.betas, fused=fused)
         self.ema = copy.deepcopy(self.G).eval() if params.ema_decay > 0 else None
         self.rng = {
             "data": torch.Generator().manual_seed(derive_seed(params.seed, "gan-data")),

@@ -1,0 +1,40 @@
+"""``dagster dev`` whose daemon is ``bio_assets.app.daemon`` (a shorter backfill tick), in the
+training environment (``bio_assets.core.hardware.TRAINING_ENVIRONMENT``: runs share the cores).
+
+``dagster dev`` starts the webserver and ``python -m dagster._daemon run ...`` through
+``dagster._cli.dev.open_ipc_subprocess``; this entry point swaps the daemon's module and leaves
+every argument, the shutdown pipes and the code server as ``dagster dev`` sets them up.
+
+Run as ``python -m bio_assets.app.dev_server --host ... --port ... --workspace ...``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+DAGSTER_DAEMON_MODULE = ["-m", "dagster._daemon"]
+OUR_DAEMON_MODULE = ["-m", "bio_assets.app.daemon"]
+
+
+def with_our_daemon(command: list[str]) -> list[str]:
+    """``command`` with Dagster's daemon module replaced by ours; any other command unchanged."""
+    if command[1:3] == DAGSTER_DAEMON_MODULE:
+        return [command[0], *OUR_DAEMON_MODULE, *command[3:]]
+    return command
+
+
+def main(argv: list[str]) -> int:
+    import dagster._cli.dev as dev
+    from dagster._cli import main as dagster_main
+
+    from bio_assets.core.hardware import apply_training_environment
+
+    apply_training_environment()  # inherited by the daemon, the code server and every run it launches
+    open_subprocess = dev.open_ipc_subprocess
+    dev.open_ipc_subprocess = lambda command, **kwargs: open_subprocess(with_our_daemon(command), **kwargs)
+    sys.argv = ["dagster", "dev", *argv]
+    return dagster_main()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""What the hardware offers: devices, bf16 units, the precision to train in, how many
+candidates to train at once and on which GPU. Pure torch; the ``compute`` and
+``search_executor`` resources read the machine through these functions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from bio_assets.core.cnn.training import Precision
+
+
+def cpu_has_bf16_units() -> bool:
+    """Whether the CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bf16 autocast pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_device(request: str) -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N|mps`` into an available ``torch.device`` or raise ``ValueError``."""
+    if request == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if request == "cpu":
+        return torch.device("cpu")
+    if request == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("device 'mps' requested but Apple MPS is not available here")
+        return torch.device("mps")
+    if request == "cuda" or request.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {request!r} requested but CUDA is not available here")
+        device = torch.device(request)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {request!r} requested but only {torch.cuda.device_count()} CUDA devices exist")
+        return device
+    raise ValueError(f"unknown device {request!r}; allowed: auto, cpu, cuda, cuda:N, mps")
+
+
+def precision_for(device: torch.device, *, amp: bool) -> Precision:
+    """Channels-last everywhere; autocast to float16 on CUDA, bfloat16 on CPUs with bf16 units, when ``amp``."""
+    if device.type == "cuda":
+        return Precision(channels_last=True, autocast_dtype=torch.float16 if amp else None)
+    if device.type == "cpu":
+        return Precision(channels_last=True, autocast_dtype=torch.bfloat16 if amp and cpu_has_bf16_units() else None)
+    return Precision()
+
+
+def auto_layout(cores: int, gpus: int) -> tuple[str, int]:
+    """(kind, workers) for this machine: one worker per GPU; on CPUs one single-threaded worker per
+    core, since a search network is too small to keep several threads busy (a candidate on 2 threads
+    runs about 1.3x faster than on 1, two candidates on 1 thread each about 2x; bench search_parallel)."""
+    if gpus > 1:
+        return "process_pool", gpus
+    if gpus == 1 or cores < 2:
+        return "in_process", 1
+    return "process_pool", cores
+
+
+def pin_worker_gpu(counter, gpu_count: int) -> None:
+    """Pool initializer: worker k sees only GPU k mod gpu_count (before CUDA initializes)."""
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(index % gpu_count)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
+    return len(os.sched_getaffinity(0))
+
+
+# Environment of every process that trains (run workers, step processes, search workers). With
+# OpenMP's default (active) wait, idle torch threads spin for their next parallel region; two
+# runs on the same cores then steal each other's time slices: measured on a 2-core EPYC, two
+# trainings at once took up to 2.0x as long as one after the other, 1.0-1.1x with PASSIVE, which
+# costs a lone training nothing measurable (bench concurrent_runs).
+TRAINING_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def apply_training_environment(environment: dict[str, str] = os.environ) -> None:  # noqa: B006 (the live env)
+    """Set :data:`TRAINING_ENVIRONMENT` where the user has not chosen otherwise; it takes effect in
+    processes started afterwards (OpenMP reads it when it loads)."""
+    for name, value in TRAINING_ENVIRONMENT.items():
+        environment.setdefault(name, value)
