@@ -41,12 +41,18 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 
 # Test workers and the service tests' runs share the cores: each worker computes on one thread,
 # and OpenMP threads sleep rather than spin when idle (bio_assets.core.hardware.TRAINING_ENVIRONMENT).
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 PYTEST := OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q --durations=15
 
-## test: the whole suite, CPU only, offline; TEST_WORKERS xdist workers (the service tests mostly wait)
+E2E_LOG := .pytest-e2e.log
+
+## test: the whole suite, CPU only, offline. The e2e tests (the real service; they mostly wait on
+## daemon ticks and run start-up) run on 2 workers of their own beside the rest on TEST_WORKERS.
 test: install
-	$(PYTEST) -n $(TEST_WORKERS)
+	@$(PYTEST) -n 2 -m e2e > $(E2E_LOG) 2>&1 & e2e=$$!; \
+	$(PYTEST) -n $(TEST_WORKERS) -m "not e2e"; rest=$$?; \
+	wait $$e2e; e2e_status=$$?; echo "--- e2e tests (the service):"; cat $(E2E_LOG); \
+	test $$rest -eq 0 -a $$e2e_status -eq 0
 
 ## test-fast: everything but the tests marked slow
 test-fast: install

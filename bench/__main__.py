@@ -42,8 +42,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:  # after every entry, so an interrupted run keeps what it measured
                 write_json(args.json, found, {"device": str(device), "group_seconds": seconds})
         seconds[name] = round(time.perf_counter() - started, 1)
+    extra = {"device": str(device), "group_seconds": seconds}
+    if device.type == "cpu" and (not args.only or "training" in args.only):
+        memory = bench_training.paper_candidate_memory()
+        extra["peak_rss_mb"] = {"paper_candidate_training": {"largest_process_mb": round(memory["peak_rss_mb"], 1)}}
+        print(f"peak RSS of a paper-settings candidate training: {memory['peak_rss_mb']:.0f} MiB")
     if args.json:
-        write_json(args.json, found, {"device": str(device), "group_seconds": seconds})
+        write_json(args.json, found, extra)
     print("\n" + table(found))
     return 0
 

@@ -91,5 +91,9 @@ def table(results: list[BenchResult]) -> str:
 
 
 def write_json(path: Path, results: list[BenchResult], extra: dict | None = None) -> None:
+    """Write the document; ``peak_rss_mb`` entries already in the file (``bench.peak_rss``) are kept."""
+    path = Path(path)
+    kept = json.loads(path.read_text()).get("peak_rss_mb", {}) if path.exists() else {}
     document = {"machine": machine(), "benchmarks": [asdict(r) for r in results], **(extra or {})}
-    Path(path).write_text(json.dumps(document, indent=2) + "\n")
+    document["peak_rss_mb"] = {**kept, **document.get("peak_rss_mb", {})}
+    path.write_text(json.dumps(document, indent=2) + "\n")

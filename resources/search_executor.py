@@ -1,8 +1,8 @@
 """The ``search_executor`` resource: where search candidates are evaluated.
 
-``auto`` (default): ``process_pool`` with one single-threaded worker per core on a CPU-only
-machine, one worker per GPU with several GPUs, else ``in_process`` (``auto_layout``).
-``in_process``: one candidate at a time in the run's process.
+``in_process`` (default): one candidate at a time in the run's process.
+``auto``: ``process_pool`` with one single-threaded worker per core on a CPU-only machine, one
+worker per GPU with several GPUs, else ``in_process`` (``auto_layout``); for paper-sized searches.
 ``process_pool``: N local worker processes, each with cores/N torch threads and, when
 there are several GPUs, its own GPU (worker k sees GPU k mod count).
 ``dask``: a Dask distributed cluster by scheduler address (extra ``[cluster]``).
@@ -38,8 +38,10 @@ class ExecutorPlan:
 class SearchExecutorResource(dg.ConfigurableResource):
     """How many candidates are trained at once, and where."""
 
+    # in_process by default: a worker process costs seconds of start-up (torch's import), more than
+    # a demo-sized candidate trains; `auto` pays from paper-sized candidates on (bench search_parallel).
     kind: str = Field(
-        default="auto", description="auto (by the machine, see auto_layout) | in_process | process_pool | dask"
+        default="in_process", description="in_process | auto (by the machine, see auto_layout) | process_pool | dask"
     )
     workers: int = Field(default=2, description="worker processes for process_pool; in-flight candidates for dask")
     dask_address: str = Field(default="", description="scheduler address, e.g. tcp://127.0.0.1:8786 (kind=dask)")

@@ -34,6 +34,7 @@ def materialized(dataset: str) -> dict[str, set[str]]:
         return out
 
 
+@pytest.mark.e2e
 @pytest.mark.slow(seconds=50)
 def test_materialize_runs_a_backfill_with_the_runs_profile_and_names_a_failed_class(home, tiny_dataset, capsys):
     (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
@@ -123,6 +124,7 @@ def nothing_in_flight() -> bool:
         return not in_progress_runs(instance)
 
 
+@pytest.mark.e2e
 @pytest.mark.slow(seconds=220)
 def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(service_home):
     registry = Path(os.environ["BIO_ASSETS_REGISTRY"])

@@ -22,7 +22,7 @@ from bio_assets.core.registry import load_registry, save_registry
 from bio_assets.definitions import load_definitions
 from tests.conftest import TINY_CLASSES, TINY_SEARCH
 
-pytestmark = pytest.mark.slow(seconds=150)
+pytestmark = [pytest.mark.e2e, pytest.mark.slow(seconds=150)]
 WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
 
 
