@@ -75,12 +75,13 @@ def gan_rates(data: GanImages, device: torch.device = CPU) -> tuple[float, float
     """(ours it/s, plain fp32 loop it/s, our precision), after a warm-up of both."""
     precision = precision_for(device, amp=True)
     g, d = networks(data.num_classes)
-    train_gan(g, d, data, GanTrainParams(iterations=3, batch_size=BATCH), device, precision)  # oneDNN caches
+    warm_up = GanTrainParams(iterations=3, batch_size=BATCH)
+    train_gan(g, d, data, warm_up, device=device, precision=precision)  # oneDNN caches
     plain_loop(data, device)  # warm-up
     reference = plain_loop(data, device)
     g, d = networks(data.num_classes)
     params = GanTrainParams(iterations=ITERATIONS, batch_size=BATCH)
-    ours = train_gan(g, d, data, params, device, precision).iterations_per_second
+    ours = train_gan(g, d, data, params, device=device, precision=precision).iterations_per_second
     autocast = str(precision.autocast_dtype).removeprefix("torch.") if precision.autocast_dtype else "fp32"
     return ours, reference, f"{autocast}{' channels-last' if precision.channels_last else ''}"
 

@@ -12,6 +12,7 @@ from bench.results import BenchResult
 from bio_assets.core.cnn.search import CnnSearchRequest, search_cnn
 from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.search.evolution import EvolutionParams
+from bio_assets.core.search.runtime import SearchRuntime
 from resources.search_executor import SearchExecutorResource
 
 
@@ -29,10 +30,7 @@ def timed_search(resource: SearchExecutorResource, data, *, population: int = 6,
         run = search_cnn(
             data.for_search(),
             request,
-            plan.executor,
-            plan.workers,
-            Path(state_dir),
-            threads_per_worker=plan.threads_per_worker,
+            SearchRuntime(plan.executor, plan.workers, Path(state_dir), threads_per_worker=plan.threads_per_worker),
         )
         trained = [e.seconds for e in run.result.history if not e.cached]
         return time.perf_counter() - started, len(trained), sum(trained), plan.workers

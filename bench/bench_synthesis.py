@@ -61,7 +61,7 @@ def ours(root: Path, trained: TrainedGenerator) -> float:
     )
     started = time.perf_counter()
     for name in CLASSES:
-        store.publish(record, name, synthesize(trained, name, PER_CLASS, 0, CPU), seed=0)
+        store.publish(record, name, synthesize(trained, name, PER_CLASS, seed=0, device=CPU), seed=0)
     return len(CLASSES) * PER_CLASS / (time.perf_counter() - started)
 
 
@@ -69,7 +69,7 @@ def plain(root: Path, trained: TrainedGenerator) -> float:
     """Generate, upsample and ``Image.save`` each PNG; no MD5, no fsync, no catalog."""
     started = time.perf_counter()
     for name in CLASSES:
-        images = synthesize(trained, name, PER_CLASS, 0, CPU)
+        images = synthesize(trained, name, PER_CLASS, seed=0, device=CPU)
         (root / name).mkdir(parents=True)
         for index, image in enumerate(images):
             Image.fromarray(image).save(root / name / f"{index:05d}.png")
@@ -79,7 +79,7 @@ def plain(root: Path, trained: TrainedGenerator) -> float:
 def bench_publication() -> BenchResult:
     trained = generator()
     with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
-        synthesize(trained, "a", 16, 0, CPU)  # warm-up
+        synthesize(trained, "a", 16, seed=0, device=CPU)  # warm-up
         reference = plain(Path(b), trained)
         measured = ours(Path(a), trained)
     return BenchResult.rate(
@@ -148,7 +148,7 @@ def bench_report() -> BenchResult:
     for c in inputs.comparisons:
         histogram_plot(c.real_histogram, c.synthetic_histogram, c.class_name)
     for r in inputs.roc.values():
-        roc_plot(r["curves"], r["auc"], r["micro_curve"], r["micro_auc"], CLASSES, "roc")
+        roc_plot(r["curves"], r["auc"], r["micro_curve"], r["micro_auc"], class_names=CLASSES, title="roc")
     for real, fake in inputs.samples.values():
         image_grid_png(np.concatenate([real, fake]))
     figures_seconds = time.perf_counter() - started

@@ -91,7 +91,7 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048, repe
 
 def ours_rate(data, device: torch.device, precision: Precision, epochs: int = EPOCHS) -> float:
     report = train_classifier(
-        build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=BATCH), device, precision
+        build_seeded(SPEC, 0), data.train, TrainParams(epochs=epochs, batch_size=BATCH), device, precision=precision
     )
     return report.images_per_second
 
@@ -138,8 +138,8 @@ def accuracy_parity(data, device: torch.device, precision: Precision, epochs: in
     scores = []
     for chosen in (Precision(channels_last=precision.channels_last), precision):
         model = build_seeded(SPEC, 0)
-        train_classifier(model, data.train, TrainParams(epochs=epochs, seed=0), device, chosen)
-        scores.append(evaluate_classifier(model, data.val, len(data.class_names), device, chosen)["accuracy"])
+        train_classifier(model, data.train, TrainParams(epochs=epochs, seed=0), device, precision=chosen)
+        scores.append(evaluate_classifier(model, data.val, len(data.class_names), device, precision=chosen)["accuracy"])
     return scores[0], scores[1]
 
 

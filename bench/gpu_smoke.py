@@ -43,8 +43,9 @@ def amp_candidate_training(device: torch.device) -> str:
     precision = precision_for(device, amp=True)
     assert precision.autocast_dtype == torch.float16 and precision.channels_last, precision
     model = build_seeded(NetworkSpec("3501-110-44-1", "5-[1]", channels=32, num_classes=len(CLASSES)), 0)
-    report = train_classifier(model, images(512, 64), TrainParams(epochs=3, batch_size=64), device, precision)
-    accuracy = evaluate_classifier(model, images(128, 64, seed=1), len(CLASSES), device, precision)["accuracy"]
+    report = train_classifier(model, images(512, 64), TrainParams(epochs=3, batch_size=64), device, precision=precision)
+    scores = evaluate_classifier(model, images(128, 64, seed=1), len(CLASSES), device, precision=precision)
+    accuracy = scores["accuracy"]
     assert all(math.isfinite(loss) for loss in report.epoch_losses), report.epoch_losses
     assert next(model.parameters()).device.type == "cuda"
     assert accuracy > 0.5, f"fp16-AMP training did not learn an easy problem: accuracy {accuracy:.3f}"
@@ -63,7 +64,7 @@ def amp_gan_training(device: torch.device) -> tuple[str, torch.nn.Module]:
     data = images(256, 32)
     report = train_gan(
         g, d, GanImages(data.images, data.labels, len(CLASSES)),
-        GanTrainParams(iterations=60, batch_size=32, checkpoint_every=1000), device, precision,
+        GanTrainParams(iterations=60, batch_size=32, checkpoint_every=1000), device=device, precision=precision,
     )  # fmt: skip
     assert all(math.isfinite(v) for v in report.final_losses.values()), report.final_losses
     scale = report.final_losses.get("loss_scale_generator")
@@ -78,8 +79,8 @@ def generation(sampler: torch.nn.Module, device: torch.device) -> str:
     spec = GanNetworkSpec("generator", "{4, 236-42-6, [3, 4]}", 64, 32, len(CLASSES))
     trained = TrainedGenerator(sampler.eval(), spec, CLASSES, state_sha256(sampler.state_dict()))
     started = time.perf_counter()
-    made = synthesize(trained, "b", 256, 0, device)
-    again = synthesize(trained, "b", 256, 0, device)
+    made = synthesize(trained, "b", 256, seed=0, device=device)
+    again = synthesize(trained, "b", 256, seed=0, device=device)
     assert made.shape == (256, 64, 64, 3) and made.dtype.name == "uint8"
     assert (made == again).all(), "the same seed gave different images on CUDA"
     return f"generation: 2 x 256 images of 64 px in {time.perf_counter() - started:.2f} s, same seed same images"

@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> None:
     ):
         g, d = networks(images.num_classes)
         params = GanTrainParams(iterations=3, batch_size=BATCH, checkpoint_every=1000)
-        train_gan(g, d, images, params, device, precision)  # warm-up: kernel and primitive caches
+        train_gan(g, d, images, params, device=device, precision=precision)  # warm-up: kernel and primitive caches
         g, d = networks(images.num_classes)
         params = GanTrainParams(iterations=args.steps, batch_size=BATCH, checkpoint_every=1000)
         with profile(activities=activities) as prof:
             started = time.perf_counter()
-            report = train_gan(g, d, images, params, device, precision)
+            report = train_gan(g, d, images, params, device=device, precision=precision)
             seconds = time.perf_counter() - started
         print(
             f"\n=== {name}: {report.iterations_per_second:.2f} it/s ({seconds:.1f} s for {args.steps} steps, "

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     report = train_classifier(
         model, LabelledImages(images, labels), TrainParams(epochs=args.epochs, batch_size=args.batch),
-        torch.device("cpu"), precision,
+        torch.device("cpu"), precision=precision,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     line = {

@@ -19,7 +19,7 @@ def test_search_on_a_local_dask_cluster_matches_the_local_history():
     ) as cluster:
         resource = SearchExecutorResource(kind="dask", dask_address=cluster.scheduler_address, workers=2)
         with resource.open() as plan:
-            remote = run_search(cell_space(), jittery_fitness, params, plan.executor, plan.workers)
+            remote = run_search(cell_space(), jittery_fitness, params, plan.executor, workers=plan.workers)
     local = search(params, jittery_fitness, workers=2)
     assert len(remote.history) == 16
     assert [(e.code, e.fitness) for e in remote.history] == [(e.code, e.fitness) for e in local.history]

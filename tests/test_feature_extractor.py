@@ -23,7 +23,9 @@ def test_trained_extractors_are_served_with_the_same_features():
     images = torch.randint(0, 256, (12, 32, 32, 3), dtype=torch.uint8)
     data = LabelledImages(images, torch.arange(12) % 3)
     trained = {
-        name: train_extractor(name, data, data, 3, 8, TrainParams(epochs=1, batch_size=6), CPU)
+        name: train_extractor(
+            name, data, data, num_classes=3, width=8, params=TrainParams(epochs=1, batch_size=6), device=CPU
+        )
         for name in ("biocnn1", "biocnn2")
     }
     tensors, spec = pack_extractors(trained)

@@ -14,6 +14,7 @@ from bio_assets.core.gan.training import GanImages, GanTrainParams
 from bio_assets.core.metrics.extractors import build_extractor_model, domain_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.search.evolution import EvolutionParams
+from bio_assets.core.search.runtime import SearchRuntime
 
 
 def tiny_search_data() -> GanSearchData:
@@ -45,7 +46,7 @@ def test_generator_stage_scores_by_fid_inherits_the_best_weights_and_resumes(tmp
         max_nodes=3,
     )
     with ThreadPoolExecutor(1) as executor:
-        run = search_gan(data, request, executor, 1, tmp_path)
+        run = search_gan(data, request, SearchRuntime(executor, 1, tmp_path))
     history = run.result.history
     assert len(history) == 4
     assert all(e.metrics["fid"] > 0 and e.fitness == -e.metrics["fid"] for e in history)
@@ -56,6 +57,7 @@ def test_generator_stage_scores_by_fid_inherits_the_best_weights_and_resumes(tmp
     assert run.best_weights.exists() and run.result.best.fitness == max(e.fitness for e in history)
     GanGenotype.parse(run.result.best.code, "generator")
     with ThreadPoolExecutor(1) as executor:
-        again = search_gan(data, request, executor, 1, tmp_path)  # the finished state is reused: nothing retrains
+        # the finished state is reused: nothing retrains
+        again = search_gan(data, request, SearchRuntime(executor, 1, tmp_path))
     assert [e.code for e in again.result.history] == [e.code for e in history]
     assert [e.metrics["fid"] for e in again.result.history] == [e.metrics["fid"] for e in history]

@@ -43,7 +43,7 @@ def test_training_lowers_fid_against_the_initialization(demo_images):
     g, d = pair()
     before = scorer(g).value
     params = GanTrainParams(iterations=150, batch_size=16, ema_decay=0.0, seed=0)
-    report = train_gan(g, d, demo_images, params, CPU)
+    report = train_gan(g, d, demo_images, params, device=CPU)
     after = scorer(report.sampler).value
     assert after < 0.7 * before, (before, after)
 
@@ -59,7 +59,7 @@ def test_nan_at_step_k_raises_diverged_and_keeps_the_last_good_checkpoint(tmp_pa
 
     params = GanTrainParams(iterations=20, batch_size=8, checkpoint_every=3, seed=0)
     with pytest.raises(GanDiverged, match=r"diverged at step (8|9)"):
-        train_gan(g, d, demo_images, params, CPU, checkpoint_path=checkpoint, on_step=poison)
+        train_gan(g, d, demo_images, params, device=CPU, checkpoint_path=checkpoint, on_step=poison)
     saved = load_checkpoint(checkpoint)
     assert saved.step == 6
     assert all(torch.isfinite(t).all() for t in saved.modules["generator"].values())
@@ -74,7 +74,7 @@ def test_killed_training_resumes_exactly_from_its_checkpoint(tmp_path, demo_imag
     identity = {"generator": GENERATOR, "discriminator": DISCRIMINATOR}
     g, d = pair()
     uninterrupted = train_gan(
-        g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "a.safetensors", identity=identity
+        g, d, demo_images, params, device=CPU, checkpoint_path=tmp_path / "a.safetensors", identity=identity
     )
 
     def kill(step: int, losses: dict) -> None:
@@ -84,11 +84,20 @@ def test_killed_training_resumes_exactly_from_its_checkpoint(tmp_path, demo_imag
     g, d = pair()
     with pytest.raises(Killed):
         train_gan(
-            g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity, on_step=kill
+            g,
+            d,
+            demo_images,
+            params,
+            device=CPU,
+            checkpoint_path=tmp_path / "b.safetensors",
+            identity=identity,
+            on_step=kill,
         )
     assert load_checkpoint(tmp_path / "b.safetensors").step == 4
     g, d = pair(seed=99)  # fresh process, other init: everything must come from the checkpoint
-    resumed = train_gan(g, d, demo_images, params, CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity)
+    resumed = train_gan(
+        g, d, demo_images, params, device=CPU, checkpoint_path=tmp_path / "b.safetensors", identity=identity
+    )
     assert resumed.resumed_from_step == 4 and resumed.iterations == 10
     for (name, a), b in zip(uninterrupted.sampler.state_dict().items(), resumed.sampler.state_dict().values()):
         assert torch.equal(a, b), name
@@ -97,7 +106,7 @@ def test_killed_training_resumes_exactly_from_its_checkpoint(tmp_path, demo_imag
             *pair(),
             demo_images,
             GanTrainParams(iterations=12, batch_size=8, checkpoint_every=4, seed=3),
-            CPU,
+            device=CPU,
             checkpoint_path=tmp_path / "b.safetensors",
             identity=identity,
         )
@@ -113,7 +122,7 @@ def test_bad_settings_fail_loudly(demo_images):
             *pair(),
             GanImages(torch.zeros(0, 32, 32, 3, dtype=torch.uint8), torch.zeros(0, dtype=torch.long), 2),
             GanTrainParams(iterations=1, batch_size=2),
-            CPU,
+            device=CPU,
         )
 
 

@@ -86,7 +86,7 @@ def test_directory_link_out_of_the_dataset_is_skipped_whatever_the_pattern(tmp_p
     (root / "im_Parabasal" / "slide1" / "loop").symlink_to(root / "im_Parabasal", target_is_directory=True)
     layout = DatasetLayout(root, "**/CROPPED/*.bmp", ClassNameRule(strip_prefix="im_"))
     folder = layout.class_folders()["Parabasal"]
-    result = ingest_class(folder, "Parabasal", 16, root, layout.file_pattern)
+    result = ingest_class(folder, "Parabasal", 16, root, pattern=layout.file_pattern)
     assert list(result.images.file_names) == ["slide1/CROPPED/in.bmp"]  # once, though the loop leads back
     assert {(i.file_name, i.reason) for i in result.skipped} == {
         ("escape", "symbolic link leading outside the dataset folder")
@@ -99,7 +99,7 @@ def test_file_links_out_of_the_dataset_are_skipped_under_a_recursive_pattern(tmp
     picture(1).save(root / "cells" / "sub" / "a.png")
     picture(2).save(tmp_path / "secret.png")
     (root / "cells" / "sub" / "b.png").symlink_to(tmp_path / "secret.png")
-    result = ingest_class(root / "cells", "cells", 16, root, "**/*.png")
+    result = ingest_class(root / "cells", "cells", 16, root, pattern="**/*.png")
     assert list(result.images.file_names) == ["sub/a.png"]
     assert [i.file_name for i in result.skipped] == ["sub/b.png"]
 

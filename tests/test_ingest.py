@@ -99,7 +99,7 @@ def test_sipakmed_layout_with_pattern_and_prefix_rule(tmp_path):
     layout = DatasetLayout(root, "**/CROPPED/*.bmp", ClassNameRule(strip_prefix="im_"))
     folders = layout.class_folders()
     assert sorted(folders) == ["Dyskeratotic", "Superficial-Intermediate"]
-    result = ingest_class(folders["Dyskeratotic"], "Dyskeratotic", 64, root, layout.file_pattern)
+    result = ingest_class(folders["Dyskeratotic"], "Dyskeratotic", 64, root, pattern=layout.file_pattern)
     assert result.images.file_names.tolist() == [f"im_Dyskeratotic/CROPPED/001_0{i}.bmp" for i in range(3)]
     assert np.unique(result.images.images[:, 10, 10, 0]).tolist() == [50, 120, 240]
 

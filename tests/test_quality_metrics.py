@@ -155,10 +155,22 @@ def test_score_synthetic_measures_how_well_images_follow_their_class():
         torch.from_numpy(np.concatenate([dark[:5], bright[:5], dark[5:10], bright[5:10]])), np.repeat([0, 1], 10)
     )
     good = score_synthetic(
-        extractor, real, following, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10
+        extractor,
+        real,
+        following,
+        class_names=("dark", "bright"),
+        rng=np.random.default_rng(0),
+        kid_subsets=5,
+        kid_subset_size=10,
     )
     bad = score_synthetic(
-        extractor, real, ignoring, ("dark", "bright"), np.random.default_rng(0), kid_subsets=5, kid_subset_size=10
+        extractor,
+        real,
+        ignoring,
+        class_names=("dark", "bright"),
+        rng=np.random.default_rng(0),
+        kid_subsets=5,
+        kid_subset_size=10,
     )
     assert good.class_agreement.value == 1.0 and bad.class_agreement.value == 0.5 and good.real_agreement.value == 1.0
     assert good.class_agreement.detail == "chance 0.500" and good.class_agreement.name == "class_agreement_20_toy"

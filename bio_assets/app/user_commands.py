@@ -45,7 +45,7 @@ def generate(count: int, class_name: str | None, model_id: str | None, out: Path
             raise ValueError(f"{target} already holds files; choose another --out")
     for name in classes:
         files = write_images(
-            _fresh(Path(out) / name), name, synthesize(generator, name, count, seed, torch.device("cpu"))
+            _fresh(Path(out) / name), name, synthesize(generator, name, count, seed=seed, device=torch.device("cpu"))
         )
         print(f"{len(files)} images of {name} -> {Path(out) / name}")
     print(f"generator: {model.model_id}/{model.asset} (run {model.run_id[:8]}), seed {seed}")

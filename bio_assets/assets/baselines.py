@@ -60,7 +60,7 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     models = model_partitions(entry.cnn_baselines, list(BASELINES), "CNN baselines")
     optimizers = model_partitions(entry.optimizers, list(OPTIMIZERS), "optimizers")
 
-    def train_baseline(context, name, config, compute, current, data) -> dict:
+    def train_baseline(context, name, config, *, compute, current, data) -> dict:
         """One model partition: trained and tested, its metadata returned."""
         started = time.perf_counter()
         per_model = baseline_defaults(name, run_profile(context, current)[0])
@@ -81,9 +81,9 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             spec,
             data,
             params,
-            values["seeds"],
-            compute.torch_device(),
-            compute.precision(),
+            seeds=values["seeds"],
+            device=compute.torch_device(),
+            precision=compute.precision(),
             on_seed=lambda r: context.log.info(f"{name} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"),
             initial_state=initial,
         )
@@ -119,10 +119,10 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         """A classic CNN (LeNet-5 to MobileNetV3) trained from random init and tested on the real test split."""
         current, data = image_dataset.entry(dataset), assemble(augmented_dataset, image_splits)
         for name in context.partition_keys:
-            metadata = train_baseline(context, name, config, compute, current, data)
+            metadata = train_baseline(context, name, config, compute=compute, current=current, data=data)
             context.add_asset_metadata(metadata, partition_key=name)
 
-    def train_with_optimizer(context, optimizer, config, compute, values, data) -> dict:
+    def train_with_optimizer(context, optimizer, config, *, compute, values, data) -> dict:
         """One optimizer partition: the source's fixed CNN trained with it; its metadata returned."""
         started = time.perf_counter()
         spec = {"kind": "baseline", "name": "source_fixed_cnn", "num_classes": len(data.class_names)}
@@ -134,7 +134,9 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             input_size=64,
             seed=config.seed,
         )
-        runs = train_and_test(spec, data, params, values["seeds"], compute.torch_device(), compute.precision())
+        runs = train_and_test(
+            spec, data, params, seeds=values["seeds"], device=compute.torch_device(), precision=compute.precision()
+        )
         losses = runs.runs[0].epoch_losses
         curve = dg.MetadataValue.table(
             [dg.TableRecord({"epoch": i + 1, "train_loss": round(v, 5)}) for i, v in enumerate(losses)],
@@ -167,7 +169,7 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         )
         data = assemble(augmented_dataset, image_splits)
         for optimizer in context.partition_keys:
-            metadata = train_with_optimizer(context, optimizer, config, compute, values, data)
+            metadata = train_with_optimizer(context, optimizer, config, compute=compute, values=values, data=data)
             context.add_asset_metadata(metadata, partition_key=optimizer)
 
     return [baseline_classifiers, optimizer_comparison]

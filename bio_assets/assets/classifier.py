@@ -58,7 +58,12 @@ def classifier_metadata(
     metadata.update({f"auc_{data.class_names[k]}": v for k, v in roc["auc"].items()})
     metadata["roc"] = png_markdown(
         roc_plot(
-            roc["curves"], roc["auc"], roc["micro_curve"], roc["micro_auc"], data.class_names, "test ROC (first seed)"
+            roc["curves"],
+            roc["auc"],
+            roc["micro_curve"],
+            roc["micro_auc"],
+            class_names=data.class_names,
+            title="test ROC (first seed)",
         ),
         "ROC curves, test split",
     )
@@ -108,9 +113,9 @@ def build_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             spec,
             data,
             params,
-            values["seeds"],
-            compute.torch_device(),
-            compute.precision(),
+            seeds=values["seeds"],
+            device=compute.torch_device(),
+            precision=compute.precision(),
             on_seed=lambda r: context.log.info(
                 f"seed {r.seed}: test accuracy {r.test_accuracy:.4f}, macro F1 {r.test_macro_f1:.4f} "
                 f"({r.train_seconds:.0f} s)"

@@ -15,6 +15,7 @@ from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams
 from bio_assets.core.search.outcome import SearchOutcome
+from bio_assets.core.search.runtime import SearchRuntime
 from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 from resources.search_executor import SearchExecutorResource
@@ -123,6 +124,7 @@ def search_metadata(
     run: CnnSearchRun,
     outcome: SearchOutcome,
     request: CnnSearchRequest,
+    *,
     k: int,
     describe,
     started: float,
@@ -185,24 +187,26 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             run = search_cnn(
                 data,
                 request,
-                plan.executor,
-                plan.workers,
-                search_executor.state_dir(dataset),
-                str(compute.torch_device()),
-                compute.precision(),
-                plan.threads_per_worker,
-                evaluation_logger(context, started),
-                plan.ordering,
+                SearchRuntime(
+                    plan.executor,
+                    plan.workers,
+                    search_executor.state_dir(dataset),
+                    device=str(compute.torch_device()),
+                    precision=compute.precision(),
+                    threads_per_worker=plan.threads_per_worker,
+                    on_evaluation=evaluation_logger(context, started),
+                    ordering=plan.ordering,
+                ),
             )
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(
             run,
             outcome,
             request,
-            config.top_k,
-            lambda code: f"{CellGenotype.parse(code).nodes} nodes",
-            started,
-            compute,
+            k=config.top_k,
+            describe=lambda code: f"{CellGenotype.parse(code).nodes} nodes",
+            started=started,
+            compute=compute,
         )
         nb201 = CellGenotype.parse(run.result.best.code).to_nb201()
         return dg.MaterializeResult(value=outcome, metadata={**metadata, "nb201": nb201, **settings.metadata()})
@@ -237,24 +241,26 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             run = search_cnn(
                 data,
                 request,
-                plan.executor,
-                plan.workers,
-                search_executor.state_dir(dataset),
-                str(compute.torch_device()),
-                compute.precision(),
-                plan.threads_per_worker,
-                evaluation_logger(context, started),
-                plan.ordering,
+                SearchRuntime(
+                    plan.executor,
+                    plan.workers,
+                    search_executor.state_dir(dataset),
+                    device=str(compute.torch_device()),
+                    precision=compute.precision(),
+                    threads_per_worker=plan.threads_per_worker,
+                    on_evaluation=evaluation_logger(context, started),
+                    ordering=plan.ordering,
+                ),
             )
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(
             run,
             outcome,
             request,
-            config.top_k,
-            lambda code: f"{MacroGenotype.parse(code).cells} cells",
-            started,
-            compute,
+            k=config.top_k,
+            describe=lambda code: f"{MacroGenotype.parse(code).cells} cells",
+            started=started,
+            compute=compute,
         )
         return dg.MaterializeResult(
             value=outcome, metadata={**metadata, "cell": searched_cell.best_code, **settings.metadata()}

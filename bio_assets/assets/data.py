@@ -109,9 +109,9 @@ def build_data_assets(entry: DatasetEntry) -> list:
             class_name,
             image_dataset.image_size,
             layout.root,
-            layout.file_pattern,
-            image_dataset.limits(),
-            progress_logger(context, "decoded"),
+            pattern=layout.file_pattern,
+            limits=image_dataset.limits(),
+            on_progress=progress_logger(context, "decoded"),
             formats=image_dataset.formats(),
             twins=twins,
         )

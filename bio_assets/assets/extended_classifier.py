@@ -41,7 +41,9 @@ class ExtendedClassifierConfig(ClassifierConfig):
 
 def correct_on_test(model: torch.nn.Module, data: ClassificationData, compute: ComputeResource) -> np.ndarray:
     """1.0 where the model's top class is the true one, per real test image ``(N,)``."""
-    probabilities = predict_probabilities(model, data.test.images, compute.torch_device(), compute.precision())
+    probabilities = predict_probabilities(
+        model, data.test.images, compute.torch_device(), precision=compute.precision()
+    )
     return (probabilities.argmax(1) == data.test.labels.numpy()).astype(np.float64)
 
 
@@ -50,6 +52,7 @@ def gain_metadata(
     spec: dict,
     classifier: ModelWeights,
     data: ClassificationData,
+    *,
     compute: ComputeResource,
     samples: int,
     seed: int,
@@ -139,13 +142,25 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
 
         real_and_synthetic = extended(data, fake)
         runs = train_and_test(
-            spec, real_and_synthetic, params, values["seeds"], device, precision, on_seed=log("real + synthetic")
+            spec,
+            real_and_synthetic,
+            params,
+            seeds=values["seeds"],
+            device=device,
+            precision=precision,
+            on_seed=log("real + synthetic"),
         )
         metadata = classifier_metadata(runs, real_and_synthetic, spec, started, compute)
-        metadata.update(gain_metadata(runs, spec, classifier, data, compute, config.bootstrap_samples, config.seed))
+        metadata.update(
+            gain_metadata(
+                runs, spec, classifier, data, compute=compute, samples=config.bootstrap_samples, seed=config.seed
+            )
+        )
         if config.tstr and used:
             tstr_data = synthetic_only(data, fake)
-            tstr = train_and_test(spec, tstr_data, params, values["seeds"], device, precision, on_seed=log("TSTR"))
+            tstr = train_and_test(
+                spec, tstr_data, params, seeds=values["seeds"], device=device, precision=precision, on_seed=log("TSTR")
+            )
             for field in ("test_accuracy", "test_macro_f1"):
                 mean, std = tstr.summary(field)
                 metadata[f"tstr_{field.removeprefix('test_')}"], metadata[f"tstr_{field.removeprefix('test_')}_std"] = (

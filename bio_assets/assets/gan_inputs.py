@@ -69,6 +69,7 @@ def scorers(
     resource: FeatureExtractorResource,
     extractors: ModelWeights,
     real: torch.Tensor,
+    *,
     samples: int,
     num_classes: int,
     device: torch.device,

@@ -22,6 +22,7 @@ from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import EvolutionParams
+from bio_assets.core.search.runtime import SearchRuntime
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
@@ -93,11 +94,11 @@ def build_feature_extractor_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
                 name,
                 data.train,
                 data.val,
-                len(data.class_names),
-                values["width"],
-                params,
-                compute.torch_device(),
-                compute.precision(),
+                num_classes=len(data.class_names),
+                width=values["width"],
+                params=params,
+                device=compute.torch_device(),
+                precision=compute.precision(),
             )
             context.log.info(
                 f"{name}: validation accuracy {trained[name].val_accuracy:.4f} after {epochs} epochs "
@@ -126,6 +127,7 @@ def build_feature_extractor_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
 def search_data(
     config: GanSearchConfig,
     size: int,
+    *,
     extractors: ModelWeights,
     resource: FeatureExtractorResource,
     compute: ComputeResource,
@@ -212,6 +214,7 @@ def stage_result(
     run: GanSearchRun,
     request: GanSearchRequest,
     data: GanSearchData,
+    *,
     class_names: list[str],
     top_k: int,
     started: float,
@@ -271,6 +274,7 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         context,
         config,
         stage,
+        *,
         compute,
         image_dataset,
         feature_extractor,
@@ -283,24 +287,36 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     ):
         started = time.perf_counter()
         values = config.settings(context, image_dataset.entry(dataset), stage, SEARCH_FIELDS)
-        data = search_data(config, values["image_size"], extractors, feature_extractor, compute, augmented, splits)
+        data = search_data(
+            config,
+            values["image_size"],
+            extractors=extractors,
+            resource=feature_extractor,
+            compute=compute,
+            augmented=augmented,
+            splits=splits,
+        )
         request = search_request(config, values, stage, len(data.train.labels), fixed_generator)
         with search_executor.open() as plan:
             # GAN training uses fp32 on CPUs (bf16 autocast made it ~10x slower and unstable); AMP on CUDA.
             run = search_gan(
                 data,
                 request,
-                plan.executor,
-                plan.workers,
-                search_executor.state_dir(dataset),
-                str(compute.torch_device()),
-                gan_precision(compute),
-                plan.threads_per_worker,
-                evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}"),
-                plan.ordering,
-                initial_weights,
+                SearchRuntime(
+                    plan.executor,
+                    plan.workers,
+                    search_executor.state_dir(dataset),
+                    device=str(compute.torch_device()),
+                    precision=gan_precision(compute),
+                    threads_per_worker=plan.threads_per_worker,
+                    on_evaluation=evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}"),
+                    ordering=plan.ordering,
+                ),
+                initial_weights=initial_weights,
             )
-        value, metadata = stage_result(run, request, data, sorted(augmented), config.top_k, started, compute)
+        value, metadata = stage_result(
+            run, request, data, class_names=sorted(augmented), top_k=config.top_k, started=started, compute=compute
+        )
         return value, {**metadata, **values.metadata()}
 
     @dg.asset(name="generator", ins=inputs, **common)
@@ -320,13 +336,13 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             context,
             config,
             "generator",
-            compute,
-            image_dataset,
-            feature_extractor,
-            search_executor,
-            augmented_dataset,
-            image_splits,
-            feature_extractors,
+            compute=compute,
+            image_dataset=image_dataset,
+            feature_extractor=feature_extractor,
+            search_executor=search_executor,
+            augmented=augmented_dataset,
+            splits=image_splits,
+            extractors=feature_extractors,
         )
         return dg.MaterializeResult(value=value, metadata=metadata)
 
@@ -357,13 +373,13 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             context,
             config,
             "discriminator",
-            compute,
-            image_dataset,
-            feature_extractor,
-            search_executor,
-            augmented_dataset,
-            image_splits,
-            feature_extractors,
+            compute=compute,
+            image_dataset=image_dataset,
+            feature_extractor=feature_extractor,
+            search_executor=search_executor,
+            augmented=augmented_dataset,
+            splits=image_splits,
+            extractors=feature_extractors,
             fixed_generator=generator.spec["genotype"],
             initial_weights=str(initial),
         )

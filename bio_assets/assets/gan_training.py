@@ -68,6 +68,7 @@ def run_training(
     context,
     config: GanTrainingConfig,
     asset_name: str,
+    *,
     dataset: str,
     build,
     identity: dict,
@@ -106,10 +107,10 @@ def run_training(
         feature_extractor,
         extractors,
         real,
-        values["fid_samples"],
-        data.num_classes,
-        device,
-        derive_seed(config.seed, "fid"),
+        samples=values["fid_samples"],
+        num_classes=data.num_classes,
+        device=device,
+        seed=derive_seed(config.seed, "fid"),
     )
     identity = {
         **identity,
@@ -125,13 +126,13 @@ def run_training(
         discriminator,
         data,
         params,
-        device,
-        fid_scorers,
-        config.extractor,
-        values["fid_every"],
-        checkpoint,
-        identity,
-        gan_precision(compute),
+        device=device,
+        scorers=fid_scorers,
+        curve_extractor=config.extractor,
+        fid_every=values["fid_every"],
+        checkpoint_path=checkpoint,
+        identity=identity,
+        precision=gan_precision(compute),
         on_step=step_logger(context, values["iterations"], started),
     )
     report = scored.report
@@ -201,19 +202,19 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             context,
             config,
             "trained_gan",
-            dataset,
-            build,
-            identity,
-            compute,
-            image_dataset,
-            feature_extractor,
-            search_executor,
-            augmented_dataset,
-            image_splits,
-            feature_extractors,
-            config.diffaugment,
-            config.ema_decay,
-            (config.generator_lr, config.discriminator_lr),
+            dataset=dataset,
+            build=build,
+            identity=identity,
+            compute=compute,
+            image_dataset=image_dataset,
+            feature_extractor=feature_extractor,
+            search_executor=search_executor,
+            augmented=augmented_dataset,
+            splits=image_splits,
+            extractors=feature_extractors,
+            diffaugment=config.diffaugment,
+            ema_decay=config.ema_decay,
+            lrs=(config.generator_lr, config.discriminator_lr),
         )
         class_names = sorted(augmented_dataset)
         grids = {
@@ -260,7 +261,17 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     models = model_partitions(entry.gan_baselines, list(GAN_BASELINES), "GAN baselines")
 
     def train_gan_baseline(
-        context, name, config, compute, image_dataset, feature_extractor, search_executor, augmented, splits, extractors
+        context,
+        name,
+        config,
+        *,
+        compute,
+        image_dataset,
+        feature_extractor,
+        search_executor,
+        augmented,
+        splits,
+        extractors,
     ) -> tuple[ModelWeights, dict]:
         """One model partition trained and scored: its generator weights and metadata."""
         baseline = GAN_BASELINES[name]
@@ -279,19 +290,19 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             context,
             config,
             "gan_baselines",
-            dataset,
-            build,
-            {"baseline": name},
-            compute,
-            image_dataset,
-            feature_extractor,
-            search_executor,
-            augmented,
-            splits,
-            extractors,
-            (),
-            0.0,
-            (baseline.generator_lr, baseline.discriminator_lr),
+            dataset=dataset,
+            build=build,
+            identity={"baseline": name},
+            compute=compute,
+            image_dataset=image_dataset,
+            feature_extractor=feature_extractor,
+            search_executor=search_executor,
+            augmented=augmented,
+            splits=splits,
+            extractors=extractors,
+            diffaugment=(),
+            ema_decay=0.0,
+            lrs=(baseline.generator_lr, baseline.discriminator_lr),
             loss=baseline.loss,
         )
         spec = {
@@ -335,8 +346,9 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         trained = {}
         for name in context.partition_keys:
             weights, metadata = train_gan_baseline(
-                context, name, config, compute, image_dataset, feature_extractor, search_executor,
-                augmented_dataset, image_splits, feature_extractors,
+                context, name, config, compute=compute, image_dataset=image_dataset,
+                feature_extractor=feature_extractor, search_executor=search_executor,
+                augmented=augmented_dataset, splits=image_splits, extractors=feature_extractors,
             )  # fmt: skip
             context.add_asset_metadata(metadata, partition_key=name)
             trained[name] = weights

@@ -189,11 +189,11 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
                     extractor,
                     real,
                     fake,
-                    names,
-                    np.random.default_rng(derive_seed(config.seed, "kid", name)),
-                    config.kid_subsets,
-                    config.kid_subset_size,
-                    config.is_splits,
+                    class_names=names,
+                    rng=np.random.default_rng(derive_seed(config.seed, "kid", name)),
+                    kid_subsets=config.kid_subsets,
+                    kid_subset_size=config.kid_subset_size,
+                    is_splits=config.is_splits,
                 )
             )
             context.log.info(
@@ -212,7 +212,9 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         accuracy_rows, roc = [], {}
         for label, weights in (("real only", classifier), ("real + synthetic", extended_classifier)):
             model, _ = load_classifier(weights.state_dict, weights.spec)
-            probabilities = predict_probabilities(model.to(device), data.test.images, device, compute.precision())
+            probabilities = predict_probabilities(
+                model.to(device), data.test.images, device, precision=compute.precision()
+            )
             correct = int((probabilities.argmax(1) == data.test.labels.numpy()).sum())
             accuracy_rows.append(
                 AccuracyRow(

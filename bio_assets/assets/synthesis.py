@@ -99,7 +99,7 @@ def require_current_generator(instance: dg.DagsterInstance, dataset: str, class_
     return event.run_id
 
 
-def gate_inputs(context, served, extractors, splits, name, images) -> GateInputs:
+def gate_inputs(context, served, extractors, *, splits, name, images) -> GateInputs:
     """The staged images and the real ones the gates compare them with (every class's validation
     split). ``served``: the feature-extractor, compute and IO-manager resources."""
     feature_extractor, compute, io_manager = served
@@ -157,9 +157,13 @@ def build_synthesis_asset(entry: DatasetEntry, catalog_kind: str = "sqlite") -> 
             float(settings["max_class_fid"]), config.min_distance_ratio, int(settings["images_per_class"])
         )
         generator = load_trained_generator(trained_gan.state_dict, trained_gan.spec, compute.torch_device())
-        images = synthesize(generator, class_name, thresholds.num_requested, config.seed, compute.torch_device())
+        images = synthesize(
+            generator, class_name, thresholds.num_requested, seed=config.seed, device=compute.torch_device()
+        )
         served = (feature_extractor, compute, io_manager)
-        inputs = gate_inputs(context, served, feature_extractors, image_splits, config.gate_extractor, images)
+        inputs = gate_inputs(
+            context, served, feature_extractors, splits=image_splits, name=config.gate_extractor, images=images
+        )
         gan_run = context.instance.get_latest_materialization_event(gan_key).run_id
         record = gan_record(dataset, trained_gan, gan_run, generator.checkpoint_sha256)
         store, results = catalog.store(), []

@@ -57,9 +57,14 @@ class CandidateEvaluator:
         started = time.perf_counter()
         device = torch.device(self.device)
         model = build_seeded(self.spec(code), derive_seed(self.train_params.seed, "candidate", code))
-        report = train_classifier(model, self.data.train, self.train_params, device, self.precision)
+        report = train_classifier(model, self.data.train, self.train_params, device, precision=self.precision)
         scores = evaluate_classifier(
-            model, self.data.val, len(self.data.class_names), device, self.precision, self.train_params.input_size
+            model,
+            self.data.val,
+            len(self.data.class_names),
+            device,
+            precision=self.precision,
+            input_size=self.train_params.input_size,
         )
         return {
             "fitness": scores["accuracy"],

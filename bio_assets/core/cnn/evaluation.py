@@ -51,6 +51,7 @@ def train_and_test(
     spec: dict,
     data: ClassificationData,
     params: TrainParams,
+    *,
     seeds: int,
     device: torch.device,
     precision: Precision = Precision(),
@@ -70,8 +71,10 @@ def train_and_test(
             model = build_architecture(spec)
         if initial_state is not None:
             load_matching(model, initial_state)
-        report = train_classifier(model, data.train, replace(params, seed=seed), device, precision)
-        scores = evaluate_classifier(model, data.test, len(data.class_names), device, precision, params.input_size)
+        report = train_classifier(model, data.train, replace(params, seed=seed), device, precision=precision)
+        scores = evaluate_classifier(
+            model, data.test, len(data.class_names), device, precision=precision, input_size=params.input_size
+        )
         roc = roc_report(data.test.labels.numpy(), scores["probabilities"])
         run = SeedRun(
             seed,

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
 from bio_assets.core.cnn.genotypes import MAX_NODES, MIN_NODES
 from bio_assets.core.cnn.spaces import cell_space, macro_space
-from bio_assets.core.cnn.training import Precision, TrainParams
+from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.search.cache import EvaluationCache, settings_hash
-from bio_assets.core.search.evolution import Evaluation, EvolutionParams, SearchResult, run_search
+from bio_assets.core.search.evolution import EvolutionParams, SearchResult, run_search
+from bio_assets.core.search.runtime import SearchRuntime
 
 
 @dataclass(frozen=True)
@@ -55,16 +54,10 @@ class CnnSearchRun:
 def search_cnn(
     data: SearchData,
     request: CnnSearchRequest,
-    executor: Executor,
-    workers: int,
-    state_dir: Path,
-    device: str = "cpu",
-    precision: Precision = Precision(),
-    threads_per_worker: int = 0,
-    on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
-    ordering: str = "fifo",
+    runtime: SearchRuntime,
 ) -> CnnSearchRun:
-    """Search with aging evolution (or random search); resumes from ``state_dir`` when interrupted."""
+    """Search with aging evolution (or random search); resumes from ``runtime.state_dir`` when interrupted."""
+    precision, state_dir = runtime.precision, Path(runtime.state_dir)
     space = (
         cell_space(request.min_nodes, request.max_nodes, request.evolution.mutation_probability)
         if request.searching == "cell"
@@ -77,9 +70,9 @@ def search_cnn(
         searching=request.searching,
         fixed_cell=request.fixed_cell,
         fixed_macro=request.fixed_macro,
-        device=device,
+        device=runtime.device,
         precision=precision,
-        threads=threads_per_worker,
+        threads=runtime.threads_per_worker,
     )
     candidate_hash = settings_hash({**request.candidate_settings(), "precision": str(precision)})
     run_hash = settings_hash(
@@ -87,13 +80,21 @@ def search_cnn(
             "candidate": candidate_hash,
             "evolution": asdict(request.evolution),
             "nodes": [request.min_nodes, request.max_nodes],
-            "workers": workers,
-            "ordering": ordering,
+            "workers": runtime.workers,
+            "ordering": runtime.ordering,
         }
     )
-    cache = EvaluationCache(Path(state_dir) / f"{request.searching}-cache.json", f"{candidate_hash}/{data.version}")
-    state_path = Path(state_dir) / f"{request.searching}-state-{run_hash}-{data.version}.json"
+    cache = EvaluationCache(state_dir / f"{request.searching}-cache.json", f"{candidate_hash}/{data.version}")
+    state_path = state_dir / f"{request.searching}-state-{run_hash}-{data.version}.json"
     result = run_search(
-        space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering
+        space,
+        evaluator,
+        request.evolution,
+        runtime.executor,
+        workers=runtime.workers,
+        cache=cache,
+        state_path=state_path,
+        on_evaluation=runtime.on_evaluation,
+        ordering=runtime.ordering,
     )
     return CnnSearchRun(result, candidate_hash, state_path)

@@ -105,6 +105,7 @@ def train_classifier(
     train: LabelledImages,
     params: TrainParams,
     device: torch.device,
+    *,
     precision: Precision = Precision(),
     on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> TrainReport:
@@ -117,11 +118,17 @@ def train_classifier(
         raise ValueError("cannot train on an empty training set")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
-        return _train(model, train, params, device, precision, on_epoch)
+        return _train(model, train, params, device, precision=precision, on_epoch=on_epoch)
 
 
 def _train(
-    model: nn.Module, train: LabelledImages, params: TrainParams, device: torch.device, precision: Precision, on_epoch
+    model: nn.Module,
+    train: LabelledImages,
+    params: TrainParams,
+    device: torch.device,
+    *,
+    precision: Precision,
+    on_epoch,
 ) -> TrainReport:
     model.to(device)
     if precision.channels_last:
@@ -169,6 +176,7 @@ def predict_probabilities(
     model: nn.Module,
     images: torch.Tensor,
     device: torch.device,
+    *,
     precision: Precision = Precision(),
     input_size: int | None = None,
     batch_size: int = 256,
@@ -188,11 +196,12 @@ def evaluate_classifier(
     data: LabelledImages,
     num_classes: int,
     device: torch.device,
+    *,
     precision: Precision = Precision(),
     input_size: int | None = None,
 ) -> dict:
     """Accuracy, macro F1, confusion matrix and probabilities on ``data``."""
-    probabilities = predict_probabilities(model, data.images, device, precision, input_size)
+    probabilities = predict_probabilities(model, data.images, device, precision=precision, input_size=input_size)
     labels = data.labels.numpy()
     predictions = probabilities.argmax(1)
     return {

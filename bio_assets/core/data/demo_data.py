@@ -124,7 +124,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
 
 
 def _blob(
-    size: int, cx: float, cy: float, radius: float, irregularity: float, rng: np.random.Generator, spikes: int = 0
+    size: int, cx: float, cy: float, *, radius: float, irregularity: float, rng: np.random.Generator, spikes: int = 0
 ) -> np.ndarray:
     """Soft mask ``(size, size)`` in [0, 1] of a closed shape with a wavy (or spiky) outline."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
@@ -144,7 +144,7 @@ def _blob(
 
 
 def _paint_cell(
-    density: np.ndarray, kind: CellKind, cx: float, cy: float, rng: np.random.Generator, scale: float = 1.0
+    density: np.ndarray, kind: CellKind, cx: float, cy: float, *, rng: np.random.Generator, scale: float = 1.0
 ) -> None:
     """Add one cell's optical density into ``density`` ``(size, size, 3)`` in place."""
     size = density.shape[0]
@@ -152,7 +152,13 @@ def _paint_cell(
     mix = np.array(kind.cytoplasm_mix) * rng.uniform(0.6, 1.4, size=3)
     colour = (mix / mix.sum()) @ np.stack([CYAN_CYTOPLASM, PINK_CYTOPLASM, ORANGE_CYTOPLASM])
     cytoplasm = _blob(
-        size, cx, cy, radius, rng.uniform(*kind.irregularity), rng, rng.integers(kind.spikes[0], kind.spikes[1] + 1)
+        size,
+        cx,
+        cy,
+        radius=radius,
+        irregularity=rng.uniform(*kind.irregularity),
+        rng=rng,
+        spikes=rng.integers(kind.spikes[0], kind.spikes[1] + 1),
     )
     texture = 1.0 + 0.12 * _smooth_noise(rng, size, 2.0)
     density += (cytoplasm * texture * rng.uniform(*kind.cytoplasm_density))[..., None] * colour
@@ -166,13 +172,14 @@ def _paint_cell(
     if rng.random() < kind.halo_probability:
         # Koilocyte: a clear perinuclear cavity with a condensed cytoplasmic rim.
         halo_radius = nucleus_radius * rng.uniform(2.0, 2.8)
-        halo = _blob(size, nuclei[0][0], nuclei[0][1], halo_radius, 0.12, rng) * cytoplasm
-        rim = np.clip(_blob(size, nuclei[0][0], nuclei[0][1], halo_radius + 1.8, 0.12, rng) * cytoplasm - halo, 0, 1)
+        halo = _blob(size, nuclei[0][0], nuclei[0][1], radius=halo_radius, irregularity=0.12, rng=rng) * cytoplasm
+        outer = _blob(size, nuclei[0][0], nuclei[0][1], radius=halo_radius + 1.8, irregularity=0.12, rng=rng)
+        rim = np.clip(outer * cytoplasm - halo, 0, 1)
         density -= (halo * rng.uniform(0.75, 0.95))[..., None] * density
         density += (rim * 0.5)[..., None] * colour
     grain = rng.uniform(*kind.chromatin_grain)
     for nx, ny in nuclei:
-        nucleus = _blob(size, nx, ny, nucleus_radius, 0.08, rng)
+        nucleus = _blob(size, nx, ny, radius=nucleus_radius, irregularity=0.08, rng=rng)
         chromatin = 1.0 + grain * _smooth_noise(rng, size, 0.7)
         density += (nucleus * chromatin * rng.uniform(*kind.nucleus_density))[..., None] * NUCLEUS
 
@@ -191,11 +198,11 @@ def render_cell_image(class_name: str, rng: np.random.Generator, size: int = 64)
             neighbour_kind,
             size / 2 + distance * np.cos(angle),
             size / 2 + distance * np.sin(angle),
-            rng,
+            rng=rng,
             scale=rng.uniform(0.7, 1.0),
         )
     centre = size / 2 + rng.normal(0, size * 0.04, size=2)
-    _paint_cell(density, kind, centre[0], centre[1], rng, scale=size / 64)
+    _paint_cell(density, kind, centre[0], centre[1], rng=rng, scale=size / 64)
 
     stain = rng.uniform(0.8, 1.2, size=3)  # per-slide stain intensity differences
     background = np.array([0.93, 0.92, 0.95]) * rng.uniform(0.9, 1.03, size=3)

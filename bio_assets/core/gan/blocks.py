@@ -16,6 +16,7 @@ def sn_conv(
     in_channels: int,
     out_channels: int,
     kernel: int,
+    *,
     stride: int = 1,
     padding: int | None = None,
     groups: int = 1,

@@ -9,8 +9,6 @@ best network's weights into the next cycle's candidates); the rest keeps its see
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from bio_assets.core.metrics.extractors import build_extractor_model, domain_ext
 from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.search.cache import EvaluationCache, settings_hash
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams, SearchResult, SearchSpace, run_search
+from bio_assets.core.search.runtime import SearchRuntime
 from bio_assets.core.seeding import derive_seed
 
 STAGES = ("generator", "discriminator")
@@ -132,7 +131,12 @@ class GanCandidateEvaluator:
                     model, {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(name + ".")}
                 )
         report = train_gan(
-            generator, discriminator, self.data.train, replace(self.request.training, seed=seed), device, self.precision
+            generator,
+            discriminator,
+            self.data.train,
+            replace(self.request.training, seed=seed),
+            device=device,
+            precision=self.precision,
         )
         extractor_model = build_extractor_model(self.data.extractor_spec)
         extractor_model.load_state_dict(self.data.extractor_state)
@@ -186,33 +190,32 @@ class GanSearchRun:
 def search_gan(
     data: GanSearchData,
     request: GanSearchRequest,
-    executor: Executor,
-    workers: int,
-    state_dir: Path,
-    device: str = "cpu",
-    precision: Precision = Precision(),
-    threads_per_worker: int = 0,
-    on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
-    ordering: str = "fifo",
+    runtime: SearchRuntime,
+    *,
     initial_weights: str = "",
 ) -> GanSearchRun:
-    """One stage of the search; resumable from ``state_dir``. ``initial_weights``: what the
+    """One stage of the search; resumable from ``runtime.state_dir``. ``initial_weights``: what the
     first candidates inherit (stage 2: the best generator's weights)."""
-    state_dir = Path(state_dir)
+    precision, state_dir = runtime.precision, Path(runtime.state_dir)
     candidate_hash = settings_hash(
         {**request.candidate_settings(), "precision": str(precision), "initial": initial_weights}
     )
     run_hash = settings_hash(
-        {"candidate": candidate_hash, "evolution": asdict(request.evolution), "workers": workers, "ordering": ordering}
+        {
+            "candidate": candidate_hash,
+            "evolution": asdict(request.evolution),
+            "workers": runtime.workers,
+            "ordering": runtime.ordering,
+        }
     )
     evaluator = GanCandidateEvaluator(
         data,
         request,
         str(state_dir / f"{request.stage}-weights"),
         initial_weights,
-        device,
+        runtime.device,
         precision,
-        threads_per_worker,
+        runtime.threads_per_worker,
     )
 
     def bind(history: list[Evaluation]) -> GanCandidateEvaluator:
@@ -226,6 +229,15 @@ def search_gan(
     state_path = state_dir / f"gan-{request.stage}-state-{run_hash}-{data.version}.json"
     space = gan_space(request.stage, request.evolution.mutation_probability, (request.min_nodes, request.max_nodes))
     result = run_search(
-        space, evaluator, request.evolution, executor, workers, cache, state_path, on_evaluation, ordering, bind=bind
+        space,
+        evaluator,
+        request.evolution,
+        runtime.executor,
+        workers=runtime.workers,
+        cache=cache,
+        state_path=state_path,
+        on_evaluation=runtime.on_evaluation,
+        ordering=runtime.ordering,
+        bind=bind,
     )
     return GanSearchRun(result, candidate_hash, state_path)

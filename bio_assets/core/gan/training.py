@@ -136,6 +136,7 @@ class _Trainer:
         discriminator: nn.Module,
         data: GanImages,
         params: GanTrainParams,
+        *,
         device: torch.device,
         precision: Precision,
     ) -> None:
@@ -247,6 +248,7 @@ def train_gan(
     discriminator: nn.Module,
     data: GanImages,
     params: GanTrainParams,
+    *,
     device: torch.device,
     precision: Precision = Precision(),
     checkpoint_path: Path | None = None,
@@ -265,7 +267,7 @@ def train_gan(
     """
     if len(data.labels) == 0:
         raise ValueError("cannot train a GAN on an empty image set")
-    trainer = _Trainer(generator, discriminator, data, params, device, precision)
+    trainer = _Trainer(generator, discriminator, data, params, device=device, precision=precision)
     header = {"params": json.loads(json.dumps(asdict(params))), "identity": identity or {}}
     start, curve = 0, []
     if checkpoint_path is not None and Path(checkpoint_path).exists():

@@ -177,6 +177,7 @@ def train_extractor(
     kind: str,
     train: LabelledImages,
     val: LabelledImages,
+    *,
     num_classes: int,
     width: int,
     params: TrainParams,
@@ -190,8 +191,8 @@ def train_extractor(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
         model = build_extractor_model(spec)
-    report = train_classifier(model, train, params, device, precision)
-    scores = evaluate_classifier(model, val, num_classes, device, precision)
+    report = train_classifier(model, train, params, device, precision=precision)
+    scores = evaluate_classifier(model, val, num_classes, device, precision=precision)
     return TrainedExtractor(spec, model, float(scores["accuracy"]), report.seconds)
 
 

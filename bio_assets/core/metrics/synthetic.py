@@ -61,6 +61,7 @@ def score_synthetic(
     extractor: FeatureExtractor,
     real: LabelledSet,
     fake: LabelledSet,
+    *,
     class_names: tuple[str, ...],
     rng: np.random.Generator,
     kid_subsets: int = 100,
@@ -90,14 +91,21 @@ def score_synthetic(
         mean, std = inception_score(probabilities, is_splits)
         score = ScoreValue("is", mean, std, extractor.name, 0, len(fake.labels), f"{is_splits} split(s)")
         if probabilities.shape[1] == len(class_names):  # a domain classifier of these classes (not Inception's 1008)
-            agreement = _agreement("class_agreement", probabilities, fake.labels, extractor.name, 0, len(fake.labels))
+            agreement = _agreement(
+                "class_agreement",
+                probabilities,
+                fake.labels,
+                extractor=extractor.name,
+                num_real=0,
+                num_fake=len(fake.labels),
+            )
             real_agreement = _agreement(
                 "real_class_agreement",
                 extractor.probabilities(real.images),
                 real.labels,
-                extractor.name,
-                len(real.labels),
-                0,
+                extractor=extractor.name,
+                num_real=len(real.labels),
+                num_fake=0,
             )
     kid_mean, kid_std, size = kernel_inception_distance(real_features, fake_features, rng, kid_subsets, kid_subset_size)
     kid = ScoreValue(
@@ -117,7 +125,7 @@ def score_synthetic(
 
 
 def _agreement(
-    metric: str, probabilities: np.ndarray, labels: np.ndarray, extractor: str, num_real: int, num_fake: int
+    metric: str, probabilities: np.ndarray, labels: np.ndarray, *, extractor: str, num_real: int, num_fake: int
 ) -> ScoreValue:
     """Share of rows whose most probable class is their label (labels index the extractor's classes)."""
     correct = probabilities.argmax(axis=1) == labels

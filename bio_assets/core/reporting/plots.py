@@ -54,6 +54,7 @@ def roc_plot(
     aucs: dict[int, float],
     micro: tuple[np.ndarray, np.ndarray],
     micro_auc: float,
+    *,
     class_names: tuple[str, ...],
     title: str,
 ) -> bytes:

@@ -286,7 +286,9 @@ def _classifier_section(inputs: ReportInputs, report: Report) -> None:
     figures = [
         Figure(
             f"roc_{i}",
-            roc_plot(r["curves"], r["auc"], r["micro_curve"], r["micro_auc"], inputs.class_names, label),
+            roc_plot(
+                r["curves"], r["auc"], r["micro_curve"], r["micro_auc"], class_names=inputs.class_names, title=label
+            ),
             f"ROC curves, {label}",
         )
         for i, (label, r) in enumerate(inputs.roc.items())

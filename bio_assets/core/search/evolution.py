@@ -114,6 +114,7 @@ def run_search(
     evaluate: Callable[[str], dict],
     params: EvolutionParams,
     executor: Executor,
+    *,
     workers: int = 1,
     cache: EvaluationCache | None = None,
     state_path: Path | None = None,

@@ -71,6 +71,7 @@ def held_out_leaks(
     fake: np.ndarray,
     held_images: np.ndarray,
     held: np.ndarray,
+    *,
     spacing: float,
     min_ratio: float,
 ) -> dict:
@@ -165,8 +166,8 @@ def evaluate_gates(
         fake_features,
         held,
         inputs.features(held) if len(held) else np.zeros((0, fake_features.shape[1])),
-        typical_spacing(train_features),
-        thresholds.min_distance_ratio,
+        spacing=typical_spacing(train_features),
+        min_ratio=thresholds.min_distance_ratio,
     )
     count_ok = num_staged == thresholds.num_requested
     return [

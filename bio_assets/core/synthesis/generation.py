@@ -62,6 +62,7 @@ def synthesize(
     generator: TrainedGenerator,
     class_name: str,
     count: int,
+    *,
     seed: int,
     device: torch.device,
     size: int = PUBLISHED_SIZE,
