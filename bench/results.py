@@ -77,10 +77,19 @@ def machine() -> dict:
     return info
 
 
-def peak_rss_mb(*, children: bool = False) -> float:
-    """Peak resident memory of this process (or of its finished children), in MiB (Linux reports KiB)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF)
-    return usage.ru_maxrss / 1024
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process image, in MiB.
+
+    Linux's ``VmHWM`` belongs to the current program only; ``ru_maxrss`` is not used because it
+    survives fork and exec, so a program started by a large parent reports the parent's size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # elsewhere: KiB on Linux, bytes on macOS
 
 
 def table(results: list[BenchResult]) -> str:
