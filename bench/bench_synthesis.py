@@ -112,10 +112,11 @@ def bench_kid() -> BenchResult:
     )  # fmt: skip
 
 
-def report_inputs() -> ReportInputs:
+def report_inputs(*, real_images: int = 60, fake_images: int = 100, size: int = 64) -> ReportInputs:
+    """Report inputs of random images: ``real_images`` and ``fake_images`` per class at ``size`` px."""
     rng = np.random.default_rng(0)
-    real = {n: rng.integers(0, 256, (60, 64, 64, 3), dtype=np.uint8) for n in CLASSES}
-    fake = {n: rng.integers(0, 256, (100, 64, 64, 3), dtype=np.uint8) for n in CLASSES}
+    real = {n: rng.integers(0, 256, (real_images, size, size, 3), dtype=np.uint8) for n in CLASSES}
+    fake = {n: rng.integers(0, 256, (fake_images, size, size, 3), dtype=np.uint8) for n in CLASSES}
     labels = np.arange(80) % len(CLASSES)
     probabilities = rng.dirichlet(np.ones(len(CLASSES)), size=80)
     roc = {name: roc_report(labels, probabilities) for name in ("real only", "real + synthetic")}
