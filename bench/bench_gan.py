@@ -16,7 +16,7 @@ from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanImages, GanTrainParams, to_model_range, train_gan
-from bio_assets.core.hardware import precision_for
+from bio_assets.core.hardware import gan_precision_for
 from bio_assets.core.metrics.extractors import build_extractor_model, domain_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics, frechet_distance
 
@@ -73,7 +73,7 @@ def synchronize(device: torch.device) -> None:
 
 def gan_rates(data: GanImages, device: torch.device = CPU) -> tuple[float, float, str]:
     """(ours it/s, plain fp32 loop it/s, our precision), after a warm-up of both."""
-    precision = precision_for(device, amp=True)
+    precision = gan_precision_for(device, amp=True)  # what the GAN assets train in
     g, d = networks(data.num_classes)
     warm_up = GanTrainParams(iterations=3, batch_size=BATCH)
     train_gan(g, d, data, warm_up, device=device, precision=precision)  # oneDNN caches

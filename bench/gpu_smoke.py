@@ -24,7 +24,7 @@ from bio_assets.core.cnn.training import LabelledImages, TrainParams, evaluate_c
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanImages, GanTrainParams, train_gan
-from bio_assets.core.hardware import auto_layout, pin_worker_gpu, precision_for
+from bio_assets.core.hardware import auto_layout, gan_precision_for, pin_worker_gpu, precision_for
 from bio_assets.core.synthesis.generation import TrainedGenerator, state_sha256, synthesize
 
 CLASSES = ("a", "b", "c", "d")
@@ -59,7 +59,7 @@ def gan_networks(device: torch.device):
 
 
 def amp_gan_training(device: torch.device) -> tuple[str, torch.nn.Module]:
-    precision = precision_for(device, amp=True)
+    precision = gan_precision_for(device, amp=True)
     g, d = gan_networks(device)
     data = images(256, 32)
     report = train_gan(

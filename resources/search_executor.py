@@ -21,7 +21,10 @@ import dagster as dg
 import torch
 from pydantic import Field
 
+from bio_assets.core.cnn.training import Precision
 from bio_assets.core.hardware import auto_layout, pin_worker_gpu, usable_cores
+from bio_assets.core.search.runtime import SearchRuntime
+from resources.compute import ComputeResource
 from resources.paths import data_home
 
 KINDS = ("auto", "in_process", "process_pool", "dask")
@@ -55,6 +58,24 @@ class SearchExecutorResource(dg.ConfigurableResource):
 
     def state_dir(self, dataset: str) -> Path:
         return Path(self.state_root) / dataset
+
+    @contextmanager
+    def runtime(
+        self, dataset: str, compute: ComputeResource, *, precision: Precision, on_evaluation=None
+    ) -> Iterator[SearchRuntime]:
+        """The opened executor as one :class:`SearchRuntime`: its layout, ``dataset``'s state folder,
+        ``compute``'s device, and the ``precision`` the candidates train in."""
+        with self.open() as plan:
+            yield SearchRuntime(
+                plan.executor,
+                plan.workers,
+                self.state_dir(dataset),
+                device=str(compute.torch_device()),
+                precision=precision,
+                threads_per_worker=plan.threads_per_worker,
+                on_evaluation=on_evaluation,
+                ordering=plan.ordering,
+            )
 
     @contextmanager
     def open(self) -> Iterator[ExecutorPlan]:

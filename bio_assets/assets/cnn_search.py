@@ -15,7 +15,6 @@ from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams
 from bio_assets.core.search.outcome import SearchOutcome
-from bio_assets.core.search.runtime import SearchRuntime
 from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 from resources.search_executor import SearchExecutorResource
@@ -183,21 +182,9 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             max_nodes=config.max_nodes,
         )
         data = assemble(augmented_dataset, image_splits).for_search()
-        with search_executor.open() as plan:
-            run = search_cnn(
-                data,
-                request,
-                SearchRuntime(
-                    plan.executor,
-                    plan.workers,
-                    search_executor.state_dir(dataset),
-                    device=str(compute.torch_device()),
-                    precision=compute.precision(),
-                    threads_per_worker=plan.threads_per_worker,
-                    on_evaluation=evaluation_logger(context, started),
-                    ordering=plan.ordering,
-                ),
-            )
+        logger = evaluation_logger(context, started)
+        with search_executor.runtime(dataset, compute, precision=compute.precision(), on_evaluation=logger) as rt:
+            run = search_cnn(data, request, rt)
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(
             run,
@@ -237,21 +224,9 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             fixed_cell=searched_cell.best_code,
         )
         data = assemble(augmented_dataset, image_splits).for_search()
-        with search_executor.open() as plan:
-            run = search_cnn(
-                data,
-                request,
-                SearchRuntime(
-                    plan.executor,
-                    plan.workers,
-                    search_executor.state_dir(dataset),
-                    device=str(compute.torch_device()),
-                    precision=compute.precision(),
-                    threads_per_worker=plan.threads_per_worker,
-                    on_evaluation=evaluation_logger(context, started),
-                    ordering=plan.ordering,
-                ),
-            )
+        logger = evaluation_logger(context, started)
+        with search_executor.runtime(dataset, compute, precision=compute.precision(), on_evaluation=logger) as rt:
+            run = search_cnn(data, request, rt)
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(
             run,

@@ -16,13 +16,13 @@ from bio_assets.core.cnn.training import Precision, TrainParams
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, MAX_NODES, MIN_NODES
 from bio_assets.core.gan.search import GanSearchData, GanSearchRequest, GanSearchRun, search_gan
 from bio_assets.core.gan.training import GanTrainParams
+from bio_assets.core.hardware import gan_precision_for
 from bio_assets.core.io.storage import ModelWeights, load_weights, save_weights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, pack_extractors, train_extractor, unpack_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import EvolutionParams
-from bio_assets.core.search.runtime import SearchRuntime
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
@@ -297,23 +297,9 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             splits=splits,
         )
         request = search_request(config, values, stage, len(data.train.labels), fixed_generator)
-        with search_executor.open() as plan:
-            # GAN training uses fp32 on CPUs (bf16 autocast made it ~10x slower and unstable); AMP on CUDA.
-            run = search_gan(
-                data,
-                request,
-                SearchRuntime(
-                    plan.executor,
-                    plan.workers,
-                    search_executor.state_dir(dataset),
-                    device=str(compute.torch_device()),
-                    precision=gan_precision(compute),
-                    threads_per_worker=plan.threads_per_worker,
-                    on_evaluation=evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}"),
-                    ordering=plan.ordering,
-                ),
-                initial_weights=initial_weights,
-            )
+        logger = evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}")
+        with search_executor.runtime(dataset, compute, precision=gan_precision(compute), on_evaluation=logger) as rt:
+            run = search_gan(data, request, rt, initial_weights=initial_weights)
         value, metadata = stage_result(
             run, request, data, class_names=sorted(augmented), top_k=config.top_k, started=started, compute=compute
         )
@@ -391,6 +377,5 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
 
 
 def gan_precision(compute: ComputeResource) -> Precision:
-    """AMP (fp16) on CUDA; fp32 elsewhere: bf16 autocast made CPU GAN training ~10x slower here."""
-    precision = compute.precision()
-    return precision if compute.torch_device().type == "cuda" else Precision(channels_last=False, autocast_dtype=None)
+    """The precision GAN training runs in on ``compute``'s device (``gan_precision_for``)."""
+    return gan_precision_for(compute.torch_device(), amp=compute.amp)
