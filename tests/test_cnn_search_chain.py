@@ -20,7 +20,7 @@ TINY_SEARCH = {"population_size": 3, "cycles": 2, "sample_size": 2, "epochs": 1,
 def test_search_and_classifier_chain(tmp_path, prepared):
     defs, assets, instance = prepared
     search_config = {
-        "tiny__searched_cell": {"config": {**TINY_SEARCH, "channels": 4, "max_nodes": 4}},
+        "tiny__searched_cell": {"config": {**TINY_SEARCH, "channels": 4, "max_nodes": 4, "compare_random": True}},
         "tiny__macro_architecture": {"config": {**TINY_SEARCH, "channels": 4}},
         "tiny__classifier": {"config": {"epochs": 1, "seeds": 2, "channels": 4}},
     }
@@ -34,6 +34,13 @@ def test_search_and_classifier_chain(tmp_path, prepared):
     assert CellGenotype.parse(cell["genotype"].value).nodes <= 4
     assert cell["num_evaluations"].value == 5 and 1 <= cell["num_trainings"].value <= 5
     assert len(cell["top_k"].value.records) >= 1 and "data:image/png;base64," in cell["fitness_plot"].value
+    # Random search at the same budget beside aging evolution (the report's "Does it work?").
+    assert 0.0 <= cell["random_search_val_accuracy"].value <= 1.0 and cell["random_search_num_trainings"].value <= 5
+    assert cell["aging_minus_random"].value == pytest.approx(
+        cell["val_accuracy"].value - cell["random_search_val_accuracy"].value, abs=1e-4
+    )
+    curves = cell["strategy_curves"].value.records
+    assert curves[-1].data["evaluations"] == 5 and curves[-1].data["aging_best"] == round(cell["val_accuracy"].value, 4)
     macro = metadata["macro_architecture"]
     MacroGenotype.parse(macro["genotype"].value)
     assert macro["cell"].value == cell["genotype"].value
@@ -76,5 +83,6 @@ def test_baseline_and_optimizer_partitions_read_every_class(prepared):
     assert lenet["source_accuracy"].value == 0.65 and lenet["input_size"].value == 32
     assert lenet["init"].value.startswith("random")
     (adagrad,) = [e.materialization.metadata for e in optimizer.get_asset_materialization_events()]
-    assert adagrad["source_accuracy"].value == 0.9488 and adagrad["learning_rate"].value == "library default"
+    assert adagrad["source_accuracy"].value == 0.9488 and adagrad["learning_rate"].value == 0.001
+    assert "initial_accumulator_value 0.1" in adagrad["optimizer_defaults"].value
     assert len(adagrad["training_curve"].value.records) == 1

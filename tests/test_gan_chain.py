@@ -61,7 +61,7 @@ def test_gan_search_group_chain(tmp_path, prepared):
         instance=instance,
         resources=defs.resources,
         selection=[dg.AssetKey(["tiny", "trained_gan"])],
-        run_config={"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "generator_lr": 1e-3}}}},
+        run_config={"ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "generator_lr": 2e-3}}}},
     )
     (retrained,) = [e.materialization.metadata for e in other.get_asset_materialization_events()]
     assert retrained["resumed_from_step"].value == 0 and retrained["checkpoint"].value != trained["checkpoint"].value

@@ -50,10 +50,13 @@ def test_generator_stage_scores_by_fid_inherits_the_best_weights_and_resumes(tmp
     history = run.result.history
     assert len(history) == 4
     assert all(e.metrics["fid"] > 0 and e.fitness == -e.metrics["fid"] for e in history)
-    first, *later = [e for e in history if not e.cached]
-    assert first.metrics["inherited_generator"] == 0.0 and first.metrics["inherited_discriminator"] == 0.0
-    # The fixed discriminator always matches the best candidate's; generators share at least the stem.
+    # Section 3.1.2: the first cycle's random population trains from scratch; later candidates
+    # start from the best weights so far (the fixed discriminator matches them completely).
+    population, later = history[:2], history[2:]
+    assert all(e.metrics["inherited_generator"] == e.metrics["inherited_discriminator"] == 0.0 for e in population)
     assert all(e.metrics["inherited_discriminator"] == 1.0 and e.metrics["inherited_generator"] > 0.0 for e in later)
+    # A genotype met again from other starting weights is trained, not served its old FID.
+    assert not any(e.cached for e in later if e.key in {p.key for p in population})
     assert run.best_weights.exists() and run.result.best.fitness == max(e.fitness for e in history)
     GanGenotype.parse(run.result.best.code, "generator")
     with ThreadPoolExecutor(1) as executor:

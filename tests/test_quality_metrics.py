@@ -11,6 +11,7 @@ from scipy.stats import entropy
 
 from bio_assets.core.cnn.extension import paired_bootstrap
 from bio_assets.core.metrics.distribution import inception_score, kernel_inception_distance, kid_subset_size
+from bio_assets.core.metrics.extractors import FeatureExtractor
 from bio_assets.core.metrics.pixels import (
     color_histogram,
     histogram_kl,
@@ -175,3 +176,49 @@ def test_score_synthetic_measures_how_well_images_follow_their_class():
     assert good.class_agreement.value == 1.0 and bad.class_agreement.value == 0.5 and good.real_agreement.value == 1.0
     assert good.class_agreement.detail == "chance 0.500" and good.class_agreement.name == "class_agreement_20_toy"
     assert set(good.class_fid) == {"dark", "bright"}
+
+
+def test_generated_fid_classes_follow_an_imbalanced_reference():
+    import torch
+
+    from bio_assets.core.gan.scoring import FidScorer, matched_labels
+
+    assert torch.bincount(matched_labels(10, (6, 2, 2))).tolist() == [6, 2, 2]
+    assert torch.bincount(matched_labels(7, (1, 1))).tolist() == [4, 3]  # largest remainder, ties to the first
+    assert torch.bincount(matched_labels(250, (9, 100, 76))).tolist() == [12, 135, 103]  # the source's G1/G2/G3
+    extractor = FeatureExtractor("mean_rgb", 8, lambda x: x.mean(dim=(2, 3)), torch.device("cpu"))
+    real = torch.randint(0, 255, (12, 8, 8, 3), dtype=torch.uint8)
+    imbalanced = FidScorer.against(extractor, real, 12, 2, real_labels=torch.tensor([0] * 9 + [1] * 3))
+    assert torch.bincount(imbalanced.labels()).tolist() == [9, 3]
+    balanced = FidScorer.against(extractor, real, 12, 2, real_labels=torch.tensor([0, 1] * 6))
+    assert torch.bincount(balanced.labels()).tolist() == [6, 6]
+
+
+def test_overall_fid_and_kid_use_class_matched_synthetic_rows_and_say_when_kid_std_is_understated():
+    import torch
+
+    from bio_assets.core.metrics.synthetic import LabelledSet, class_matched_rows, score_synthetic
+
+    rng = np.random.default_rng(0)
+    real_labels, fake_labels = np.array([0] * 30 + [1] * 10), np.array([0] * 20 + [1] * 20)
+    rows = class_matched_rows(real_labels, fake_labels, rng)
+    assert np.bincount(fake_labels[rows]).tolist() == [20, 6] and len(set(rows.tolist())) == 26
+    assert len(class_matched_rows(np.array([0, 1] * 5), fake_labels, rng)) == 40  # balanced: every row
+    extractor = FeatureExtractor("mean_rgb", 8, lambda x: x.mean(dim=(2, 3)), torch.device("cpu"))
+
+    def images(n: int) -> torch.Tensor:
+        return torch.randint(0, 255, (n, 8, 8, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(n))
+
+    scores = score_synthetic(
+        extractor, LabelledSet(images(40), real_labels), LabelledSet(images(41)[:40], fake_labels),
+        class_names=("a", "b"), rng=rng, kid_subsets=5, kid_subset_size=1000,
+    )  # fmt: skip
+    assert scores.fid.num_fake == 26 and "class-matched" in scores.fid.sampling
+    assert scores.kid.num_fake == 26 and "subsets of 26" in scores.kid.detail and "understates" not in scores.kid.detail
+    assert scores.class_fid["b"].num_fake == 20  # per class: every synthetic image of the class
+    few_real = score_synthetic(
+        extractor, LabelledSet(images(12), np.array([0] * 9 + [1] * 3)), LabelledSet(images(41)[:40], fake_labels),
+        class_names=("a", "b"), rng=rng, kid_subsets=5, kid_subset_size=1000,
+    )  # fmt: skip
+    # 12 real images: every KID subset holds all of them, so only the synthetic draw varies.
+    assert "subsets of 12" in few_real.kid.detail and "understates the uncertainty" in few_real.kid.detail

@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import wilcoxon
 
 from bio_assets.core.search.cache import EvaluationCache
-from bio_assets.core.search.evolution import EvolutionParams, run_search
+from bio_assets.core.search.evolution import EvolutionParams, SearchSpace, run_search
 from tests.search_fakes import CountingMacroFitness, cell_space, jittery_fitness, macro_space, similarity_fitness
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,7 +191,8 @@ def test_pool_workers_are_pinned_to_one_gpu_each(monkeypatch):
 def test_bind_sees_the_history_so_far_and_its_evaluator_is_used():
     seen: list[int] = []
 
-    def bind(history):
+    def bind(history, candidate):
+        assert candidate["index"] == len(seen)
         seen.append(len(history))
         best = max((e.fitness for e in history), default=0.0)
         return lambda code: {**similarity_fitness(code), "best_at_submission": best}
@@ -200,3 +201,34 @@ def test_bind_sees_the_history_so_far_and_its_evaluator_is_used():
     assert seen == list(range(8))  # fifo, one worker: candidate t is bound after t results
     running_best = np.maximum.accumulate([0.0] + [e.fitness for e in result.history])[:-1]
     assert [e.metrics["best_at_submission"] for e in result.history] == pytest.approx(list(running_best))
+
+
+def test_a_genotype_bound_to_other_starting_weights_is_not_served_from_the_cache(tmp_path):
+    # An evaluator's cache_context (the GAN search: the weights it inherits) is part of the cache
+    # key: the same genotype from the same start is served, from another start it trains again.
+    trained: list[tuple[str, str]] = []
+
+    class Evaluator:
+        def __init__(self, context: str) -> None:
+            self.cache_context = context
+
+        def __call__(self, code: str) -> dict:
+            trained.append((code, self.cache_context))
+            return {"fitness": 1.0 if self.cache_context == "a" else 0.0}
+
+    space = SearchSpace(
+        name="fixed",
+        random=lambda rng: "x",
+        mutate=lambda genotype, rng: "x",
+        parse=str,
+    )
+    cache = EvaluationCache(tmp_path / "cache.json", "settings/v1")
+    starts = ["", "a", "a", "b"]
+    with ThreadPoolExecutor(1) as executor:
+        result = run_search(
+            space, lambda code: {"fitness": 0.0}, EvolutionParams(population_size=1, cycles=3, sample_size=1),
+            executor, cache=cache, bind=lambda history, candidate: Evaluator(starts[candidate["index"]]),
+        )  # fmt: skip
+    assert trained == [("x", ""), ("x", "a"), ("x", "b")]
+    assert [e.cached for e in result.history] == [False, False, True, False]
+    assert [e.fitness for e in result.history] == [0.0, 1.0, 1.0, 0.0]

@@ -11,11 +11,13 @@ from bio_assets.core.cnn.architectures import architecture_spec, build_architect
 from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import (
+    KERAS_DEFAULTS,
     OPTIMIZERS,
     LabelledImages,
     Precision,
     TrainParams,
     evaluate_classifier,
+    make_optimizer,
     model_input,
     train_classifier,
 )
@@ -46,6 +48,25 @@ def test_every_optimizer_trains_at_its_defaults(optimizer):
         tiny_net(), data, TrainParams(epochs=3, batch_size=8, optimizer=optimizer, learning_rate=None), CPU
     )
     assert len(report.epoch_losses) == 3 and all(np.isfinite(report.epoch_losses))
+
+
+@pytest.mark.parametrize("optimizer", sorted(OPTIMIZERS))
+def test_keras_defaults_are_the_sources_learning_rates(optimizer):
+    # The source compared optimizers at TensorFlow/Keras defaults: SGD 0.01, every other 0.001;
+    # torch's own defaults differ (Adadelta 1.0, Adagrad 0.01, RMSprop 0.01).
+    group = make_optimizer(optimizer, tiny_net().parameters(), None, defaults="keras").param_groups[0]
+    assert group["lr"] == (0.01 if optimizer == "sgd" else 0.001)
+    for name, value in KERAS_DEFAULTS[optimizer].items():
+        assert group[name] == value
+    assert make_optimizer(optimizer, tiny_net().parameters(), 0.5, defaults="keras").param_groups[0]["lr"] == 0.5
+    with pytest.raises(ValueError, match="defaults must be one of"):
+        TrainParams(optimizer=optimizer, defaults="tensorflow")
+
+
+def test_keras_adagrad_starts_its_accumulator_at_a_tenth():
+    optimizer = make_optimizer("adagrad", tiny_net().parameters(), None, defaults="keras")
+    state = optimizer.state[optimizer.param_groups[0]["params"][0]]
+    assert torch.all(state["sum"] == 0.1)
 
 
 def test_training_learns_an_easy_problem_and_is_deterministic():
@@ -178,3 +199,42 @@ def test_a_diverging_training_fails_loudly_naming_the_epoch():
         model[0].weight.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="at epoch 1"):
         train_classifier(model, separable(), TrainParams(epochs=2, batch_size=8), CPU)
+
+
+def test_precise_bn_recomputes_running_statistics_over_the_training_images():
+    from bio_assets.core.cnn.training import recompute_batch_norm
+
+    images = torch.randint(0, 256, (128, 8, 8, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    norm = nn.BatchNorm2d(3, momentum=0.01)
+    model = nn.Sequential(norm, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).eval()
+    assert recompute_batch_norm(model, images, CPU, batch_size=64) == 1
+    x = model_input(images, CPU, Precision(), None)  # (128, 3, 8, 8) in [-1, 1]
+    torch.testing.assert_close(norm.running_mean, x.mean(dim=(0, 2, 3)))
+    # Two equal batches: the average of their unbiased variances.
+    batches = x.split(64)
+    expected = torch.stack([b.transpose(0, 1).flatten(1).var(dim=1) for b in batches]).mean(0)
+    torch.testing.assert_close(norm.running_var, expected)
+    assert norm.momentum == 0.01 and not model.training  # restored
+
+
+def test_precise_bn_lets_a_slow_batch_norm_test_like_it_trained():
+    # BatchNorm with MobileNetV3's momentum 0.01: after a few steps its running statistics are
+    # still near (0, 1), far from the bright images' statistics, so eval mode mispredicts.
+    def bright(seed: int) -> LabelledImages:  # both classes bright: 200 against 235
+        generator = torch.Generator().manual_seed(seed)
+        labels = torch.arange(48) % 2
+        base = torch.where(labels[:, None, None, None] == 1, 235, 200)
+        noise = torch.randint(-10, 10, (48, 16, 16, 3), generator=generator)
+        return LabelledImages((base + noise).clamp(0, 255).to(torch.uint8), labels)
+
+    data = bright(0)
+    for precise in (False, True):
+        torch.manual_seed(0)
+        model = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, momentum=0.01), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        )  # fmt: skip
+        params = TrainParams(epochs=3, batch_size=8, learning_rate=0.05, precise_bn=precise)
+        train_classifier(model, data, params, CPU)
+        accuracy = evaluate_classifier(model, bright(1), 2, CPU)["accuracy"]
+        assert (accuracy >= 0.9) if precise else (accuracy <= 0.75), (precise, accuracy)

@@ -10,14 +10,14 @@ from bio_assets.assets.common import asset_options, config_values, data_ins, run
 from bio_assets.core.cnn.baselines import BASELINES, OPTIMIZER_BATCH, SOURCE_OPTIMIZER_ACCURACY, baseline_defaults
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.evaluation import train_and_test
-from bio_assets.core.cnn.training import OPTIMIZERS, TrainParams
+from bio_assets.core.cnn.training import KERAS_DEFAULTS, OPTIMIZERS, TrainParams
 from bio_assets.core.io.storage import load_weights_file
 from bio_assets.core.registry import DatasetEntry
 from resources.compute import ComputeResource
 from resources.image_dataset import ImageDatasetResource
 
 GROUP = "cnn_search"
-BASELINE_FIELDS = ("epochs", "batch_size", "input_size", "seeds")
+BASELINE_FIELDS = ("epochs", "batch_size", "input_size", "seeds", "learning_rate", "precise_bn")
 
 
 def model_partitions(chosen: tuple[str, ...], known: list[str], what: str) -> dg.StaticPartitionsDefinition:
@@ -40,7 +40,14 @@ class BaselineConfig(dg.Config):
     )
     seeds: int | None = Field(default=None, description="paper 3, demo 1")
     optimizer: str = "adam"
-    learning_rate: float | None = 1e-3
+    learning_rate: float | None = Field(
+        default=None, description="unset: the model's (paper 1e-3; demo 1e-3, VGG-16 1e-4: it diverges at 1e-3)"
+    )
+    precise_bn: bool | None = Field(
+        default=None,
+        description="recompute BatchNorm statistics over the training images after training (unset: paper no, "
+        "demo yes: a short run leaves slow running averages near their start)",
+    )
     weights_path: str = Field(
         default="", description="local state_dict file to start from (e.g. ImageNet weights); empty: random init"
     )
@@ -72,9 +79,10 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             epochs=values["epochs"],
             batch_size=values["batch_size"],
             optimizer=config.optimizer,
-            learning_rate=config.learning_rate,
+            learning_rate=values["learning_rate"],
             input_size=values["input_size"] or None,
             seed=config.seed,
+            precise_bn=bool(values["precise_bn"]),
         )
         initial = load_weights_file(config.weights_path) if config.weights_path else None
         runs = train_and_test(
@@ -133,6 +141,7 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             learning_rate=None,
             input_size=64,
             seed=config.seed,
+            defaults="keras",
         )
         runs = train_and_test(
             spec, data, params, seeds=values["seeds"], device=compute.torch_device(), precision=compute.precision()
@@ -147,7 +156,9 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             **metadata,
             "training_curve": curve,
             "epochs": params.epochs,
-            "learning_rate": "library default",
+            "learning_rate": KERAS_DEFAULTS[optimizer]["lr"],
+            "optimizer_defaults": "TensorFlow/Keras, the source's library: "
+            + ", ".join(f"{k} {v:g}" for k, v in KERAS_DEFAULTS[optimizer].items()),
             "source_accuracy": SOURCE_OPTIMIZER_ACCURACY[optimizer],
             **values.metadata(),
         }
@@ -163,7 +174,7 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         augmented_dataset: dict,
         image_splits: dict,
     ) -> None:
-        """The source's fixed CNN trained with one optimizer at its library defaults, tested on the real test split."""
+        """The source's fixed CNN trained with one optimizer at its TensorFlow/Keras defaults, tested on real images."""
         values = run_settings(
             context, image_dataset.entry(dataset), "optimizer_comparison", config_values(config, ("epochs", "seeds"))
         )

@@ -3,6 +3,7 @@
 import time
 
 import dagster as dg
+import numpy as np
 from pydantic import Field
 
 from bio_assets.assets.common import RunSettings, asset_options, config_values, data_ins, run_settings
@@ -64,6 +65,10 @@ class SearchConfig(dg.Config):
 
 
 class CellSearchConfig(SearchConfig):
+    compare_random: bool | None = Field(
+        default=None,
+        description="also run random search at the same budget and record both bests (unset: paper yes, demo no)",
+    )
     min_nodes: int = 3
     max_nodes: int = 6
     channels: int = Field(default=16, description="channels of the micro-search network (paper 16)")
@@ -154,6 +159,32 @@ def search_metadata(
     }
 
 
+def strategy_comparison(aging: CnnSearchRun, random: CnnSearchRun) -> dict:
+    """Aging evolution's best validation accuracy against random search's at the same budget, and
+    both best-so-far curves (one search each: an anecdote, not a significance test)."""
+    curves = {
+        name: np.maximum.accumulate([e.fitness for e in run.result.history])
+        for name, run in (("aging", aging), ("random", random))
+    }
+    every = max(len(curves["aging"]) // 10, 1)
+    rows = [
+        dg.TableRecord({"evaluations": i + 1, "aging_best": round(float(curves["aging"][i]), 4),
+                        "random_best": round(float(curves["random"][i]), 4)})
+        for i in range(len(curves["aging"])) if (i + 1) % every == 0 or i + 1 == len(curves["aging"])
+    ]  # fmt: skip
+    schema = dg.TableSchema(
+        columns=[dg.TableColumn("evaluations", "int")]
+        + [dg.TableColumn(n, "float") for n in ("aging_best", "random_best")]
+    )
+    return {
+        "random_search_val_accuracy": random.result.best.fitness,
+        "random_search_genotype": random.result.best.code,
+        "random_search_num_trainings": random.result.num_trainings,
+        "aging_minus_random": round(aging.result.best.fitness - random.result.best.fitness, 4),
+        "strategy_curves": dg.MetadataValue.table(rows, schema=schema),
+    }
+
+
 def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     dataset = entry.name
     inputs = data_ins(dataset, "augmented_dataset", "image_splits")
@@ -172,7 +203,10 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         """The best cell found by aging evolution on validation accuracy (micro search, one cell)."""
         started = time.perf_counter()
         settings = run_settings(
-            context, image_dataset.entry(dataset), "searched_cell", config_values(config, PROFILE_FIELDS)
+            context,
+            image_dataset.entry(dataset),
+            "searched_cell",
+            config_values(config, (*PROFILE_FIELDS, "compare_random")),
         )
         request = config.request(
             settings,
@@ -185,6 +219,8 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         logger = evaluation_logger(context, started)
         with search_executor.runtime(dataset, compute, precision=compute.precision(), on_evaluation=logger) as rt:
             run = search_cnn(data, request, rt)
+            # The same budget, seed and evaluation cache: a genotype both strategies meet is trained once.
+            control = search_cnn(data, request.with_strategy("random"), rt) if settings["compare_random"] else None
         outcome = SearchOutcome.from_result(run.result, run.candidate_settings_hash, data.version)
         metadata = search_metadata(
             run,
@@ -195,6 +231,8 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             started=started,
             compute=compute,
         )
+        if control is not None:
+            metadata.update(strategy_comparison(run, control))
         nb201 = CellGenotype.parse(run.result.best.code).to_nb201()
         return dg.MaterializeResult(value=outcome, metadata={**metadata, "nb201": nb201, **settings.metadata()})
 

@@ -11,7 +11,7 @@ from pydantic import Field
 from bio_assets.assets.common import RunSettings, run_settings
 from bio_assets.core.gan.diffaugment import POLICIES
 from bio_assets.core.gan.scoring import FidScorer, gan_images
-from bio_assets.core.gan.training import GanImages
+from bio_assets.core.gan.training import GanImages, GanRecipe
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES
 from bio_assets.core.registry import DatasetEntry
@@ -19,6 +19,12 @@ from resources.feature_extractor import FeatureExtractorResource
 
 GROUP = "gan_search"
 SHAPE_FIELDS = ("image_size", "generator_width", "discriminator_width", "batch_size")
+RECIPE_FIELDS = (
+    "generator_lr",
+    "discriminator_lr",
+    "conditioning_lr_multiplier",
+    "auxiliary_classifier_weight",
+)  # the searched pair's only
 
 
 class GanShapeConfig(dg.Config):
@@ -33,13 +39,35 @@ class GanShapeConfig(dg.Config):
     extractor: str = Field(
         default="biocnn1", description=f"features for the FID that drives search and curves: one of {EXTRACTOR_NAMES}"
     )
-    generator_lr: float = 1e-4
-    discriminator_lr: float = 4e-4
+    generator_lr: float | None = Field(default=None, description="unset: the profile's (paper 1e-4, TTUR; demo 1e-3)")
+    discriminator_lr: float | None = Field(default=None, description="unset: the profile's (paper 4e-4, demo 4e-4)")
+    conditioning_lr_multiplier: float | None = Field(
+        default=None,
+        description="the generator's conditional-BatchNorm gains and biases learn at this multiple of generator_lr "
+        "(unset: the profile's; paper 1, demo 10)",
+    )
+    auxiliary_classifier_weight: float | None = Field(
+        default=None,
+        description="weight of an AC-GAN class loss through a class head on the discriminator; 0 turns it off "
+        "(unset: the profile's; paper 0, the source's projection discriminator alone; demo 1)",
+    )
     ema_decay: float = Field(default=0.999, description="EMA of the generator's weights; 0 turns it off")
     diffaugment: list[str] = Field(
         default_factory=lambda: list(POLICIES), description="DiffAugment policies on every image D sees"
     )
     seed: int = 0
+
+    def recipe(self, values: RunSettings) -> GanRecipe:
+        """The searched GAN's training recipe (hinge loss, Adam) from this config and the resolved
+        ``values`` (which hold RECIPE_FIELDS)."""
+        return GanRecipe(
+            generator_lr=values["generator_lr"],
+            discriminator_lr=values["discriminator_lr"],
+            conditioning_lr_multiplier=values["conditioning_lr_multiplier"],
+            auxiliary_classifier_weight=values["auxiliary_classifier_weight"],
+            diffaugment=tuple(self.diffaugment),
+            ema_decay=self.ema_decay,
+        )
 
     def settings(
         self, context: dg.AssetExecutionContext, entry: DatasetEntry, asset_name: str, extra: tuple[str, ...] = ()
@@ -53,9 +81,9 @@ def training_images(augmented: dict, size: int) -> GanImages:
     return gan_images(augmented, size)
 
 
-def reference_images(splits: dict, size: int) -> torch.Tensor:
-    """The real train split (no augmentation) at the GAN's size: what FID compares against."""
-    return gan_images({name: s.train for name, s in splits.items()}, size).images
+def reference_images(splits: dict, size: int) -> GanImages:
+    """The real train split (no augmentation) at the GAN's size, labelled: what FID compares against."""
+    return gan_images({name: s.train for name, s in splits.items()}, size)
 
 
 def data_version(*tensors: torch.Tensor) -> str:
@@ -68,16 +96,23 @@ def data_version(*tensors: torch.Tensor) -> str:
 def scorers(
     resource: FeatureExtractorResource,
     extractors: ModelWeights,
-    real: torch.Tensor,
+    real: GanImages,
     *,
     samples: int,
-    num_classes: int,
     device: torch.device,
     seed: int,
 ) -> dict[str, FidScorer]:
-    """One FID scorer per available extractor, all against the same real images."""
+    """One FID scorer per available extractor, all against the same real images, with generated
+    classes in the real images' proportions."""
     return {
-        name: FidScorer.against(resource.serve(name, extractors, device), real, samples, num_classes, seed)
+        name: FidScorer.against(
+            resource.serve(name, extractors, device),
+            real.images,
+            samples,
+            real.num_classes,
+            seed,
+            real_labels=real.labels,
+        )
         for name in resource.available()
     }
 

@@ -5,17 +5,24 @@ import time
 
 import dagster as dg
 import numpy as np
+import torch
 from pydantic import Field
 
 from bio_assets.assets.cnn_search import evaluation_logger
 from bio_assets.assets.common import RunSettings, asset_options, config_values, data_ins, run_settings
-from bio_assets.assets.gan_inputs import GROUP, GanShapeConfig, data_version, reference_images, training_images
+from bio_assets.assets.gan_inputs import (
+    GROUP,
+    RECIPE_FIELDS,
+    GanShapeConfig,
+    data_version,
+    reference_images,
+    training_images,
+)
 from bio_assets.assets.metadata import png_markdown
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.training import Precision, TrainParams
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, MAX_NODES, MIN_NODES
 from bio_assets.core.gan.search import GanSearchData, GanSearchRequest, GanSearchRun, search_gan
-from bio_assets.core.gan.training import GanTrainParams
 from bio_assets.core.hardware import gan_precision_for
 from bio_assets.core.io.storage import ModelWeights, load_weights, save_weights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, pack_extractors, train_extractor, unpack_extractor
@@ -140,11 +147,17 @@ def search_data(
         )
     train, real = training_images(augmented, size), reference_images(splits, size)
     extractor = resource.serve(config.extractor, extractors, compute.torch_device())
-    reference = FeatureStatistics.of(extractor.features(real))
+    reference = FeatureStatistics.of(extractor.features(real.images))
     state = unpack_extractor(extractors.state_dict, extractors.spec, config.extractor).state_dict()
-    version = data_version(train.images, real, *state.values())
+    version = data_version(train.images, real.images, *state.values())
     return GanSearchData(
-        train, reference, extractors.spec["extractors"][config.extractor], state, config.extractor, version
+        train,
+        reference,
+        extractors.spec["extractors"][config.extractor],
+        state,
+        config.extractor,
+        version,
+        reference_counts=tuple(int(c) for c in torch.bincount(real.labels, minlength=real.num_classes)),
     )
 
 
@@ -160,15 +173,8 @@ def search_request(
         config.seed,
     )
     iterations = max(1, math.ceil(values["epochs"] * num_train / values["batch_size"]))
-    training = GanTrainParams(
-        iterations=iterations,
-        batch_size=values["batch_size"],
-        generator_lr=config.generator_lr,
-        discriminator_lr=config.discriminator_lr,
-        diffaugment=tuple(config.diffaugment),
-        ema_decay=config.ema_decay,
-        checkpoint_every=iterations,
-        seed=config.seed,
+    training = config.recipe(values).params(
+        iterations=iterations, batch_size=values["batch_size"], checkpoint_every=iterations, seed=config.seed
     )
     return GanSearchRequest(
         stage,
@@ -286,7 +292,7 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         initial_weights="",
     ):
         started = time.perf_counter()
-        values = config.settings(context, image_dataset.entry(dataset), stage, SEARCH_FIELDS)
+        values = config.settings(context, image_dataset.entry(dataset), stage, (*SEARCH_FIELDS, *RECIPE_FIELDS))
         data = search_data(
             config,
             values["image_size"],

@@ -2,6 +2,7 @@
 baselines trained on the same images with the same iteration budget."""
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 
 import dagster as dg
@@ -10,9 +11,10 @@ import torch
 from pydantic import Field
 
 from bio_assets.assets.baselines import model_partitions
-from bio_assets.assets.common import asset_options, data_ins
+from bio_assets.assets.common import RunSettings, asset_options, data_ins
 from bio_assets.assets.gan_inputs import (
     GROUP,
+    RECIPE_FIELDS,
     GanShapeConfig,
     data_version,
     fid_metadata,
@@ -28,7 +30,7 @@ from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.runs import ScoredGan, train_and_score
 from bio_assets.core.gan.scoring import fid_curve_rows
 from bio_assets.core.gan.search import build_seeded_gan
-from bio_assets.core.gan.training import GanTrainParams
+from bio_assets.core.gan.training import GanRecipe
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import curve_plot
@@ -79,27 +81,22 @@ def run_training(
     augmented,
     splits,
     extractors,
-    diffaugment,
-    ema_decay,
-    lrs,
-    loss="hinge",
+    recipe: Callable[[RunSettings], GanRecipe],
+    recipe_fields: tuple[str, ...] = (),
 ) -> tuple[ScoredGan, dict, dict]:
     """Train ``build(values) -> (G, D)`` with checkpoints keyed by its settings.
 
-    Returns the scored run, the resolved values and the metadata."""
+    ``recipe(values)``: how the pair trains, from the resolved settings (which hold
+    ``recipe_fields``). Returns the scored run, the resolved values and the metadata."""
     started = time.perf_counter()
-    values = config.settings(context, image_dataset.entry(dataset), asset_name, RUN_FIELDS)
+    values = config.settings(context, image_dataset.entry(dataset), asset_name, (*RUN_FIELDS, *recipe_fields))
+    recipe = recipe(values)
     device = compute.torch_device()
     data, real = training_images(augmented, values["image_size"]), reference_images(splits, values["image_size"])
     generator, discriminator = build(values, data.num_classes)
-    params = GanTrainParams(
+    params = recipe.params(
         iterations=values["iterations"],
         batch_size=values["batch_size"],
-        generator_lr=lrs[0],
-        discriminator_lr=lrs[1],
-        loss=loss,
-        diffaugment=tuple(diffaugment),
-        ema_decay=ema_decay,
         checkpoint_every=values["checkpoint_every"],
         seed=config.seed,
     )
@@ -108,13 +105,12 @@ def run_training(
         extractors,
         real,
         samples=values["fid_samples"],
-        num_classes=data.num_classes,
         device=device,
         seed=derive_seed(config.seed, "fid"),
     )
     identity = {
         **identity,
-        "data_version": data_version(data.images, real),
+        "data_version": data_version(data.images, real.images),
         "extractors": settings_hash(extractors.spec),
     }
     # Every setting that shapes the run names its checkpoint, so a run with other learning
@@ -150,6 +146,9 @@ def run_training(
         "checkpoint": dg.MetadataValue.path(str(checkpoint)),
         "batch_size": values["batch_size"],
         "image_size": values["image_size"],
+        "loss": recipe.loss,
+        "optimizer": f"{recipe.optimizer}, lr G {recipe.generator_lr:g} / D {recipe.discriminator_lr:g}"
+        + (f", betas {recipe.betas}" if recipe.optimizer == "adam" else ""),
         "wall_seconds": round(time.perf_counter() - started, 1),
         **{f"compute_{k}": v for k, v in compute.describe().items()},
         **values.metadata(),
@@ -193,6 +192,7 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
                 values["discriminator_width"],
                 values["image_size"],
                 num_classes,
+                auxiliary_classifier=values["auxiliary_classifier_weight"] > 0,
             )
             seed = derive_seed(config.seed, "trained_gan")
             return build_seeded_gan(specs["generator"], seed), build_seeded_gan(specs["discriminator"], seed + 1)
@@ -212,9 +212,8 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             augmented=augmented_dataset,
             splits=image_splits,
             extractors=feature_extractors,
-            diffaugment=config.diffaugment,
-            ema_decay=config.ema_decay,
-            lrs=(config.generator_lr, config.discriminator_lr),
+            recipe=config.recipe,
+            recipe_fields=RECIPE_FIELDS,
         )
         class_names = sorted(augmented_dataset)
         grids = {
@@ -229,6 +228,11 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             "iterations": scored.report.iterations,
             "curve": scored.report.curve,
             "ema": config.ema_decay > 0,
+            # Beyond the catalog's training_parameters columns: where the demo departs from the source.
+            "conditioning": {
+                "conditioning_lr_multiplier": values["conditioning_lr_multiplier"],
+                "auxiliary_classifier_weight": values["auxiliary_classifier_weight"],
+            },
             # The catalog's training_parameters row; epochs in the source's unit (passes over the train images).
             "training": {
                 "g_optimizer": "adam",
@@ -239,8 +243,8 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
                 "epochs": round(
                     scored.report.iterations * values["batch_size"] / sum(len(s) for s in augmented_dataset.values()), 3
                 ),
-                "g_lr": config.generator_lr,
-                "d_lr": config.discriminator_lr,
+                "g_lr": values["generator_lr"],
+                "d_lr": values["discriminator_lr"],
             },
         }
         metadata.update(
@@ -285,7 +289,6 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
                 torch.manual_seed(derive_seed(config.seed, "gan_baseline", name))
                 return build_baseline(specs["spec"])
 
-        # The source trained its baselines as published: no DiffAugment, no EMA, each model's own loss.
         scored, values, metadata = run_training(
             context,
             config,
@@ -300,10 +303,7 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             augmented=augmented,
             splits=splits,
             extractors=extractors,
-            diffaugment=(),
-            ema_decay=0.0,
-            lrs=(baseline.generator_lr, baseline.discriminator_lr),
-            loss=baseline.loss,
+            recipe=lambda values: baseline.recipe,
         )
         spec = {
             **specs["spec"].to_json(),
@@ -314,7 +314,6 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         source_at_budget = baseline.source_fid.get(values["iterations"], float("nan"))
         metadata.update(
             {
-                "loss": baseline.loss,
                 "source_fid_curve": dg.MetadataValue.json({str(k): v for k, v in baseline.source_fid.items()}),
                 "source_note": baseline.source_note,
                 "source_fid_at_budget": source_at_budget,

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from bio_assets.assets.common import asset_options, data_ins
+from bio_assets.assets.common import asset_options, data_ins, run_profile
 from bio_assets.assets.metadata import latest_metadata
 from bio_assets.assets.partitions import asset_key
 from bio_assets.assets.synthesis import require_current_generator
@@ -22,6 +22,7 @@ from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.classification import roc_report
 from bio_assets.core.metrics.synthetic import LabelledSet, score_synthetic
+from bio_assets.core.profiles import PROFILE_DEPARTURES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting import source
 from bio_assets.core.reporting.report import AccuracyRow, ReportInputs, build_report
@@ -34,6 +35,7 @@ from resources.paths import data_home
 GROUP = "reports"
 ROW_KEYS = {
     "real only": "real_only_accuracy",
+    "real only, equal-settings control": "control_accuracy",
     "real + synthetic": "extended_accuracy",
     "synthetic only (TSTR)": "tstr_accuracy",
 }
@@ -226,6 +228,18 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             )
             roc[label] = roc_report(data.test.labels.numpy(), probabilities)
         extended_meta = latest_metadata(context.instance, asset_key(dataset, "extended_classifier"), None)
+        if "control_accuracy" in extended_meta:
+            n = len(data.test.labels)
+            accuracy_rows.insert(
+                1,
+                AccuracyRow(
+                    "real only, equal-settings control",
+                    extended_meta["control_accuracy"],
+                    *wilson_interval(round(extended_meta["control_accuracy"] * n), n),
+                    f"trained inside extended_classifier with its epochs and optimizer; mean over seeds, {n} test "
+                    "images",
+                ),
+            )
         if "tstr_accuracy" in extended_meta:
             n = int(extended_meta["tstr_num_test_images"])
             accuracy_rows.append(
@@ -281,6 +295,13 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             ("metric_reports", {**config.model_dump(), "extractors": ", ".join(feature_extractor.available())})
         )
         shown = {n: min(8, len(real_by_class[n]), len(synthetic_dataset[n])) for n in fake_classes}
+        cell_meta = latest_metadata(context.instance, asset_key(dataset, "searched_cell"), None)
+        search_comparison = (
+            {"aging": cell_meta["val_accuracy"], "random": cell_meta["random_search_val_accuracy"]}
+            if "random_search_val_accuracy" in cell_meta
+            else None
+        )
+        profile, _ = run_profile(context, entry)
         inputs = ReportInputs(
             dataset=dataset,
             class_names=names,
@@ -299,6 +320,8 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             gain=gain,
             gates={n: gate_status(context.instance, dataset, n) for n in names},
             settings=settings,
+            search_comparison=search_comparison,
+            departures=PROFILE_DEPARTURES.get(profile, []),
         )
         report = build_report(inputs)
         # Full-size figures go to files, one folder per run (and the newest copied one level up);

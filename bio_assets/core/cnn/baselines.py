@@ -115,7 +115,7 @@ def build_baseline(name: str, num_classes: int) -> nn.Module:
     return torchvision.models.get_model(BASELINES[name].torchvision_name, weights=None, num_classes=num_classes)
 
 
-def baseline_defaults(name: str, profile: str) -> dict[str, int]:
+def baseline_defaults(name: str, profile: str) -> dict[str, int | float | bool]:
     """Training settings of a baseline: the source's per-model values (paper), or the demo profile's."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; known: {sorted(BASELINES)}")
@@ -126,6 +126,8 @@ def baseline_defaults(name: str, profile: str) -> dict[str, int]:
             "batch_size": baseline.batch_size,
             "input_size": baseline.input_size,
             "seeds": int(profile_setting("paper", "classifier", "seeds")),
+            "learning_rate": 1e-3,
+            "precise_bn": False,
         }
     if profile not in PROFILE_SETTINGS:
         raise ValueError(f"unknown profile {profile!r}")

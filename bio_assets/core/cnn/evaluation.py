@@ -24,6 +24,7 @@ class SeedRun:
     class_auc: dict[int, float]
     train_seconds: float
     epoch_losses: list[float]
+    test_correct: np.ndarray | None = None  # (N,) 1.0 where the top class is the true one, per test image
 
 
 @dataclass
@@ -36,6 +37,11 @@ class ClassifierRuns:
     def summary(self, field: str) -> tuple[float, float]:
         values = np.array([getattr(r, field) for r in self.runs])
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    def test_correct(self) -> np.ndarray:
+        """(N,) share of seeds whose model classifies each test image correctly: the rows a paired
+        comparison of two models on one test split resamples."""
+        return np.mean([r.test_correct for r in self.runs], axis=0)
 
 
 def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
@@ -84,6 +90,7 @@ def train_and_test(
             roc["auc"],
             report.seconds,
             report.epoch_losses,
+            (scores["probabilities"].argmax(1) == data.test.labels.numpy()).astype(np.float64),
         )
         runs.append(run)
         if not first:

@@ -1,17 +1,21 @@
-"""Training sets that add synthetic images to the real ones, train on synthetic only (TSTR),
-and the paired bootstrap that compares two classifiers on one test split."""
+"""Does synthetic data help? Training sets that add synthetic images to the real ones or use
+them alone (TSTR), the equal-settings real-only control, and the paired bootstrap that compares
+two classifiers on one test split."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from bio_assets.core.cnn.dataset import ClassificationData
-from bio_assets.core.cnn.training import LabelledImages
+from bio_assets.core.cnn.evaluation import ClassifierRuns, SeedRun, train_and_test
+from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams
 from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.io.records import ImageSet
+from bio_assets.core.seeding import derive_seed
 
 
 def synthetic_images(data: ClassificationData, synthetic: dict[str, ImageSet], classes: list[str]) -> LabelledImages:
@@ -68,3 +72,53 @@ def paired_bootstrap(
         "level": level,
         "samples": samples,
     }
+
+
+@dataclass(frozen=True)
+class ExtensionStudy:
+    """The searched network trained three ways under one ``TrainParams``: real + synthetic, real
+    only (the control), synthetic only (TSTR); ``gain`` is extended minus control on the test split."""
+
+    extended: ClassifierRuns
+    control: ClassifierRuns
+    tstr: ClassifierRuns | None  # None without synthetic images or when turned off
+    tstr_num_test_images: int
+    gain: dict[str, float]  # paired_bootstrap's difference, low, high, level, samples
+
+
+def extension_study(
+    spec: dict,
+    data: ClassificationData,
+    fake: LabelledImages,
+    params: TrainParams,
+    *,
+    seeds: int,
+    device: torch.device,
+    precision: Precision = Precision(),
+    tstr: bool = True,
+    bootstrap_samples: int = 2000,
+    on_seed: Callable[[str, SeedRun], None] | None = None,
+) -> ExtensionStudy:
+    """Train ``spec`` on real + ``fake``, on real only with the same epochs, optimizer and seeds
+    (so the gain measures the synthetic images, not a longer or different training), and on
+    ``fake`` alone; compare the first two on every real test image, averaged over seeds."""
+
+    def trained(label: str, training_data: ClassificationData) -> ClassifierRuns:
+        report = (lambda run: on_seed(label, run)) if on_seed is not None else None
+        return train_and_test(
+            spec, training_data, params, seeds=seeds, device=device, precision=precision, on_seed=report
+        )
+
+    with_synthetic = trained("real + synthetic", extended(data, fake))
+    control = trained("real only (control)", data)
+    gain = paired_bootstrap(
+        with_synthetic.test_correct(),
+        control.test_correct(),
+        bootstrap_samples,
+        np.random.default_rng(derive_seed(params.seed, "bootstrap")),
+    )
+    tstr_runs, tstr_count = None, 0
+    if tstr and len(fake.labels):
+        tstr_data = synthetic_only(data, fake)
+        tstr_runs, tstr_count = trained("synthetic only (TSTR)", tstr_data), len(tstr_data.test.labels)
+    return ExtensionStudy(with_synthetic, control, tstr_runs, tstr_count, gain)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
@@ -32,6 +32,10 @@ class CnnSearchRequest:
             raise ValueError("a macro search needs the searched cell (fixed_cell)")
         if not MIN_NODES <= self.min_nodes <= self.max_nodes <= MAX_NODES:
             raise ValueError(f"node range must lie in {MIN_NODES}..{MAX_NODES}, got {self.min_nodes}..{self.max_nodes}")
+
+    def with_strategy(self, strategy: str) -> CnnSearchRequest:
+        """The same search (budget, seed, training) under another strategy, e.g. the random-search control."""
+        return replace(self, evolution=replace(self.evolution, strategy=strategy))
 
     def candidate_settings(self) -> dict:
         """What determines one candidate's result (the cache key), apart from its genotype."""

@@ -30,6 +30,21 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adamax": torch.optim.Adamax,
 }
 
+# The defaults of TensorFlow/Keras, the source's library (tf.keras.optimizers, TF 2.x), in
+# torch's names: learning rate 0.01 for SGD and 0.001 for the rest, Keras's epsilon 1e-7,
+# RMSprop's rho 0.9 (torch alpha 0.99), Adadelta's rho 0.95 (torch 0.9, lr 1.0) and Adagrad's
+# initial accumulator 0.1 (torch 0). The source compared its optimizers at these values.
+KERAS_DEFAULTS: dict[str, dict[str, float]] = {
+    "sgd": {"lr": 0.01},
+    "adam": {"lr": 0.001, "eps": 1e-7},
+    "rmsprop": {"lr": 0.001, "alpha": 0.9, "eps": 1e-7},
+    "nadam": {"lr": 0.001, "eps": 1e-7},
+    "adadelta": {"lr": 0.001, "rho": 0.95, "eps": 1e-7},
+    "adagrad": {"lr": 0.001, "initial_accumulator_value": 0.1, "eps": 1e-7},
+    "adamax": {"lr": 0.001, "eps": 1e-7},
+}
+LIBRARY_DEFAULTS = ("torch", "keras")
+
 
 class LabelledImages(NamedTuple):
     images: torch.Tensor  # uint8 (N, H, W, 3)
@@ -52,6 +67,11 @@ class TrainParams:
     learning_rate: float | None = 1e-3  # None: the optimizer's library default
     input_size: int | None = None  # resize batches to this size (baselines' native inputs)
     seed: int = 0
+    defaults: str = "torch"  # the optimizer's other hyper-parameters: "torch" or "keras" (KERAS_DEFAULTS)
+    # After training, recompute every BatchNorm's running statistics over the training images
+    # ("precise BN"). A short training leaves slow running averages (torchvision's MobileNetV3:
+    # momentum 0.01) near their start, and the model then tests at chance in eval mode.
+    precise_bn: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -60,6 +80,8 @@ class TrainParams:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.defaults not in LIBRARY_DEFAULTS:
+            raise ValueError(f"defaults must be one of {LIBRARY_DEFAULTS}, got {self.defaults!r}")
 
 
 # Optimizers with a fused CPU/CUDA kernel: one pass over every parameter instead of a loop of
@@ -67,14 +89,21 @@ class TrainParams:
 FUSED = frozenset({"adam", "sgd", "adagrad"})
 
 
-def make_optimizer(name: str, parameters, learning_rate: float | None) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, parameters, learning_rate: float | None, *, defaults: str = "torch"
+) -> torch.optim.Optimizer:
     """``name``'s optimizer over ``parameters``, fused (or multi-tensor) where torch has the kernel;
-    ``learning_rate=None`` keeps the library's default. Same update rule either way."""
+    ``learning_rate=None`` keeps the library's default: torch's, or Keras's with ``defaults="keras"``
+    (whose other hyper-parameters apply either way). Same update rule fused or not."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer {name!r} is not one of {sorted(OPTIMIZERS)}")
+    if defaults not in LIBRARY_DEFAULTS:
+        raise ValueError(f"defaults must be one of {LIBRARY_DEFAULTS}, got {defaults!r}")
     parameters = list(parameters)
     devices = {p.device.type for p in parameters}
-    kernel = {"fused": True} if name in FUSED and devices <= {"cpu", "cuda"} else {"foreach": True}
+    kernel: dict = {"fused": True} if name in FUSED and devices <= {"cpu", "cuda"} else {"foreach": True}
+    if defaults == "keras":
+        kernel.update(KERAS_DEFAULTS[name])
     if learning_rate is not None:
         kernel["lr"] = learning_rate
     return OPTIMIZERS[name](parameters, **kernel)
@@ -118,7 +147,43 @@ def train_classifier(
         raise ValueError("cannot train on an empty training set")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
-        return _train(model, train, params, device, precision=precision, on_epoch=on_epoch)
+        report = _train(model, train, params, device, precision=precision, on_epoch=on_epoch)
+        if params.precise_bn:
+            recompute_batch_norm(model, train.images, device, precision=precision, input_size=params.input_size)
+        return report
+
+
+@torch.no_grad()
+def recompute_batch_norm(
+    model: nn.Module,
+    images: torch.Tensor,
+    device: torch.device,
+    *,
+    precision: Precision = Precision(),
+    input_size: int | None = None,
+    batch_size: int = 64,
+) -> int:
+    """Every BatchNorm's running mean and variance recomputed as the plain average over ``images``
+    (uint8 ``(N, H, W, 3)``) in train mode, weights untouched; returns the number of layers reset."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over every batch seen
+    was_training = model.training
+    model.train()
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        if len(batch) < 2:
+            continue  # BatchNorm cannot use a batch of one
+        with _autocast(device, precision):
+            model(model_input(batch, device, precision, input_size))
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train(was_training)
+    return len(norms)
 
 
 def _train(
@@ -133,7 +198,7 @@ def _train(
     model.to(device)
     if precision.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(params.optimizer, model.parameters(), params.learning_rate)
+    optimizer = make_optimizer(params.optimizer, model.parameters(), params.learning_rate, defaults=params.defaults)
     # fp16 (CUDA) gradients underflow without loss scaling; bf16 and fp32 need none.
     scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast_dtype == torch.float16)
     generator = torch.Generator().manual_seed(params.seed)

@@ -30,9 +30,13 @@ class GanNetworkSpec:
     image_size: int
     num_classes: int
     noise_dim: int = 128
+    # Discriminators only: a class head on the pooled features beside the projection term (AC-GAN).
+    auxiliary_classifier: bool = False
 
     def __post_init__(self) -> None:
         GanGenotype.parse(self.genotype, self.role)
+        if self.auxiliary_classifier and self.role != "discriminator":
+            raise ValueError("auxiliary_classifier is a discriminator's head; the generator has none")
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"GAN image_size must be one of {IMAGE_SIZES}, got {self.image_size}")
         if self.width < 8 or self.width % 8:
@@ -71,6 +75,10 @@ class SearchedGenerator(nn.Module):
         )
         self.head = nn.Sequential(sn_conv(channels[-1], channels[-1], 3), nn.ELU(), sn_conv(channels[-1], 3, 3))
 
+    def conditioning_parameters(self) -> list[nn.Parameter]:
+        """Where the class enters: the per-class gains and biases of the conditional BatchNorms."""
+        return [p for norm in self.up_norms for p in norm.parameters()]
+
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = F.elu(self.stem(z[:, :, None, None]))  # (B, W, S/16, S/16)
         for cell, conv, norm in zip(self.cells, self.up_convs, self.up_norms):
@@ -80,7 +88,11 @@ class SearchedGenerator(nn.Module):
 
 
 class SearchedDiscriminator(nn.Module):
-    """images (B, 3, S, S) + labels (B,) -> scores (B,): linear(features) + <embed(label), features>."""
+    """images (B, 3, S, S) + labels (B,) -> scores (B,): linear(features) + <embed(label), features>.
+
+    With ``auxiliary_classifier``, ``forward(..., class_logits=True)`` also returns class logits
+    (B, K) from the same features, for an auxiliary classification loss (AC-GAN).
+    """
 
     conditional = True
 
@@ -105,13 +117,21 @@ class SearchedDiscriminator(nn.Module):
         )
         self.linear = sn_linear(channels[-1], 1)
         self.embedding = spectral_norm(nn.Embedding(spec.num_classes, channels[-1]))
+        self.class_head = sn_linear(channels[-1], spec.num_classes) if spec.auxiliary_classifier else None
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, labels: torch.Tensor, *, class_logits: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         h = F.elu(self.stem(x))  # (B, W, S, S)
         for cell, down in zip(self.cells, self.down):
             h = down(cell(h))
         features = h.sum(dim=(2, 3))  # (B, 16W)
-        return self.linear(features).squeeze(1) + (self.embedding(labels) * features).sum(dim=1)
+        scores = self.linear(features).squeeze(1) + (self.embedding(labels) * features).sum(dim=1)
+        if not class_logits:
+            return scores
+        if self.class_head is None:
+            raise ValueError("this discriminator has no class head: build it with auxiliary_classifier=True")
+        return scores, self.class_head(features)  # (B,), (B, K)
 
 
 def build_searched(spec: GanNetworkSpec) -> nn.Module:

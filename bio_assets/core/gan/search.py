@@ -1,9 +1,11 @@
 """The two-stage GAN architecture search: stage 1 evolves generators against a fixed
 discriminator, stage 2 evolves discriminators with the best generator. Fitness is -FID.
 
-Weight inheritance: every candidate bred after the first result starts from the weights of
-the best candidate so far wherever a tensor's name and shape match (the source copies the
-best network's weights into the next cycle's candidates); the rest keeps its seeded init.
+Weight inheritance, as the source's section 3.1.2: the first cycle's random population trains
+from scratch (stage 2: with the best generator's weights); every later candidate starts from the
+weights of the best candidate so far wherever a tensor's name and shape match (the source copies
+the best network's weights into the next cycle's candidates); the rest keeps its seeded init.
+A candidate's cached FID is served only to a candidate that starts from the same weights.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class GanSearchData:
     extractor_state: dict[str, torch.Tensor]
     extractor_name: str
     version: str  # changes whenever the images or the extractor change
+    reference_counts: tuple[int, ...] | None = None  # real reference images per class: FID samples follow them
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,12 @@ class GanCandidateEvaluator:
     precision: Precision = Precision()
     threads: int = 0
 
+    @property
+    def cache_context(self) -> str:
+        """Which weights this evaluator's candidates start from: part of their cache key, so a
+        genotype that starts from other weights is trained again (run_search reads it)."""
+        return Path(self.inherit_from).stem if self.inherit_from else ""
+
     def specs(self, code: str) -> tuple[GanNetworkSpec, GanNetworkSpec]:
         r = self.request
         generator = code if r.stage == "generator" else r.fixed_generator
@@ -112,7 +121,14 @@ class GanCandidateEvaluator:
         num_classes = self.data.train.num_classes
         return (
             GanNetworkSpec("generator", generator, r.generator_width, r.image_size, num_classes),
-            GanNetworkSpec("discriminator", discriminator, r.discriminator_width, r.image_size, num_classes),
+            GanNetworkSpec(
+                "discriminator",
+                discriminator,
+                r.discriminator_width,
+                r.image_size,
+                num_classes,
+                auxiliary_classifier=r.training.auxiliary_classifier_weight > 0,
+            ),
         )
 
     def __call__(self, code: str) -> dict:
@@ -150,6 +166,7 @@ class GanCandidateEvaluator:
             self.request.fid_samples,
             self.data.train.num_classes,
             seed,
+            self.data.reference_counts,
         )
         fid = scorer(report.sampler)
         if not np.isfinite(fid.value):
@@ -211,16 +228,17 @@ def search_gan(
     evaluator = GanCandidateEvaluator(
         data,
         request,
-        str(state_dir / f"{request.stage}-weights"),
+        # One folder per candidate settings: weights made under other settings are never inherited.
+        str(state_dir / f"{request.stage}-weights" / candidate_hash),
         initial_weights,
         runtime.device,
         precision,
         runtime.threads_per_worker,
     )
 
-    def bind(history: list[Evaluation]) -> GanCandidateEvaluator:
-        if not history:
-            return evaluator
+    def bind(history: list[Evaluation], candidate: dict) -> GanCandidateEvaluator:
+        if candidate["index"] < request.evolution.population_size or not history:
+            return evaluator  # the first cycle: from scratch (or initial_weights)
         best = max(history, key=lambda e: (e.fitness, -e.index))
         source = best.metrics.get("weights", "")
         return replace(evaluator, inherit_from=source if source and Path(source).exists() else initial_weights)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bio_assets.core.cnn.training import Precision
@@ -23,6 +24,8 @@ from bio_assets.core.gan.checkpoints import CheckpointState, load_checkpoint, sa
 from bio_assets.core.gan.diffaugment import POLICIES, diff_augment
 from bio_assets.core.gan.losses import LOSSES, make_loss
 from bio_assets.core.seeding import derive_seed
+
+GAN_OPTIMIZERS = ("adam", "rmsprop")
 
 
 class GanImages(NamedTuple):
@@ -41,8 +44,15 @@ class GanTrainParams:
     batch_size: int = 128
     generator_lr: float = 1e-4
     discriminator_lr: float = 4e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam's; unused by RMSprop
     loss: str = "hinge"
+    optimizer: str = "adam"  # or "rmsprop" (WGAN's published optimizer)
+    # The generator's class-conditional parameters (conditional BatchNorm gains and biases) learn at
+    # this multiple of generator_lr; the source's 1.0 leaves them nearly still in a short run.
+    conditioning_lr_multiplier: float = 1.0
+    # > 0: the discriminator's class head learns the real images' classes and the generator is
+    # pushed to make its images classified as their label, this weight times cross-entropy (AC-GAN).
+    auxiliary_classifier_weight: float = 0.0
     critic_steps: int = 0  # discriminator steps per generator step; 0: the loss's own default
     diffaugment: tuple[str, ...] = POLICIES
     ema_decay: float = 0.999  # 0: no EMA generator
@@ -52,12 +62,43 @@ class GanTrainParams:
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+        if self.auxiliary_classifier_weight < 0:
+            raise ValueError(f"auxiliary_classifier_weight must be >= 0, got {self.auxiliary_classifier_weight}")
+        if self.conditioning_lr_multiplier <= 0:
+            raise ValueError(f"conditioning_lr_multiplier must be > 0, got {self.conditioning_lr_multiplier}")
+        if self.optimizer not in GAN_OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {GAN_OPTIMIZERS}, got {self.optimizer!r}")
         if self.iterations < 1 or self.batch_size < 2 or self.checkpoint_every < 1 or self.critic_steps < 0:
             raise ValueError(
                 f"need iterations >= 1, batch_size >= 2, checkpoint_every >= 1, critic_steps >= 0; got {self}"
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclass(frozen=True)
+class GanRecipe:
+    """How a pair trains, apart from its budget: loss, optimizer and rates, DiffAugment and EMA.
+    The default is the source's GA-GAN recipe (hinge, Adam TTUR 1e-4 / 4e-4, betas (0.5, 0.999))."""
+
+    loss: str = "hinge"
+    optimizer: str = "adam"
+    generator_lr: float = 1e-4
+    discriminator_lr: float = 4e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    diffaugment: tuple[str, ...] = POLICIES
+    ema_decay: float = 0.999
+    conditioning_lr_multiplier: float = 1.0
+    auxiliary_classifier_weight: float = 0.0
+
+    def params(self, *, iterations: int, batch_size: int, checkpoint_every: int, seed: int) -> GanTrainParams:
+        return GanTrainParams(
+            iterations=iterations,
+            batch_size=batch_size,
+            checkpoint_every=checkpoint_every,
+            seed=seed,
+            **asdict(self),
+        )
 
 
 @dataclass
@@ -129,6 +170,22 @@ def _all_finite(*modules: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
 
 
+def _optimizer(
+    params: GanTrainParams, network: nn.Module, lr: float, device: torch.device, *, conditioning_lr: float | None = None
+) -> torch.optim.Optimizer:
+    """Fused Adam (one kernel over all parameters, the per-tensor loop's update rule), or RMSprop.
+    With ``conditioning_lr``, the network's ``conditioning_parameters()`` form a group of their own."""
+    groups: list[dict] = [{"params": list(network.parameters())}]
+    if conditioning_lr is not None and conditioning_lr != lr and hasattr(network, "conditioning_parameters"):
+        conditioning = list(network.conditioning_parameters())
+        chosen = {id(p) for p in conditioning}
+        groups = [{"params": [p for p in groups[0]["params"] if id(p) not in chosen]}]
+        groups.append({"params": conditioning, "lr": conditioning_lr})
+    if params.optimizer == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, foreach=True)
+    return torch.optim.Adam(groups, lr=lr, betas=params.betas, fused=device.type in ("cpu", "cuda"))
+
+
 class _Trainer:
     def __init__(
         self,
@@ -153,10 +210,14 @@ class _Trainer:
             self.D.to(memory_format=torch.channels_last)
         self.loss = make_loss(params.loss)
         self.critic_steps = params.critic_steps or self.loss.critic_steps
-        # Fused Adam: one kernel over all parameters (same update rule as the per-tensor loop).
-        fused = device.type in ("cpu", "cuda")
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=params.generator_lr, betas=params.betas, fused=fused)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=params.discriminator_lr, betas=params.betas, fused=fused)
+        self.opt_g = _optimizer(
+            params,
+            self.G,
+            params.generator_lr,
+            device,
+            conditioning_lr=params.generator_lr * params.conditioning_lr_multiplier,
+        )
+        self.opt_d = _optimizer(params, self.D, params.discriminator_lr, device)
         self.ema = copy.deepcopy(self.G).eval() if params.ema_decay > 0 else None
         self.rng = {
             "data": torch.Generator().manual_seed(derive_seed(params.seed, "gan-data")),
@@ -189,13 +250,28 @@ class _Trainer:
         with self.autocast():
             return self.D(augmented, labels).float()
 
+    def critic_and_classes(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores (B,) and, from the discriminator's class head, the auxiliary cross-entropy against ``labels``."""
+        augmented = diff_augment(images, self.params.diffaugment, self.rng["augment"])
+        with self.autocast():
+            scores, logits = self.D(augmented, labels, class_logits=True)
+        return scores.float(), F.cross_entropy(logits.float(), labels)
+
     def step(self, step: int) -> dict[str, float]:
+        auxiliary = self.params.auxiliary_classifier_weight
         for _ in range(self.critic_steps):
             real, real_labels = self.real_batch()
             with torch.no_grad():
                 fake, fake_labels = self.fake_batch()
-            real_scores, fake_scores = self.critic(real, real_labels), self.critic(fake.float(), fake_labels)
+            if auxiliary:
+                # The class head learns from real images only, so it never learns the generator's mistakes.
+                real_scores, real_class_loss = self.critic_and_classes(real, real_labels)
+            else:
+                real_scores, real_class_loss = self.critic(real, real_labels), None
+            fake_scores = self.critic(fake.float(), fake_labels)
             loss_d = self.loss.discriminator(real_scores, fake_scores)
+            if real_class_loss is not None:
+                loss_d = loss_d + auxiliary * real_class_loss
             penalty = self.loss.penalty(
                 lambda x, labels=real_labels: self.D(x, labels).float(), real, fake.float(), self.rng["augment"]
             )
@@ -205,7 +281,11 @@ class _Trainer:
             self._apply(loss_d, self.opt_d, "discriminator")
             self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
         fake, fake_labels = self.fake_batch()
-        loss_g = self.loss.generator(self.critic(fake.float(), fake_labels))
+        if auxiliary:
+            fake_scores, fake_class_loss = self.critic_and_classes(fake.float(), fake_labels)
+            loss_g = self.loss.generator(fake_scores) + auxiliary * fake_class_loss
+        else:
+            loss_g = self.loss.generator(self.critic(fake.float(), fake_labels))
         self._check(loss_g, "generator loss", step)
         self._apply(loss_g, self.opt_g, "generator")
         if self.ema is not None:

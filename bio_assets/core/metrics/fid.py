@@ -67,6 +67,9 @@ class FidValue:
     num_real: int
     num_fake: int
     resize_mode: str
+    # How the synthetic images' classes were drawn against the reference's, e.g. "class-matched to
+    # the real counts [30, 9, 12]": a real set of other class proportions shifts the FID by itself.
+    sampling: str = ""
 
     @property
     def name(self) -> str:
@@ -76,11 +79,14 @@ class FidValue:
         return {**asdict(self), "name": self.name}
 
 
-def fid_from_statistics(real: FeatureStatistics, fake: FeatureStatistics, extractor: str, resize_mode: str) -> FidValue:
+def fid_from_statistics(
+    real: FeatureStatistics, fake: FeatureStatistics, extractor: str, resize_mode: str, *, sampling: str = ""
+) -> FidValue:
     return FidValue(
         frechet_distance(real.mean, real.covariance, fake.mean, fake.covariance),
         extractor,
         real.count,
         fake.count,
         resize_mode,
+        sampling,
     )

@@ -53,8 +53,27 @@ class ExtractorScores:
         return rows
 
 
-def _fid(real: np.ndarray, fake: np.ndarray, extractor: FeatureExtractor, resize_mode: str) -> FidValue:
-    return fid_from_statistics(FeatureStatistics.of(real), FeatureStatistics.of(fake), extractor.name, resize_mode)
+def _fid(
+    real: np.ndarray, fake: np.ndarray, extractor: FeatureExtractor, resize_mode: str, sampling: str = ""
+) -> FidValue:
+    return fid_from_statistics(
+        FeatureStatistics.of(real), FeatureStatistics.of(fake), extractor.name, resize_mode, sampling=sampling
+    )
+
+
+def class_matched_rows(real_labels: np.ndarray, fake_labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rows of the synthetic set whose classes follow the real set's proportions (as many as the
+    scarcest class allows), drawn at random within each class; every row when the real classes
+    are balanced. A small, imbalanced real set against balanced synthetic classes shifts FID and
+    KID by the class mix alone."""
+    classes = np.unique(fake_labels)
+    real_counts = np.array([(real_labels == k).sum() for k in classes])
+    if len(set(real_counts.tolist())) <= 1 or (real_counts == 0).any():
+        return np.arange(len(fake_labels))
+    fake_rows = [np.nonzero(fake_labels == k)[0] for k in classes]
+    scale = min(len(rows) / count for rows, count in zip(fake_rows, real_counts))
+    picked = [rng.choice(rows, int(scale * count), replace=False) for rows, count in zip(fake_rows, real_counts)]
+    return np.sort(np.concatenate(picked))
 
 
 def score_synthetic(
@@ -73,7 +92,14 @@ def score_synthetic(
     started = time.perf_counter()
     resize_mode = extractor.resize_mode(int(fake.images.shape[1]))
     real_features, fake_features = extractor.features(real.images), extractor.features(fake.images)
-    overall = _fid(real_features, fake_features, extractor, resize_mode)
+    # Overall FID and KID compare class-matched sets; per-class FIDs are unaffected by the mix.
+    matched = class_matched_rows(real.labels, fake.labels, rng)
+    sampling = (
+        "every synthetic image (the real classes are balanced)"
+        if len(matched) == len(fake.labels)
+        else f"{len(matched)} of {len(fake.labels)} synthetic images, class-matched to the real counts"
+    )
+    overall = _fid(real_features, fake_features[matched], extractor, resize_mode, sampling)
     per_class = {}
     for index, name in enumerate(class_names):
         real_rows, fake_rows = real.labels == index, fake.labels == index
@@ -107,10 +133,16 @@ def score_synthetic(
                 num_real=len(real.labels),
                 num_fake=0,
             )
-    kid_mean, kid_std, size = kernel_inception_distance(real_features, fake_features, rng, kid_subsets, kid_subset_size)
-    kid = ScoreValue(
-        "kid", kid_mean, kid_std, extractor.name, len(real.labels), len(fake.labels), f"{kid_subsets} subsets of {size}"
+    kid_mean, kid_std, size = kernel_inception_distance(
+        real_features, fake_features[matched], rng, kid_subsets, kid_subset_size
     )
+    detail = f"{kid_subsets} subsets of {size}; {sampling}"
+    if size >= len(real.labels):
+        detail += (
+            f"; every subset holds all {len(real.labels)} real images, so the std reflects the synthetic draw only "
+            "and understates the uncertainty"
+        )
+    kid = ScoreValue("kid", kid_mean, kid_std, extractor.name, len(real.labels), len(matched), detail)
     return ExtractorScores(
         extractor.name,
         resize_mode,

@@ -13,7 +13,7 @@ from bio_assets.core.reporting import source
 from bio_assets.core.reporting.document import Figure, Report, markdown_table
 from bio_assets.core.reporting.grids import image_grid_png
 from bio_assets.core.reporting.plots import accuracy_interval_plot, histogram_plot, roc_plot
-from bio_assets.core.reporting.statistics import ClassComparison
+from bio_assets.core.reporting.statistics import ClassComparison, wilson_interval
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,81 @@ class ReportInputs:
     gates: dict[str, tuple[bool, list[str]]]
     settings: list[tuple[str, dict]]  # (asset, the settings and seeds behind its numbers)
     shortfalls: list[str] = field(default_factory=list)
+    # searched_cell's aging-vs-random comparison: val accuracies, genotypes, trainings (None: not run)
+    search_comparison: dict | None = None
+    departures: list[tuple[str, str, str, str]] = field(default_factory=list)  # setting, here, source, why
 
 
 def _pct(value: float) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    return f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
+
+
+def _does_it_work_section(inputs: ReportInputs, report: Report) -> None:
+    """The three questions the method stands on, each with its interval, in plain words."""
+    chance = 1 / len(inputs.class_names)
+    lines = []
+    rows = {r.name: r for r in inputs.accuracy_rows}
+    tstr, control = rows.get("synthetic only (TSTR)"), rows.get("real only, equal-settings control")
+    agreement = next(
+        (s for s in inputs.extractor_scores if s.extractor == "biocnn1" and s.class_agreement is not None), None
+    )
+    if agreement is not None:
+        value, n = agreement.class_agreement.value, agreement.class_agreement.num_fake
+        low, high = wilson_interval(round(value * n), n)
+        verdict = "follows its class" if low > chance else "does not follow its class measurably"
+        lines.append(
+            f"- **Does the generator follow its class?** BioCNN-1 assigns {_interval(value, low, high)} of {n} "
+            f"synthetic images to the class they were generated for (chance {_pct(chance)}; real images "
+            f"{_pct(agreement.real_agreement.value if agreement.real_agreement else float('nan'))}): the generator "
+            f"{verdict}."
+        )
+    if tstr is not None:
+        verdict = "carry their class's features" if tstr.low > chance else "teach a classifier no more than chance"
+        lines.append(
+            f"- **Do synthetic images stand for their class?** A classifier trained on synthetic images only reaches "
+            f"{_interval(tstr.accuracy, tstr.low, tstr.high)} on real test images (TSTR; chance {_pct(chance)}"
+            + (f", the real-only control {_pct(control.accuracy)}" if control is not None else "")
+            + f"): synthetic images {verdict}."
+        )
+    if inputs.gain is not None:
+        gain, low, high = (inputs.gain[k] for k in ("accuracy_gain", "accuracy_gain_ci_low", "accuracy_gain_ci_high"))
+        if low > 0:
+            verdict = "helped, and the interval excludes no gain"
+        elif high < 0:
+            verdict = "hurt: the interval lies below zero"
+        else:
+            verdict = "made no difference we can tell apart from zero on this test split"
+        lines.append(
+            f"- **Does synthetic data help?** Real + synthetic minus the real-only control trained with the same "
+            f"settings: {gain:+.4f} [{low:+.4f}, {high:+.4f}] ({inputs.gain['accuracy_gain_interval']}). "
+            f"Synthetic data {verdict}."
+        )
+    comparison = inputs.search_comparison
+    if comparison is not None:
+        difference = comparison["aging"] - comparison["random"]
+        lines.append(
+            f"- **Does aging evolution beat random search?** At the same budget, aging evolution's best cell "
+            f"reaches {_pct(comparison['aging'])} validation accuracy, random search's {_pct(comparison['random'])} "
+            f"({difference:+.4f}; one search each, so an anecdote rather than a test)."
+        )
+    else:
+        lines.append(
+            "- **Does aging evolution beat random search?** Not measured in this run: `searched_cell` compares the "
+            "two at equal budget when `compare_random` is on (the `paper` profile)."
+        )
+    if not lines[:-1]:
+        lines.insert(0, "- Synthetic images, TSTR and the control are not materialized yet.")
+    blocks = ["\n".join(lines)]
+    if inputs.departures:
+        blocks += [
+            "This profile departs from the source in these settings (the `paper` profile keeps the source's):",
+            markdown_table(["setting", "here", "source", "why"], [list(d) for d in inputs.departures]),
+        ]
+    report.add("Does it work?", *blocks)
 
 
 def _cnn_section(inputs: ReportInputs, report: Report) -> None:
@@ -75,6 +146,25 @@ def _cnn_section(inputs: ReportInputs, report: Report) -> None:
     measured = [
         r for r in inputs.cnn_rows if r.get("test_accuracy") is not None and r["test_accuracy"] == r["test_accuracy"]
     ]
+    # A baseline whose accuracy interval reaches chance did not learn in its budget: it is named,
+    # and left out of every comparison with the searched network.
+    chance, tests = 1 / len(inputs.class_names), sum(inputs.counts[n].get("test", 0) for n in inputs.class_names)
+    not_learnt = [
+        r["model"]
+        for r in measured
+        if not r["model"].startswith("searched")
+        and tests
+        and wilson_interval(round(r["test_accuracy"] * tests), tests)[0] <= chance
+    ]
+    if not_learnt:
+        report.add(
+            "Baselines that did not learn in their budget",
+            f"{', '.join(not_learnt)}: test accuracy not above chance ({_pct(chance)}) with 95% confidence on "
+            f"{tests} test images. They are left out of every comparison with the searched network; give them "
+            "more epochs or another learning rate (`baseline_classifiers` settings) to compare them.",
+        )
+        inputs.shortfalls.append(f"Baselines that did not learn in their budget: {', '.join(not_learnt)}.")
+    measured = [r for r in measured if r["model"] not in not_learnt]
     if searched is None or "test_accuracy" not in searched:
         inputs.shortfalls.append("The searched classifier is not materialized, so it cannot be compared.")
         return
@@ -262,7 +352,8 @@ def _classifier_section(inputs: ReportInputs, report: Report) -> None:
     if inputs.gain is not None:
         gain = inputs.gain
         blocks.append(
-            f"Extended minus real-only: {gain['accuracy_gain']:+.4f} [{gain['accuracy_gain_ci_low']:+.4f}, "
+            "Extended minus the equal-settings real-only control: "
+            f"{gain['accuracy_gain']:+.4f} [{gain['accuracy_gain_ci_low']:+.4f}, "
             f"{gain['accuracy_gain_ci_high']:+.4f}] ({gain['accuracy_gain_interval']})."
         )
         if gain["accuracy_gain_ci_low"] <= 0:
@@ -307,6 +398,7 @@ def build_report(inputs: ReportInputs) -> Report:
         markdown_table(["class", *count_names], counts),
         "Validation and test images are real and never augmented; synthetic images are checked against them.",
     )
+    _does_it_work_section(inputs, report)
     _cnn_section(inputs, report)
     _gan_section(inputs, report)
     _metrics_section(inputs, report)

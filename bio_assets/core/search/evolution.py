@@ -120,13 +120,16 @@ def run_search(
     state_path: Path | None = None,
     on_evaluation: Callable[[Evaluation, int, int], None] | None = None,
     ordering: str = "fifo",
-    bind: Callable[[list[Evaluation]], Callable[[str], dict]] | None = None,
+    bind: Callable[[list[Evaluation], dict], Callable[[str], dict]] | None = None,
 ) -> SearchResult:
     """Run (or resume) a search; ``evaluate(code)`` returns ``{"fitness": float, ...metrics}``.
 
-    ``bind(history)``, when given, returns the evaluator for the next candidate from the
-    history so far (the GAN search passes the current best's weights on this way); with
-    ``fifo`` ordering that history, and so the binding, does not depend on timing.
+    ``bind(history, candidate)``, when given, returns the evaluator for ``candidate`` (a dict with
+    its ``index``, ``code`` and ``origin``) from the history so far: the GAN search passes the
+    current best's weights on this way. With ``fifo`` ordering that history, and so the
+    binding, does not depend on timing. An evaluator with a non-empty ``cache_context`` (e.g.
+    the weights it starts from) is cached under that context too: a genotype trained from
+    other starting weights is trained again, never served another start's result.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -138,19 +141,23 @@ def run_search(
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
     futures: dict[int, Future] = {}
+    cache_keys: dict[int, str] = {}  # candidate index -> its key in the cache (genotype [+ context])
     in_flight_by_key: dict[str, Future] = {}
     total = params.total_evaluations
 
     def submit(candidate: dict) -> None:
-        cached = cache.get(candidate["key"])
+        evaluator = bind(state.history, candidate) if bind is not None else evaluate
+        context = getattr(evaluator, "cache_context", "")
+        key = cache_keys[candidate["index"]] = f"{candidate['key']}@{context}" if context else candidate["key"]
+        cached = cache.get(key)
         if cached is not None:
             future: Future = Future()
             future.set_result({**cached, "_cached": True})
-        elif candidate["key"] in in_flight_by_key:
-            future = in_flight_by_key[candidate["key"]]  # same function already training
+        elif key in in_flight_by_key:
+            future = in_flight_by_key[key]  # same function already training
         else:
-            future = executor.submit(bind(state.history) if bind is not None else evaluate, candidate["code"])
-            in_flight_by_key[candidate["key"]] = future
+            future = executor.submit(evaluator, candidate["code"])
+            in_flight_by_key[key] = future
         futures[candidate["index"]] = future
 
     for candidate in state.pending:  # resumed: re-submit what was in flight when we stopped
@@ -170,10 +177,11 @@ def run_search(
             result = dict(futures.pop(head["index"]).result())
         except Exception as err:  # a worker's failure, re-raised with the genotype it was training
             raise RuntimeError(f"{space.name} search: evaluating {head['code']} failed: {err}") from err
-        cached = bool(result.pop("_cached", False)) or (head["key"] in cache)
+        key = cache_keys.pop(head["index"])
+        cached = bool(result.pop("_cached", False)) or (key in cache)
         if not cached:
-            cache.put(head["key"], result)
-        in_flight_by_key.pop(head["key"], None)
+            cache.put(key, result)
+        in_flight_by_key.pop(key, None)
         evaluation = Evaluation(
             index=head["index"],
             code=head["code"],
