@@ -13,9 +13,10 @@ from bio_assets.core.data.splits import SplitParams, split_images
 from bio_assets.core.seeding import torch_generator
 
 
-def demo_classification_data(target_per_class: int = 120) -> ClassificationData:
+def demo_classification_data(target_per_class: int = 120, seed: int = 0) -> ClassificationData:
+    """The demo dataset drawn with ``seed`` (0: the one ``make demo`` uses; others: new draws)."""
     with tempfile.TemporaryDirectory() as folder:
-        root = generate_demo_dataset(Path(folder) / "demo")
+        root = generate_demo_dataset(Path(folder) / "demo", seed=seed)
         layout = DatasetLayout(root)
         splits = {
             name: split_images(ingest_class(path, name, 64, root).images, SplitParams())

@@ -64,3 +64,27 @@ def test_generator_stage_scores_by_fid_inherits_the_best_weights_and_resumes(tmp
         again = search_gan(data, request, SearchRuntime(executor, 1, tmp_path))
     assert [e.code for e in again.result.history] == [e.code for e in history]
     assert [e.metrics["fid"] for e in again.result.history] == [e.metrics["fid"] for e in history]
+
+
+def test_discriminator_stage_starts_every_candidate_from_the_given_generator_state(tmp_path):
+    from bio_assets.core.gan.networks import GanNetworkSpec
+    from bio_assets.core.gan.search import build_seeded_gan
+
+    data = tiny_search_data()
+    generator_code = "{3, 26-6, []}"
+    generator = build_seeded_gan(GanNetworkSpec("generator", generator_code, 16, 32, 2), 7)
+    request = GanSearchRequest(
+        "discriminator",
+        EvolutionParams(population_size=2, cycles=0, sample_size=1, seed=0),
+        GanTrainParams(iterations=1, batch_size=4),
+        generator_code, FIXED_DISCRIMINATOR, 16, 8, 32, fid_samples=8, max_nodes=3,
+    )  # fmt: skip
+    state = {f"generator.{k}": v for k, v in generator.state_dict().items()}
+    with ThreadPoolExecutor(1) as executor:
+        run = search_gan(data, request, SearchRuntime(executor, 1, tmp_path), initial_state=state)
+    # The first cycle trains from the given generator (stage 2 of the source), not from scratch.
+    assert all(e.metrics["inherited_generator"] == 1.0 for e in run.result.history)
+    (saved,) = (tmp_path / "initial").glob("*.safetensors")  # one file, named by its content
+    with ThreadPoolExecutor(1) as executor:
+        search_gan(data, request, SearchRuntime(executor, 1, tmp_path), initial_state=state)
+    assert list((tmp_path / "initial").glob("*.safetensors")) == [saved]

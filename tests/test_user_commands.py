@@ -13,7 +13,7 @@ from PIL import Image
 from bio_assets.app.cli import main
 from tests.conftest import TINY_CLASSES as CLASSES
 from tests.conftest import materialize_tiny_data, tiny_definitions
-from tests.test_synthesis_chain import materialize_extended, materialize_synthesis
+from tests.test_synthesis_chain import UPSTREAM, materialize_extended, materialize_synthesis
 
 
 def test_commands_before_anything_is_materialized_fail_clearly(home, tmp_path, capsys):
@@ -97,3 +97,18 @@ def test_generate_predict_and_export_on_a_materialized_instance(home, tmp_path, 
     assert np.asarray(Image.open(package / catalog[0]["file_path"])).shape == (64, 64, 3)
     assert main(["export", str(package)]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+    # --publishable: every class passed its gates on this generator's images.
+    assert main(["generate", "--count", "2", "--publishable", "--out", str(tmp_path / "pub")]) == 0
+    assert sorted(p.name for p in (tmp_path / "pub").iterdir()) == CLASSES
+    capsys.readouterr()
+    with dg.DagsterInstance.get() as instance:  # a newer generator whose images no gate has judged
+        key = dg.AssetKey(["tiny", "trained_gan"])
+        config = {**UPSTREAM["tiny__trained_gan"]["config"], "seed": 1}
+        assert dg.materialize(
+            assets, instance=instance, resources=defs.resources, selection=[key],
+            run_config={"ops": {"tiny__trained_gan": {"config": config}}},
+        ).success  # fmt: skip
+    assert main(["generate", "--count", "2", "--publishable", "--out", str(tmp_path / "refused")]) == 2
+    refusal = capsys.readouterr().err
+    assert "--publishable: refused, nothing written" in refusal and "not this generator's" in refusal
+    assert all(name in refusal for name in CLASSES) and not (tmp_path / "refused").exists()

@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a dataset (its newest trained_gan) or the run id of a past trained_gan (default: the newest of all)",
     )
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument(
+        "--publishable",
+        action="store_true",
+        help="refuse every class whose quality gates did not pass on this generator's images (as export does)",
+    )
     generate.add_argument("--out", required=True, type=Path, help="output folder; <out>/<class>/ must be new or empty")
 
     predict = commands.add_parser("predict", help="classify every image file in a folder into a CSV")
@@ -206,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             from bio_assets.app import user_commands
 
             if args.command == "generate":
-                return user_commands.generate(args.count, args.class_name, args.model, args.out, args.seed)
+                return user_commands.generate(
+                    args.count, args.class_name, args.model, args.out, args.seed, publishable=args.publishable
+                )
             if args.command == "predict":
                 return user_commands.predict(args.folder, args.out, args.model)
             return user_commands.export(args.folder, args.dataset)

@@ -30,8 +30,11 @@ def _models(asset_names: tuple[str, ...], model_id: str | None, what: str):
         return pick_model(instance, asset_names, datasets, model_id, what)
 
 
-def generate(count: int, class_name: str | None, model_id: str | None, out: Path, seed: int) -> int:
-    """``count`` images per class (or of ``class_name``) into ``out/<class>/`` with MD5 files."""
+def generate(
+    count: int, class_name: str | None, model_id: str | None, out: Path, seed: int, *, publishable: bool = False
+) -> int:
+    """``count`` images per class (or of ``class_name``) into ``out/<class>/`` with MD5 files.
+    ``publishable``: refuse every class whose quality gates did not pass on this generator's images."""
     if count < 1:
         raise ValueError(f"--count must be >= 1, got {count}")
     model = _models(("trained_gan",), model_id, "trained generator")
@@ -40,6 +43,12 @@ def generate(count: int, class_name: str | None, model_id: str | None, out: Path
     classes = [class_name] if class_name is not None else list(generator.class_names)
     for name in classes:
         generator.class_index(name)  # unknown class: a clear error before anything is written
+    if publishable:
+        refused = _refusals(model, classes)
+        if refused:
+            listed = "; ".join(f"{name}: {', '.join(reasons)}" for name, reasons in refused.items())
+            raise ValueError(f"--publishable: refused, nothing written. {listed}")
+    for name in classes:
         target = Path(out) / name
         if target.exists() and any(target.iterdir()):
             raise ValueError(f"{target} already holds files; choose another --out")
@@ -50,6 +59,15 @@ def generate(count: int, class_name: str | None, model_id: str | None, out: Path
         print(f"{len(files)} images of {name} -> {Path(out) / name}")
     print(f"generator: {model.model_id}/{model.asset} (run {model.run_id[:8]}), seed {seed}")
     return 0
+
+
+def _refusals(model, classes: list[str]) -> dict[str, list[str]]:
+    from bio_assets.app.driver import open_instance
+    from bio_assets.checks.gates import publishable_refusals
+
+    with open_instance() as instance:
+        refused = {name: publishable_refusals(instance, model.model_id, model.run_id, name) for name in classes}
+    return {name: reasons for name, reasons in refused.items() if reasons}
 
 
 def _fresh(folder: Path) -> Path:

@@ -64,6 +64,22 @@ def study_metadata(study: ExtensionStudy, *, samples: int) -> dict:
     return metadata
 
 
+def gated_classes(
+    context: dg.AssetExecutionContext, dataset: str, class_names: tuple[str, ...], synthetic: dict, require_gates: bool
+) -> tuple[list[str], dg.MarkdownMetadataValue]:
+    """The classes whose synthetic images are used (every gate passed), and a table of the others with the reasons."""
+    gates = {
+        name: gate_status(context.instance, dataset, name) if require_gates else (True, []) for name in class_names
+    }
+    used = [name for name in class_names if gates[name][0] and name in synthetic]
+    rows = []
+    for name in [n for n in class_names if n not in used]:
+        reasons = "; ".join(gates[name][1]) or "not materialized"
+        context.log.warning(f"class {name}: synthetic images left out: {reasons}")
+        rows.append(f"| {name} | {reasons} |")
+    return used, dg.MetadataValue.md("\n".join(["| class | why |", "|---|---|", *rows]) if rows else "none")
+
+
 def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     dataset = entry.name
     names = ("augmented_dataset", "image_splits", "synthetic_dataset", "macro_architecture", "searched_cell")
@@ -83,86 +99,46 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network on real + gated synthetic images, a same-settings real-only control, and TSTR."""
         started = time.perf_counter()
+        fields = ("epochs", "seeds", "optimizer")
         values = run_settings(
-            context,
-            image_dataset.entry(dataset),
-            "extended_classifier",
-            config_values(config, ("epochs", "seeds", "optimizer")),
+            context, image_dataset.entry(dataset), "extended_classifier", config_values(config, fields)
         )
         data = assemble(augmented_dataset, image_splits)
         gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
-        gates = {
-            name: gate_status(context.instance, dataset, name) if config.require_gates else (True, [])
-            for name in data.class_names
-        }
-        used = [name for name in data.class_names if gates[name][0] and name in synthetic_dataset]
-        for name in sorted(set(data.class_names) - set(used)):
-            context.log.warning(
-                f"class {name}: synthetic images left out: {'; '.join(gates[name][1]) or 'not materialized'}"
-            )
+        used, excluded = gated_classes(context, dataset, data.class_names, synthetic_dataset, config.require_gates)
         fake = synthetic_images(data, synthetic_dataset, used)
-        spec = architecture_spec(
-            "searched",
-            len(data.class_names),
-            config.channels,
-            NetworkSpec(searched_cell.best_code, macro_architecture.best_code, config.channels, len(data.class_names)),
+        network = NetworkSpec(
+            searched_cell.best_code, macro_architecture.best_code, config.channels, len(data.class_names)
         )
+        spec = architecture_spec("searched", len(data.class_names), config.channels, network)
         params = TrainParams(
-            epochs=values["epochs"],
-            batch_size=config.batch_size,
-            optimizer=values["optimizer"],
-            learning_rate=config.learning_rate,
-            seed=config.seed,
-            defaults="keras",
-        )
+            epochs=values["epochs"], batch_size=config.batch_size, optimizer=values["optimizer"],
+            learning_rate=config.learning_rate, seed=config.seed, defaults="keras",
+        )  # fmt: skip
         study = extension_study(
-            spec,
-            data,
-            fake,
-            params,
-            seeds=values["seeds"],
-            device=compute.torch_device(),
-            precision=compute.precision(),
-            tstr=config.tstr and bool(used),
-            bootstrap_samples=config.bootstrap_samples,
-            on_seed=lambda what, r: context.log.info(
-                f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f} ({r.train_seconds:.0f} s)"
-            ),
-        )
+            spec, data, fake, params, seeds=values["seeds"], device=compute.torch_device(),
+            precision=compute.precision(), tstr=config.tstr and bool(used), bootstrap_samples=config.bootstrap_samples,
+            on_seed=lambda what, r: context.log.info(f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"),
+        )  # fmt: skip
         metadata = classifier_metadata(study.extended, extended(data, fake), spec, started, compute)
         metadata.update(study_metadata(study, samples=config.bootstrap_samples))
         if study.tstr is None:
             metadata["tstr_skipped"] = (
                 "turned off in config" if not config.tstr else "no class passed its quality gates"
             )
-        excluded = [
-            {"class": name, "reasons": "; ".join(gates[name][1]) or "not materialized"}
-            for name in data.class_names
-            if name not in used
-        ]
         metadata.update(
             {
-                "epochs": values["epochs"],
                 "optimizer": values["optimizer"],
                 "learning_rate": params.learning_rate or KERAS_DEFAULTS[values["optimizer"]]["lr"],
                 "classes_with_synthetic": used,
                 "num_synthetic_images": int(len(fake.labels)),
-                "excluded_classes": dg.MetadataValue.md(
-                    "\n".join(
-                        ["| class | why |", "|---|---|", *[f"| {e['class']} | {e['reasons']} |" for e in excluded]]
-                    )
-                    if excluded
-                    else "none"
-                ),
+                "excluded_classes": excluded,
                 "wall_seconds": round(time.perf_counter() - started, 1),
                 "trained_gan_run": gan_run,
                 **values.metadata(),
             }
         )
-        value = ModelWeights(
-            study.extended.first_state_dict,
-            {**spec, "class_names": list(data.class_names), "input_size": int(data.train.images.shape[1])},
-        )
-        return dg.MaterializeResult(value=value, metadata=metadata)
+        stored = {**spec, "class_names": list(data.class_names), "input_size": int(data.train.images.shape[1])}
+        return dg.MaterializeResult(value=ModelWeights(study.extended.first_state_dict, stored), metadata=metadata)
 
     return extended_classifier

@@ -24,7 +24,7 @@ from bio_assets.core.cnn.training import Precision, TrainParams
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, MAX_NODES, MIN_NODES
 from bio_assets.core.gan.search import GanSearchData, GanSearchRequest, GanSearchRun, search_gan
 from bio_assets.core.hardware import gan_precision_for
-from bio_assets.core.io.storage import ModelWeights, load_weights, save_weights
+from bio_assets.core.io.storage import ModelWeights, load_weights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, pack_extractors, train_extractor, unpack_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.registry import DatasetEntry
@@ -289,7 +289,7 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         splits,
         extractors,
         fixed_generator="",
-        initial_weights="",
+        initial_state=None,
     ):
         started = time.perf_counter()
         values = config.settings(context, image_dataset.entry(dataset), stage, (*SEARCH_FIELDS, *RECIPE_FIELDS))
@@ -305,7 +305,7 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         request = search_request(config, values, stage, len(data.train.labels), fixed_generator)
         logger = evaluation_logger(context, started, lambda e: f"FID {-e.fitness:.3f}")
         with search_executor.runtime(dataset, compute, precision=gan_precision(compute), on_evaluation=logger) as rt:
-            run = search_gan(data, request, rt, initial_weights=initial_weights)
+            run = search_gan(data, request, rt, initial_state=initial_state)
         value, metadata = stage_result(
             run, request, data, class_names=sorted(augmented), top_k=config.top_k, started=started, compute=compute
         )
@@ -352,15 +352,6 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         generator: ModelWeights,
     ) -> dg.MaterializeResult:
         """Stage 2 of the GAN search: the discriminator with the lowest FID beside the best generator."""
-        initial = (
-            search_executor.state_dir(dataset)
-            / f"stage2-initial-{generator.spec['candidate_settings_hash']}-{generator.spec['data_version']}.safetensors"
-        )
-        save_weights(
-            initial,
-            {f"generator.{k}": v for k, v in generator.state_dict.items()},
-            {"generator": generator.spec["genotype"]},
-        )
         value, metadata = run_stage(
             context,
             config,
@@ -373,7 +364,7 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             splits=image_splits,
             extractors=feature_extractors,
             fixed_generator=generator.spec["genotype"],
-            initial_weights=str(initial),
+            initial_state={f"generator.{k}": v for k, v in generator.state_dict.items()},
         )
         return dg.MaterializeResult(
             value=value, metadata={**metadata, "generator_genotype": generator.spec["genotype"]}

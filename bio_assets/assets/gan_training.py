@@ -156,6 +156,57 @@ def run_training(
     return scored, values, metadata
 
 
+def searched_specs(genotypes: dict[str, str], values: RunSettings, num_classes: int) -> dict[str, GanNetworkSpec]:
+    """The searched generator and discriminator at this run's shape (and the AC-GAN head when it trains one)."""
+    size = values["image_size"]
+    return {
+        "generator": GanNetworkSpec(
+            "generator", genotypes["generator"], values["generator_width"], size, num_classes
+        ),
+        "discriminator": GanNetworkSpec(
+            "discriminator", genotypes["discriminator"], values["discriminator_width"], size, num_classes,
+            auxiliary_classifier=values["auxiliary_classifier_weight"] > 0,
+        ),
+    }  # fmt: skip
+
+
+def stored_generator_spec(
+    specs: dict[str, GanNetworkSpec],
+    scored: ScoredGan,
+    values: RunSettings,
+    *,
+    class_names: list[str],
+    config: GanTrainingConfig,
+    num_train: int,
+) -> dict:
+    """What is stored beside the generator's weights: its spec, the discriminator's, the FID, and
+    the catalog's training_parameters row (epochs in the source's unit: passes over the train images)."""
+    return {
+        **specs["generator"].to_json(),
+        "class_names": class_names,
+        "discriminator": specs["discriminator"].to_json(),
+        "fid": scored.fids[config.extractor].to_json(),
+        "iterations": scored.report.iterations,
+        "curve": scored.report.curve,
+        "ema": config.ema_decay > 0,
+        # Beyond the catalog's training_parameters columns: where the demo departs from the source.
+        "conditioning": {
+            "conditioning_lr_multiplier": values["conditioning_lr_multiplier"],
+            "auxiliary_classifier_weight": values["auxiliary_classifier_weight"],
+        },
+        "training": {
+            "g_optimizer": "adam",
+            "d_optimizer": "adam",
+            "loss": "hinge",
+            "batch_size": values["batch_size"],
+            "iterations": scored.report.iterations,
+            "epochs": round(scored.report.iterations * values["batch_size"] / num_train, 3),
+            "g_lr": values["generator_lr"],
+            "d_lr": values["discriminator_lr"],
+        },
+    }
+
+
 def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     dataset = entry.name
     names = ("augmented_dataset", "image_splits", "feature_extractors")
@@ -180,84 +231,37 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         discriminator: ModelWeights,
     ) -> dg.MaterializeResult:
         """The searched generator and discriminator trained together from scratch, with EMA weights and an FID curve."""
-        specs = {}
+        specs: dict[str, GanNetworkSpec] = {}
+        genotypes = {"generator": generator.spec["genotype"], "discriminator": discriminator.spec["genotype"]}
 
         def build(values, num_classes):
-            specs["generator"] = GanNetworkSpec(
-                "generator", generator.spec["genotype"], values["generator_width"], values["image_size"], num_classes
-            )
-            specs["discriminator"] = GanNetworkSpec(
-                "discriminator",
-                discriminator.spec["genotype"],
-                values["discriminator_width"],
-                values["image_size"],
-                num_classes,
-                auxiliary_classifier=values["auxiliary_classifier_weight"] > 0,
-            )
+            specs.update(searched_specs(genotypes, values, num_classes))
             seed = derive_seed(config.seed, "trained_gan")
             return build_seeded_gan(specs["generator"], seed), build_seeded_gan(specs["discriminator"], seed + 1)
 
-        identity = {"generator": generator.spec["genotype"], "discriminator": discriminator.spec["genotype"]}
         scored, values, metadata = run_training(
-            context,
-            config,
-            "trained_gan",
-            dataset=dataset,
-            build=build,
-            identity=identity,
-            compute=compute,
-            image_dataset=image_dataset,
-            feature_extractor=feature_extractor,
-            search_executor=search_executor,
-            augmented=augmented_dataset,
-            splits=image_splits,
-            extractors=feature_extractors,
-            recipe=config.recipe,
-            recipe_fields=RECIPE_FIELDS,
-        )
+            context, config, "trained_gan", dataset=dataset, build=build, identity=genotypes, compute=compute,
+            image_dataset=image_dataset, feature_extractor=feature_extractor, search_executor=search_executor,
+            augmented=augmented_dataset, splits=image_splits, extractors=feature_extractors,
+            recipe=config.recipe, recipe_fields=RECIPE_FIELDS,
+        )  # fmt: skip
         class_names = sorted(augmented_dataset)
-        grids = {
-            f"samples_{class_names[k]}": image_grid_markdown(images.numpy(), f"generated {class_names[k]}")
-            for k, images in scored.samples.items()
-        }
-        spec = {
-            **specs["generator"].to_json(),
-            "class_names": class_names,
-            "discriminator": specs["discriminator"].to_json(),
-            "fid": scored.fids[config.extractor].to_json(),
-            "iterations": scored.report.iterations,
-            "curve": scored.report.curve,
-            "ema": config.ema_decay > 0,
-            # Beyond the catalog's training_parameters columns: where the demo departs from the source.
-            "conditioning": {
-                "conditioning_lr_multiplier": values["conditioning_lr_multiplier"],
-                "auxiliary_classifier_weight": values["auxiliary_classifier_weight"],
-            },
-            # The catalog's training_parameters row; epochs in the source's unit (passes over the train images).
-            "training": {
-                "g_optimizer": "adam",
-                "d_optimizer": "adam",
-                "loss": "hinge",
-                "batch_size": values["batch_size"],
-                "iterations": scored.report.iterations,
-                "epochs": round(
-                    scored.report.iterations * values["batch_size"] / sum(len(s) for s in augmented_dataset.values()), 3
-                ),
-                "g_lr": values["generator_lr"],
-                "d_lr": values["discriminator_lr"],
-            },
-        }
         metadata.update(
             {
-                "generator_genotype": identity["generator"],
-                "discriminator_genotype": identity["discriminator"],
+                "generator_genotype": genotypes["generator"],
+                "discriminator_genotype": genotypes["discriminator"],
                 "source_fid": SEARCHED_SOURCE_FID,
                 "fid_curve": curve_table(scored.report.curve),
-                **grids,
+                **{
+                    f"samples_{class_names[k]}": image_grid_markdown(images.numpy(), f"generated {class_names[k]}")
+                    for k, images in scored.samples.items()
+                },
             }
         )
+        num_train = sum(len(s) for s in augmented_dataset.values())
+        spec = stored_generator_spec(specs, scored, values, class_names=class_names, config=config, num_train=num_train)
         return dg.MaterializeResult(
-            value=ModelWeights({k: v for k, v in scored.report.sampler.state_dict().items()}, spec), metadata=metadata
+            value=ModelWeights(dict(scored.report.sampler.state_dict()), spec), metadata=metadata
         )
 
     # Every model partition reads every class partition.

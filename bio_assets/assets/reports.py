@@ -4,8 +4,6 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
-import torch
 from pydantic import Field
 
 from bio_assets.assets.common import asset_options, data_ins, run_profile
@@ -16,18 +14,14 @@ from bio_assets.checks.gates import gate_status
 from bio_assets.core.cnn.architectures import load_classifier
 from bio_assets.core.cnn.baselines import BASELINES
 from bio_assets.core.cnn.dataset import assemble
-from bio_assets.core.cnn.training import predict_probabilities
 from bio_assets.core.gan.baselines import GAN_BASELINES, SEARCHED_SOURCE_FID
-from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.io.storage import ModelWeights
-from bio_assets.core.metrics.classification import roc_report
-from bio_assets.core.metrics.synthetic import LabelledSet, score_synthetic
 from bio_assets.core.profiles import PROFILE_DEPARTURES
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting import source
-from bio_assets.core.reporting.report import AccuracyRow, ReportInputs, build_report
-from bio_assets.core.reporting.statistics import compare_class, wilson_interval
-from bio_assets.core.seeding import derive_seed
+from bio_assets.core.reporting.document import Report
+from bio_assets.core.reporting.inputs import RecordedResults, ReportSettings, report_inputs
+from bio_assets.core.reporting.report import ReportInputs, build_report
 from resources.compute import ComputeResource
 from resources.feature_extractor import FeatureExtractorResource
 from resources.paths import data_home
@@ -147,6 +141,61 @@ def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], 
     return cnn, gan
 
 
+def recorded_results(
+    context: dg.AssetExecutionContext,
+    entry: DatasetEntry,
+    class_names: tuple[str, ...],
+    synthetic: dict,
+    report_settings: dict,
+) -> RecordedResults:
+    """What the other assets recorded in the instance, for the report."""
+    instance, dataset = context.instance, entry.name
+    cnn_rows, gan_rows = model_rows(instance, dataset)
+    main = ("searched_cell", "macro_architecture", "classifier", "feature_extractors", "generator", "discriminator")
+    settings = [(name, settings_of(instance, dataset, name)) for name in (*main, "trained_gan", "extended_classifier")]
+    settings += [
+        (f"synthetic_dataset [{n}]", settings_of(instance, dataset, "synthetic_dataset", n)) for n in synthetic
+    ]
+    settings += [(f"gan_baselines [{n}]", settings_of(instance, dataset, "gan_baselines", n)) for n in GAN_BASELINES]
+    settings.append(("metric_reports", report_settings))
+    cell = latest_metadata(instance, asset_key(dataset, "searched_cell"), None)
+    return RecordedResults(
+        cnn_rows=cnn_rows,
+        gan_rows=gan_rows,
+        gan_extractor=str(latest_metadata(instance, asset_key(dataset, "trained_gan"), None).get("fid_extractor", "?")),
+        extended=latest_metadata(instance, asset_key(dataset, "extended_classifier"), None),
+        gates={n: gate_status(instance, dataset, n) for n in class_names},
+        settings=settings,
+        search_comparison={"aging": cell["val_accuracy"], "random": cell["random_search_val_accuracy"]}
+        if "random_search_val_accuracy" in cell
+        else None,
+        departures=PROFILE_DEPARTURES.get(run_profile(context, entry)[0], []),
+    )
+
+
+def report_metadata(report: Report, inputs: ReportInputs, path: Path) -> dict:
+    """The report as UI markdown with small previews, and its headline numbers with their provenance."""
+    scores = inputs.extractor_scores
+    return {
+        "report": dg.MetadataValue.md(report.preview_markdown(path.parent)),
+        "report_path": dg.MetadataValue.path(str(path)),
+        "figures": dg.MetadataValue.path(str(path.parent / "figures")),
+        "sections": [title for title, _ in report.sections],
+        "num_shortfalls": len(inputs.shortfalls),
+        **{ROW_KEYS[row.name]: row.accuracy for row in inputs.accuracy_rows},
+        **{f"fid_{s.extractor}": round(s.fid.value, 4) for s in scores},
+        **{f"kid_{s.extractor}": round(s.kid.value, 5) for s in scores},
+        **{f"is_{s.extractor}": round(s.inception_score.value, 4) for s in scores if s.inception_score is not None},
+        **{
+            f"class_agreement_{s.extractor}": round(s.class_agreement.value, 4)
+            for s in scores
+            if s.class_agreement is not None
+        },
+        # Every number with its name (metric_count_extractor), sample counts, subsets and resize mode.
+        "metrics_provenance": dg.MetadataValue.json([row for s in scores for row in s.rows()]),
+    }
+
+
 def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     dataset = entry.name
     names = ("image_splits", "augmented_dataset", "synthetic_dataset", "feature_extractors", "classifier")
@@ -169,159 +218,28 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The comparison report of every model against the baselines and the source, with metrics and settings."""
         started = time.perf_counter()
-        data = assemble(augmented_dataset, image_splits)
         gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
-        names, device = data.class_names, compute.torch_device()
-        size = int(next(iter(synthetic_dataset.values())).images.shape[1])
-        real_by_class = {n: resize_uint8(torch.from_numpy(image_splits[n].train.images), size).numpy() for n in names}
-        fake_classes = [n for n in names if n in synthetic_dataset]
-        real = LabelledSet(
-            torch.from_numpy(np.concatenate([real_by_class[n] for n in names])),
-            np.concatenate([np.full(len(real_by_class[n]), i) for i, n in enumerate(names)]),
-        )
-        fake = LabelledSet(
-            torch.from_numpy(np.concatenate([synthetic_dataset[n].images for n in fake_classes])),
-            np.concatenate([np.full(len(synthetic_dataset[n]), names.index(n)) for n in fake_classes]),
-        )
-        scores = []
-        for name in feature_extractor.available():
-            extractor = feature_extractor.serve(name, feature_extractors, device)
-            scores.append(
-                score_synthetic(
-                    extractor,
-                    real,
-                    fake,
-                    class_names=names,
-                    rng=np.random.default_rng(derive_seed(config.seed, "kid", name)),
-                    kid_subsets=config.kid_subsets,
-                    kid_subset_size=config.kid_subset_size,
-                    is_splits=config.is_splits,
-                )
-            )
-            context.log.info(
-                f"{name}: FID {scores[-1].fid.value:.3f}, KID {scores[-1].kid.value:.4f} ({scores[-1].seconds:.1f} s)"
-            )
-        comparisons = [
-            compare_class(
-                n,
-                real_by_class[n],
-                synthetic_dataset[n].images,
-                np.random.default_rng(derive_seed(config.seed, "kl", n)),
-            )
-            for n in fake_classes
-        ]
-
-        accuracy_rows, roc = [], {}
-        for label, weights in (("real only", classifier), ("real + synthetic", extended_classifier)):
-            model, _ = load_classifier(weights.state_dict, weights.spec)
-            probabilities = predict_probabilities(
-                model.to(device), data.test.images, device, precision=compute.precision()
-            )
-            correct = int((probabilities.argmax(1) == data.test.labels.numpy()).sum())
-            accuracy_rows.append(
-                AccuracyRow(
-                    label,
-                    correct / len(data.test.labels),
-                    *wilson_interval(correct, len(data.test.labels)),
-                    f"first seed, {len(data.test.labels)} test images, Wilson interval",
-                )
-            )
-            roc[label] = roc_report(data.test.labels.numpy(), probabilities)
-        extended_meta = latest_metadata(context.instance, asset_key(dataset, "extended_classifier"), None)
-        if "control_accuracy" in extended_meta:
-            n = len(data.test.labels)
-            accuracy_rows.insert(
-                1,
-                AccuracyRow(
-                    "real only, equal-settings control",
-                    extended_meta["control_accuracy"],
-                    *wilson_interval(round(extended_meta["control_accuracy"] * n), n),
-                    f"trained inside extended_classifier with its epochs and optimizer; mean over seeds, {n} test "
-                    "images",
-                ),
-            )
-        if "tstr_accuracy" in extended_meta:
-            n = int(extended_meta["tstr_num_test_images"])
-            accuracy_rows.append(
-                AccuracyRow(
-                    "synthetic only (TSTR)",
-                    extended_meta["tstr_accuracy"],
-                    *wilson_interval(round(extended_meta["tstr_accuracy"] * n), n),
-                    f"mean over seeds (std {extended_meta['tstr_accuracy_std']:.3f}), {n} test images of classes "
-                    "with synthetic images",
-                )
-            )
-        gain = (
-            {
-                k: extended_meta[k]
-                for k in ("accuracy_gain", "accuracy_gain_ci_low", "accuracy_gain_ci_high", "accuracy_gain_interval")
-            }
-            if "accuracy_gain" in extended_meta
-            else None
-        )
-        cnn_rows, gan_rows = model_rows(context.instance, dataset)
-        counts = {
-            n: {
-                "raw": sum(len(getattr(image_splits[n], s)) for s in ("train", "val", "test")),
-                "train": len(image_splits[n].train),
-                "val": len(image_splits[n].val),
-                "test": len(image_splits[n].test),
-                "augmented": len(augmented_dataset[n]),
-                "synthetic": len(synthetic_dataset.get(n, ())),
-            }
-            for n in names
-        }
-        settings = [
-            (name, settings_of(context.instance, dataset, name))
-            for name in (
-                "searched_cell",
-                "macro_architecture",
-                "classifier",
-                "feature_extractors",
-                "generator",
-                "discriminator",
-                "trained_gan",
-                "extended_classifier",
-            )
-        ]
-        settings += [
-            (f"synthetic_dataset [{n}]", settings_of(context.instance, dataset, "synthetic_dataset", n))
-            for n in fake_classes
-        ]
-        settings += [
-            (f"gan_baselines [{n}]", settings_of(context.instance, dataset, "gan_baselines", n)) for n in GAN_BASELINES
-        ]
-        settings.append(
-            ("metric_reports", {**config.model_dump(), "extractors": ", ".join(feature_extractor.available())})
-        )
-        shown = {n: min(8, len(real_by_class[n]), len(synthetic_dataset[n])) for n in fake_classes}
-        cell_meta = latest_metadata(context.instance, asset_key(dataset, "searched_cell"), None)
-        search_comparison = (
-            {"aging": cell_meta["val_accuracy"], "random": cell_meta["random_search_val_accuracy"]}
-            if "random_search_val_accuracy" in cell_meta
-            else None
-        )
-        profile, _ = run_profile(context, entry)
-        inputs = ReportInputs(
-            dataset=dataset,
-            class_names=names,
-            counts=counts,
-            cnn_rows=cnn_rows,
-            gan_rows=gan_rows,
-            gan_extractor=str(
-                latest_metadata(context.instance, asset_key(dataset, "trained_gan"), None).get("fid_extractor", "?")
-            ),
-            extractor_scores=scores,
+        device, data = compute.torch_device(), assemble(augmented_dataset, image_splits)
+        used = {**config.model_dump(), "extractors": ", ".join(feature_extractor.available())}
+        inputs = report_inputs(
+            dataset,
+            data,
+            image_splits,
+            augmented_dataset,
+            {name: images.images for name, images in synthetic_dataset.items()},
+            extractors={
+                n: feature_extractor.serve(n, feature_extractors, device) for n in feature_extractor.available()
+            },
+            models={
+                label: load_classifier(weights.state_dict, weights.spec)[0]
+                for label, weights in (("real only", classifier), ("real + synthetic", extended_classifier))
+            },
+            recorded=recorded_results(context, entry, data.class_names, synthetic_dataset, used),
+            settings=ReportSettings(config.kid_subsets, config.kid_subset_size, config.is_splits, config.seed),
             inception_status=feature_extractor.inception_status(),
-            comparisons=comparisons,
-            roc=roc,
-            samples={n: (real_by_class[n][: shown[n]], synthetic_dataset[n].images[: shown[n]]) for n in fake_classes},
-            accuracy_rows=accuracy_rows,
-            gain=gain,
-            gates={n: gate_status(context.instance, dataset, n) for n in names},
-            settings=settings,
-            search_comparison=search_comparison,
-            departures=PROFILE_DEPARTURES.get(profile, []),
+            device=device,
+            precision=compute.precision(),
+            log=context.log.info,
         )
         report = build_report(inputs)
         # Full-size figures go to files, one folder per run (and the newest copied one level up);
@@ -329,26 +247,8 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         folder = Path(config.output_dir) if config.output_dir else data_home() / "reports" / dataset
         path = report.write(folder / context.run_id)
         report.write(folder)
-        metadata = {
-            "report": dg.MetadataValue.md(report.preview_markdown(path.parent)),
-            "report_path": dg.MetadataValue.path(str(path)),
-            "figures": dg.MetadataValue.path(str(path.parent / "figures")),
-            "trained_gan_run": gan_run,
-            "sections": [title for title, _ in report.sections],
-            "num_shortfalls": len(inputs.shortfalls),
-            **{ROW_KEYS[row.name]: row.accuracy for row in accuracy_rows},
-            **{f"fid_{s.extractor}": round(s.fid.value, 4) for s in scores},
-            **{f"kid_{s.extractor}": round(s.kid.value, 5) for s in scores},
-            **{f"is_{s.extractor}": round(s.inception_score.value, 4) for s in scores if s.inception_score is not None},
-            **{
-                f"class_agreement_{s.extractor}": round(s.class_agreement.value, 4)
-                for s in scores
-                if s.class_agreement is not None
-            },
-            # Every number with its name (metric_count_extractor), sample counts, subsets and resize mode.
-            "metrics_provenance": dg.MetadataValue.json([row for s in scores for row in s.rows()]),
-            "wall_seconds": round(time.perf_counter() - started, 1),
-        }
+        metadata = report_metadata(report, inputs, path)
+        metadata.update({"trained_gan_run": gan_run, "wall_seconds": round(time.perf_counter() - started, 1)})
         return dg.MaterializeResult(metadata=metadata)
 
     return metric_reports

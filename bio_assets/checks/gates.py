@@ -5,7 +5,7 @@ before they may become the class's publication (``bio_assets.core.synthesis.gate
 
 import dagster as dg
 
-from bio_assets.assets.metadata import check_results_of_run, latest_materialization_run
+from bio_assets.assets.metadata import check_results_of_run, latest_materialization_run, latest_metadata
 from bio_assets.assets.partitions import asset_key
 from bio_assets.core.synthesis.gates import GATE_NAMES
 
@@ -49,3 +49,16 @@ def gate_status(instance: dg.DagsterInstance, dataset: str, class_name: str) -> 
         elif not results[name].passed:
             reasons.append(f"{name} failed ({_evaluation_summary(results[name])})")
     return not reasons, reasons
+
+
+def publishable_refusals(instance: dg.DagsterInstance, dataset: str, gan_run: str, class_name: str) -> list[str]:
+    """Why images of ``class_name`` from the ``trained_gan`` of run ``gan_run`` are not publishable:
+    the class's newest gates failed, or they judged another generator's images. Empty: publishable."""
+    _, reasons = gate_status(instance, dataset, class_name)
+    judged = latest_metadata(instance, asset_key(dataset, "synthetic_dataset"), class_name).get("trained_gan_run")
+    if judged is not None and judged != gan_run:
+        reasons.append(
+            f"its gates judged the images of trained_gan run {str(judged)[:8]}, not this generator's (run "
+            f"{gan_run[:8]}); re-materialize synthetic_dataset for it"
+        )
+    return reasons

@@ -10,7 +10,9 @@ A candidate's cached FID is served only to a candidate that starts from the same
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -193,6 +195,18 @@ class GanCandidateEvaluator:
         }
 
 
+def _initial_weights_file(state_dir: Path, state: Mapping[str, torch.Tensor]) -> Path:
+    """``state`` saved once as ``state_dir/initial/<content hash>.safetensors``."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
+    path = state_dir / "initial" / f"{digest.hexdigest()[:16]}.safetensors"
+    if not path.exists():
+        save_weights(path, {name: tensor.detach().cpu() for name, tensor in state.items()}, {})
+    return path
+
+
 @dataclass(frozen=True)
 class GanSearchRun:
     result: SearchResult
@@ -209,11 +223,14 @@ def search_gan(
     request: GanSearchRequest,
     runtime: SearchRuntime,
     *,
-    initial_weights: str = "",
+    initial_state: Mapping[str, torch.Tensor] | None = None,
 ) -> GanSearchRun:
-    """One stage of the search; resumable from ``runtime.state_dir``. ``initial_weights``: what the
-    first candidates inherit (stage 2: the best generator's weights)."""
+    """One stage of the search; resumable from ``runtime.state_dir``. ``initial_state``: the weights
+    every candidate starts from where names and shapes match, keys prefixed ``generator.`` or
+    ``discriminator.`` (stage 2: the best generator's). Candidates in worker processes read them
+    from one file under the state folder, named by their content."""
     precision, state_dir = runtime.precision, Path(runtime.state_dir)
+    initial_weights = str(_initial_weights_file(state_dir, initial_state)) if initial_state else ""
     candidate_hash = settings_hash(
         {**request.candidate_settings(), "precision": str(precision), "initial": initial_weights}
     )
