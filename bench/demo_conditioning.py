@@ -7,7 +7,7 @@ pair (the ``make demo`` genotypes and shapes) for the demo's iterations twice: w
 profile's recipe (ours) and with the source's (reference: TTUR 1e-4 / 4e-4, class parameters at
 the generator's rate, projection discriminator only). Prints BioCNN-1's class agreement on 250
 class-balanced generated images and the FID every 100 iterations, and the ratio of the final
-agreements. Takes about 4 minutes on 2 CPU cores.
+agreements. Takes about 5 minutes on 2 CPU cores (AVX2 only).
 """
 
 from __future__ import annotations
