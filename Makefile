@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install lock demo ui test test-fast lint format bench gpu-smoke fuzz clean-instance
+.PHONY: install lock demo ui cluster-demo test test-fast lint format bench gpu-smoke fuzz clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ install: $(STAMP)
 
 ## lock: re-resolve pyproject.toml's dependencies into requirements.lock (versions and hashes)
 lock: $(BIN)/python
-	$(BIN)/python deploy/lock_requirements.py requirements.lock
+	$(BIN)/python deploy/lock_requirements.py requirements.lock $(if $(KEEP),--keep)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
@@ -38,6 +38,12 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 ## ui: the Dagster UI and daemon (backfills, sensors, automation) on the same instance; Ctrl-C stops both
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bio-assets ui --port 3000
+
+## cluster-demo: the data group and CNN search of BIO_ASSETS_DATASET_DIR (default: the demo data) on
+## Celery workers on stand-in hosts (network namespaces where possible), instance and catalog on
+## PostgreSQL, broker RabbitMQ (both on 127.0.0.1); prints the host of each step, stops what it started
+cluster-demo: install
+	DAGSTER_HOME=$(CURDIR)/.dagster_cluster $(BIN)/python -m bio_assets.app.cluster
 
 # Test workers and the service tests' runs share the cores: each worker computes on one thread,
 # and OpenMP threads sleep rather than spin when idle (bio_assets.core.hardware.TRAINING_ENVIRONMENT).
@@ -84,4 +90,4 @@ fuzz: install
 	$(BIN)/python -m tests.fuzz.fuzz_genotypes --seconds $(FUZZ_SECONDS)
 
 clean-instance:
-	rm -rf $(DAGSTER_HOME)
+	rm -rf $(DAGSTER_HOME) $(CURDIR)/.dagster_cluster

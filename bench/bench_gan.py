@@ -12,8 +12,8 @@ from torch import nn
 
 from bench.demo_data import demo_classification_data
 from bench.results import BenchResult
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.gan.networks import GanNetworkSpec
-from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanImages, GanTrainParams, to_model_range, train_gan
 from bio_assets.core.hardware import gan_precision_for

@@ -21,8 +21,9 @@ import torch
 from bench.demo_data import demo_classification_data
 from bench.results import BenchResult, write_json
 from bio_assets.core.cnn.training import TrainParams
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.gan.networks import GanNetworkSpec
-from bio_assets.core.gan.scoring import balanced_labels, resize_uint8
+from bio_assets.core.gan.scoring import balanced_labels
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanImages, GanRecipe, generate, train_gan
 from bio_assets.core.metrics.extractors import domain_extractor, train_extractor

@@ -24,6 +24,7 @@ from bio_assets.core.cnn.training import LabelledImages, TrainParams, evaluate_c
 from bio_assets.core.gan.networks import GanNetworkSpec
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanImages, GanTrainParams, train_gan
+from bio_assets.core.gpu_lease import lease_gpus, visible_gpu_ids
 from bio_assets.core.hardware import auto_layout, gan_precision_for, pin_worker_gpu, precision_for
 from bio_assets.core.synthesis.generation import TrainedGenerator, state_sha256, synthesize
 
@@ -95,13 +96,23 @@ def device_pinning() -> str:
     count = torch.cuda.device_count()
     workers = max(2, count)
     context = get_context("spawn")
-    pinning = (context.Value("i", 0), count)
+    pinning = (context.Value("i", 0), tuple(visible_gpu_ids(count)))
     with ProcessPoolExecutor(workers, mp_context=context, initializer=pin_worker_gpu, initargs=pinning) as pool:
         seen = sorted(set(pool.map(visible_gpus, range(workers * 4))))
     assert all(n == 1 for _, n in seen), seen
     assert {v for v, _ in seen} <= {str(i) for i in range(count)}, seen
     kind, planned = auto_layout(len(os.sched_getaffinity(0)), count)
-    return f"device pinning: {count} visible GPU(s); pool workers saw {seen}; search layout auto -> {kind} x {planned}"
+    lease = lease_gpus(count, timeout=5)
+    second = lease_gpus(count, timeout=5) if count > 1 else None
+    leased = [lease.indices] + ([second.indices] if second else [])
+    for held in (lease, second):
+        if held is not None:
+            held.release()
+    assert len({i for held in leased for i in held}) == len(leased), leased  # two leases, two GPUs
+    return (
+        f"device pinning: leases {leased}; {count} visible GPU(s); pool workers saw {seen}; "
+        f"search layout auto -> {kind} x {planned}"
+    )
 
 
 def main() -> int:

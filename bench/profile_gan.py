@@ -16,7 +16,7 @@ from torch.profiler import ProfilerActivity, profile
 from bench.bench_gan import BATCH, networks
 from bench.demo_data import demo_classification_data
 from bio_assets.core.cnn.training import Precision
-from bio_assets.core.gan.scoring import resize_uint8
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.gan.training import GanImages, GanTrainParams, train_gan
 
 

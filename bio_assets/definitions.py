@@ -11,6 +11,7 @@ from bio_assets.checks.data import build_data_checks
 from bio_assets.core.profiles import validate_dataset_settings
 from bio_assets.core.registry import DatasetEntry, load_registry
 from jobs.automation import build_automation, with_rebuild_policy
+from jobs.executors import step_executor
 from jobs.notifications import build_notification_sensors
 from jobs.pipelines import build_dataset_assets, build_pipeline_jobs
 from resources.catalog import CatalogResource
@@ -31,12 +32,6 @@ warnings.filterwarnings("ignore", message="Parameter `include_sources`", categor
 # Beta APIs used deliberately: observable sources (the class folders) and source-code references.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, module=r"dagster\._core\.(decorator_utils|definitions)")
 warnings.filterwarnings("ignore", message=".*(observable_source_asset|with_source_code_references|CodeReference)")
-
-
-# Runs launched by the daemon (UI, CLI, sensors) execute their steps one after another in the run
-# worker. A step process per step (the multiprocess executor) costs a code-location load per step:
-# seconds each, more than most data steps take. Trainings take turns anyway (the `gpu` pool).
-STEP_EXECUTOR = dg.in_process_executor
 
 
 def build_definitions(entries: list[DatasetEntry], resources: dict | None = None) -> dg.Definitions:
@@ -64,7 +59,7 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
         jobs=jobs,
         sensors=[*build_automation(entries), *build_notification_sensors()],
         resources=resources,
-        executor=STEP_EXECUTOR,
+        executor=step_executor(),  # BIO_ASSETS_EXECUTOR: in_process (default) or celery
     )
 
 

@@ -3,8 +3,8 @@
 ``in_process`` (default): one candidate at a time in the run's process.
 ``auto``: ``process_pool`` with one single-threaded worker per core on a CPU-only machine, one
 worker per GPU with several GPUs, else ``in_process`` (``auto_layout``); for paper-sized searches.
-``process_pool``: N local worker processes, each with cores/N torch threads and, when
-there are several GPUs, its own GPU (worker k sees GPU k mod count).
+``process_pool``: N local worker processes, each with cores/N torch threads and, when the step
+holds several GPUs (``compute``'s lease), its own GPU (worker k sees leased GPU k mod count).
 ``dask``: a Dask distributed cluster by scheduler address (extra ``[cluster]``).
 """
 
@@ -22,6 +22,7 @@ import torch
 from pydantic import Field
 
 from bio_assets.core.cnn.training import Precision
+from bio_assets.core.gpu_lease import visible_gpu_ids
 from bio_assets.core.hardware import auto_layout, pin_worker_gpu, usable_cores
 from bio_assets.core.search.runtime import SearchRuntime
 from resources.compute import ComputeResource
@@ -36,6 +37,7 @@ class ExecutorPlan:
     workers: int
     threads_per_worker: int  # 0: leave torch's default
     ordering: str = "fifo"
+    pinned: bool = False  # each worker sees one GPU of its own
 
 
 class SearchExecutorResource(dg.ConfigurableResource):
@@ -65,12 +67,16 @@ class SearchExecutorResource(dg.ConfigurableResource):
     ) -> Iterator[SearchRuntime]:
         """The opened executor as one :class:`SearchRuntime`: its layout, ``dataset``'s state folder,
         ``compute``'s device, and the ``precision`` the candidates train in."""
-        with self.open() as plan:
+        device = compute.torch_device()
+        lease = compute.gpu_lease()
+        gpu_ids = lease.physical_ids if lease is not None else visible_gpu_ids(torch.cuda.device_count())
+        with self.open(gpu_ids=tuple(gpu_ids) if device.type == "cuda" else ()) as plan:
             yield SearchRuntime(
                 plan.executor,
                 plan.workers,
                 self.state_dir(dataset),
-                device=str(compute.torch_device()),
+                # A pinned worker sees only its own GPU, as cuda:0.
+                device="cuda" if plan.pinned and device.type == "cuda" else str(device),
                 precision=precision,
                 threads_per_worker=plan.threads_per_worker,
                 on_evaluation=on_evaluation,
@@ -78,12 +84,13 @@ class SearchExecutorResource(dg.ConfigurableResource):
             )
 
     @contextmanager
-    def open(self) -> Iterator[ExecutorPlan]:
+    def open(self, *, gpu_ids: tuple[str, ...] = ()) -> Iterator[ExecutorPlan]:
+        """The executor; ``gpu_ids``: the physical GPUs the step holds (pool workers are pinned to them)."""
         if self.kind not in KINDS:
             raise ValueError(f"search_executor kind {self.kind!r} is not one of {KINDS}")
         kind, workers = self.kind, self.workers
         if kind == "auto":
-            kind, workers = auto_layout(usable_cores(), torch.cuda.device_count())
+            kind, workers = auto_layout(usable_cores(), len(gpu_ids))
         if kind == "in_process":
             with ThreadPoolExecutor(1) as executor:
                 yield ExecutorPlan(executor, 1, 0, self.ordering)
@@ -93,10 +100,10 @@ class SearchExecutorResource(dg.ConfigurableResource):
             threads = max(1, usable_cores() // workers)
             # spawn: forking a process that already runs torch threads can deadlock.
             context = multiprocessing.get_context("spawn")
-            gpus = torch.cuda.device_count()
-            pinning = {"initializer": pin_worker_gpu, "initargs": (context.Value("i", 0), gpus)} if gpus > 1 else {}
+            pinned = len(gpu_ids) > 1
+            pinning = {"initializer": pin_worker_gpu, "initargs": (context.Value("i", 0), gpu_ids)} if pinned else {}
             with ProcessPoolExecutor(workers, mp_context=context, **pinning) as executor:
-                yield ExecutorPlan(executor, workers, threads, self.ordering)
+                yield ExecutorPlan(executor, workers, threads, self.ordering, pinned=pinned)
         else:
             if not self.dask_address:
                 raise ValueError("search_executor kind 'dask' needs dask_address (tcp://host:port)")

@@ -46,8 +46,8 @@ def setup(tmp_path, tiny_dataset):
 def tick(defs, instance, resources, cursor):
     """One evaluation of dataset_sensor, with its partition requests and events applied as the daemon would."""
     sensor = defs.resolve_sensor_def("dataset_sensor")
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs)
-    result = sensor(context)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs) as context:
+        result = sensor(context)
     for request in result.dynamic_partitions_requests or []:
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

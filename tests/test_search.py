@@ -183,7 +183,7 @@ def test_pool_workers_are_pinned_to_one_gpu_each(monkeypatch):
     seen = []
     for _ in range(5):
         monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-        pin_worker_gpu(counter, 2)
+        pin_worker_gpu(counter, ("0", "1"))
         seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
     assert seen == ["0", "1", "0", "1", "0"]
 

@@ -211,7 +211,7 @@ def gate_inputs_of(defs, instance, class_name: str, fake: np.ndarray):
 def test_each_gate_fails_on_its_planted_defect(tmp_path, synthesized):
     import torch
 
-    from bio_assets.core.gan.scoring import resize_uint8
+    from bio_assets.core.data.resize import resize_uint8
     from bio_assets.core.synthesis.files import FolderDefects, verify_folder, write_images
     from bio_assets.core.synthesis.gates import GateThresholds, evaluate_gates
     from resources.catalog import CatalogResource

@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000, help="0: any free port")
     ui.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
+    worker = commands.add_parser(
+        "worker", help="a Celery worker that runs the steps of runs whose executor is celery (BIO_ASSETS_EXECUTOR)"
+    )
+    worker.add_argument("--queues", default="gpu,cpu", help="queues to consume: gpu (network steps), cpu (the rest)")
+    worker.add_argument("--name", default=None, help="worker name (default: the host name)")
+
     summary = commands.add_parser("summary", help="print what is materialized for a dataset")
     summary.add_argument("--name", default="demo")
 
@@ -219,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
             return user_commands.export(args.folder, args.dataset)
         if args.command == "ui":
             return _ui_command(args)
+        if args.command == "worker":
+            from bio_assets.app.celery_worker import main as worker_main
+
+            return worker_main(["--queues", args.queues, *(["--name", args.name] if args.name else [])])
         from bio_assets.app.driver import materialize_dataset, summarize
 
         if args.command == "summary":

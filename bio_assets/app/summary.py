@@ -117,13 +117,19 @@ def gan_comparison_lines(searched: dict, baselines: dict[str, dict]) -> list[str
         f"GAN comparison ({searched.get('fid_extractor', '?')} FID, lower is better; searched GAN {fid:.3f} after "
         f"{iterations} iterations):"
     ]
+    curve = searched.get("fid_by_iteration") or {}
     for name, meta in sorted(baselines.items()):
         if "fid" not in meta:
             lines.append(f"  {name:<13} not materialized")
             continue
-        same = meta.get("iterations") == iterations
-        budget = "same budget" if same else f"{meta.get('iterations')} iterations: NOT the same budget"
-        verdict = "searched GAN is better" if fid < meta["fid"] else "searched GAN is NOT better"
+        ours, budget = fid, "same budget"
+        if meta.get("iterations") != iterations:
+            if str(meta.get("iterations")) in curve:  # the searched GAN's curve at the baseline's budget
+                ours = curve[str(meta["iterations"])]
+                budget = f"same budget: searched GAN {ours:.3f} at {meta['iterations']} iterations"
+            else:
+                budget = f"{meta.get('iterations')} iterations: NOT the same budget"
+        verdict = "searched GAN is better" if ours < meta["fid"] else "searched GAN is NOT better"
         lines.append(f"  {name:<13} FID {meta['fid']:.3f} ({budget}); {verdict}")
     return lines
 

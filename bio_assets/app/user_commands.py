@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from bio_assets.app.stored_models import pick_model
-from bio_assets.core.cnn.architectures import load_classifier
+from bio_assets.core.cnn.architectures import stored_classifier
 from bio_assets.core.cnn.prediction import predict_folder
 from bio_assets.core.io.storage import load_weights
 from bio_assets.core.registry import load_registry
@@ -81,8 +81,8 @@ def predict(folder: Path, out: Path, model_id: str | None) -> int:
     state_dict, spec = load_weights(model.path)
     if "input_size" not in spec:
         raise ValueError(f"{model.model_id}/{model.asset} was stored without its input size; re-materialize it")
-    network, class_names = load_classifier(state_dict, spec)
-    predictions, failures = predict_folder(network, class_names, int(spec["input_size"]), folder, torch.device("cpu"))
+    network, class_names, input_size = stored_classifier(state_dict, spec)
+    predictions, failures = predict_folder(network, class_names, input_size, folder, torch.device("cpu"))
     if predictions:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", newline="", encoding="utf-8") as handle:

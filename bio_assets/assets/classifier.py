@@ -32,6 +32,10 @@ class ClassifierConfig(dg.Config):
     seeds: int | None = Field(
         default=None, description="independent trainings reported as mean ± std (paper 3, demo 1)"
     )
+    input_size: int | None = Field(
+        default=None,
+        description="pixels the network sees; unset: the profile's (paper 0 = the dataset's 64, demo 32 = its GAN's)",
+    )
     batch_size: int = 64
     optimizer: str = Field(default="adam", description="adam, sgd, rmsprop, nadam, adadelta, adagrad or adamax")
     learning_rate: float | None = Field(default=1e-3, description="unset: the optimizer's library default")
@@ -71,6 +75,7 @@ def classifier_metadata(
     metadata["seeds"] = [r.seed for r in runs.runs]
     metadata["num_test_images"] = len(data.test.labels)
     metadata["num_train_images"] = len(data.train.labels)
+    metadata["input_size"] = data.image_size
     metadata["architecture"] = dg.MetadataValue.json(spec)
     metadata["wall_seconds"] = round(time.perf_counter() - started, 1)
     metadata.update({f"compute_{k}": v for k, v in compute.describe().items()})
@@ -94,10 +99,9 @@ def build_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network trained from scratch on the augmented train split and tested once on real images."""
         started = time.perf_counter()
-        values = run_settings(
-            context, image_dataset.entry(dataset), "classifier", config_values(config, ("epochs", "seeds"))
-        )
-        data = assemble(augmented_dataset, image_splits)
+        fields = ("epochs", "seeds", "input_size")
+        values = run_settings(context, image_dataset.entry(dataset), "classifier", config_values(config, fields))
+        data = assemble(augmented_dataset, image_splits).at_size(values["input_size"])
         searched = NetworkSpec(
             searched_cell.best_code, macro_architecture.best_code, config.channels, len(data.class_names)
         )
@@ -121,11 +125,7 @@ def build_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
                 f"({r.train_seconds:.0f} s)"
             ),
         )
-        spec_with_classes = {
-            **spec,
-            "class_names": list(data.class_names),
-            "input_size": int(data.train.images.shape[1]),
-        }
+        spec_with_classes = {**spec, "class_names": list(data.class_names), "input_size": data.image_size}
         metadata = {
             **classifier_metadata(runs, data, spec, started, compute),
             "epochs": values["epochs"],

@@ -19,9 +19,12 @@ PROFILE_TAG = "bio_assets/profile"
 
 # Every asset that runs a network declares it once, through ``asset_options(..., network=True)``:
 # it runs in this pool (``dagster.yaml`` sets its limit to the number of accelerators, 1 on a
-# CPU-only machine) and carries NETWORK_TAGS (on Kubernetes they become GPU requests).
+# CPU-only machine), leases a GPU of its own where there are GPUs (the ``compute`` resource) and
+# carries NETWORK_TAGS: on Kubernetes they become GPU requests, on Celery the ``gpu`` queue.
 NETWORK_POOL = "gpu"
 NETWORK_TAGS = {"bio_assets/accelerator": "1"}
+CELERY_QUEUE_TAG = "dagster-celery/queue"
+GPU_QUEUE, CPU_QUEUE = "gpu", "cpu"
 
 
 def asset_options(
@@ -52,7 +55,7 @@ def asset_options(
         options["backfill_policy"] = dg.BackfillPolicy.single_run()
     if network:
         options["pool"] = NETWORK_POOL
-        options["op_tags"] = dict(NETWORK_TAGS)
+    options["op_tags"] = {**NETWORK_TAGS, CELERY_QUEUE_TAG: GPU_QUEUE} if network else {CELERY_QUEUE_TAG: CPU_QUEUE}
     return options
 
 

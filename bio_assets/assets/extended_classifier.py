@@ -99,11 +99,11 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network on real + gated synthetic images, a same-settings real-only control, and TSTR."""
         started = time.perf_counter()
-        fields = ("epochs", "seeds", "optimizer")
+        fields = ("epochs", "seeds", "optimizer", "input_size")
         values = run_settings(
             context, image_dataset.entry(dataset), "extended_classifier", config_values(config, fields)
         )
-        data = assemble(augmented_dataset, image_splits)
+        data = assemble(augmented_dataset, image_splits).at_size(values["input_size"])
         gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
         used, excluded = gated_classes(context, dataset, data.class_names, synthetic_dataset, config.require_gates)
         fake = synthetic_images(data, synthetic_dataset, used)
@@ -138,7 +138,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
                 **values.metadata(),
             }
         )
-        stored = {**spec, "class_names": list(data.class_names), "input_size": int(data.train.images.shape[1])}
+        stored = {**spec, "class_names": list(data.class_names), "input_size": data.image_size}
         return dg.MaterializeResult(value=ModelWeights(study.extended.first_state_dict, stored), metadata=metadata)
 
     return extended_classifier

@@ -252,6 +252,10 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
                 "discriminator_genotype": genotypes["discriminator"],
                 "source_fid": SEARCHED_SOURCE_FID,
                 "fid_curve": curve_table(scored.report.curve),
+                # The curve by iteration, so a baseline trained for fewer iterations compares at its budget.
+                "fid_by_iteration": dg.MetadataValue.json(
+                    {str(step): round(float(fid), 4) for step, fid in scored.report.curve}
+                ),
                 **{
                     f"samples_{class_names[k]}": image_grid_markdown(images.numpy(), f"generated {class_names[k]}")
                     for k, images in scored.samples.items()

@@ -11,7 +11,7 @@ from bio_assets.assets.metadata import latest_metadata
 from bio_assets.assets.partitions import asset_key
 from bio_assets.assets.synthesis import require_current_generator
 from bio_assets.checks.gates import gate_status
-from bio_assets.core.cnn.architectures import load_classifier
+from bio_assets.core.cnn.architectures import stored_classifier
 from bio_assets.core.cnn.baselines import BASELINES
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.gan.baselines import GAN_BASELINES, SEARCHED_SOURCE_FID
@@ -86,6 +86,9 @@ def settings_of(instance: dg.DagsterInstance, dataset: str, name: str, partition
     }
 
 
+AT_BASELINE_BUDGET = "searched GAN at the baselines' budget"
+
+
 def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], list[dict]]:
     """CNN rows (searched, extended, each baseline) and GAN rows (searched, each baseline) from recorded metadata."""
     fields = ("test_accuracy", "test_accuracy_std", "test_macro_f1", "epochs")
@@ -128,8 +131,10 @@ def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], 
             "note": "source: 100 000 iterations",
         }
     ]
+    budgets = set()
     for name, baseline in GAN_BASELINES.items():
         meta = latest_metadata(instance, asset_key(dataset, "gan_baselines"), name)
+        budgets |= {meta["iterations"]} if "iterations" in meta else set()
         gan.append(
             {
                 "model": name,
@@ -138,7 +143,24 @@ def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], 
                 "note": baseline.source_note,
             }
         )
-    return cnn, gan
+    at_budget = matched_budget_row(searched, budgets)
+    return cnn, gan if at_budget is None else [gan[0], at_budget, *gan[1:]]
+
+
+def matched_budget_row(searched: dict, budgets: set[int]) -> dict | None:
+    """The searched GAN's FID at the baselines' iteration count (from its FID curve), when it trained
+    longer than they did and all baselines share one budget."""
+    curve = searched.get("fid_by_iteration") or {}
+    if len(budgets) != 1 or searched.get("iterations") in budgets or str(next(iter(budgets))) not in curve:
+        return None
+    budget = next(iter(budgets))
+    return {
+        "model": AT_BASELINE_BUDGET,
+        "fid": curve[str(budget)],
+        "iterations": budget,
+        "source_fid": float("nan"),
+        "note": "the searched GAN's FID curve at the baselines' iterations: the equal-budget comparison",
+    }
 
 
 def recorded_results(
@@ -231,7 +253,7 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
                 n: feature_extractor.serve(n, feature_extractors, device) for n in feature_extractor.available()
             },
             models={
-                label: load_classifier(weights.state_dict, weights.spec)[0]
+                label: stored_classifier(weights.state_dict, weights.spec)
                 for label, weights in (("real only", classifier), ("real + synthetic", extended_classifier))
             },
             recorded=recorded_results(context, entry, data.class_names, synthetic_dataset, used),

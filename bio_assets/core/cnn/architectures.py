@@ -4,6 +4,7 @@ model name, or ``package.module:factory`` returning an ``nn.Module`` for K class
 from __future__ import annotations
 
 import importlib
+from typing import NamedTuple
 
 from torch import nn
 
@@ -54,6 +55,20 @@ def build_architecture(spec: dict) -> nn.Module:
             raise ValueError(f"{spec['path']} returned {type(model).__name__}, not an nn.Module")
         return model
     raise ValueError(f"unknown architecture spec kind {kind!r}")
+
+
+class StoredClassifier(NamedTuple):
+    model: nn.Module  # in eval mode
+    class_names: tuple[str, ...]
+    input_size: int  # the pixels it was trained on: every image is resized to this before it is classified
+
+
+def stored_classifier(state_dict: dict, spec: dict) -> StoredClassifier:
+    """A classifier stored by ``classifier`` / ``extended_classifier``, with the input size it was trained at."""
+    if "input_size" not in spec:
+        raise ValueError(f"classifier spec has no input_size (stored by an older version?): {sorted(spec)}")
+    model, class_names = load_classifier(state_dict, spec)
+    return StoredClassifier(model, class_names, int(spec["input_size"]))
 
 
 def load_classifier(state_dict: dict, spec: dict) -> tuple[nn.Module, tuple[str, ...]]:

@@ -10,6 +10,7 @@ import torch
 
 from bio_assets.core.cnn.candidates import SearchData
 from bio_assets.core.cnn.training import LabelledImages
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.io.records import ImageSet, ImageSplits
 
 
@@ -22,6 +23,25 @@ class ClassificationData:
     test: LabelledImages
     class_names: tuple[str, ...]
     version: str
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[1])
+
+    def at_size(self, size: int | None) -> ClassificationData:
+        """Every split resized once to ``size`` x ``size`` (antialiased when shrinking); ``None`` or 0
+        (or the current size) keeps the data as it is. ``version`` names the size."""
+        if not size or size == self.image_size:
+            return self
+        if size < 8:
+            raise ValueError(f"classifier input size must be >= 8 pixels, got {size}")
+
+        def resized(split: LabelledImages) -> LabelledImages:
+            return LabelledImages(resize_uint8(split.images, size), split.labels)
+
+        return ClassificationData(
+            resized(self.train), resized(self.val), resized(self.test), self.class_names, f"{self.version}@{size}px"
+        )
 
     def for_search(self) -> SearchData:
         """Without the test split: the search must never see it."""

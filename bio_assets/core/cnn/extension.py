@@ -13,7 +13,7 @@ import torch
 from bio_assets.core.cnn.dataset import ClassificationData
 from bio_assets.core.cnn.evaluation import ClassifierRuns, SeedRun, train_and_test
 from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams
-from bio_assets.core.gan.scoring import resize_uint8
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.io.records import ImageSet
 from bio_assets.core.seeding import derive_seed
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
+from bio_assets.core.cnn.architectures import StoredClassifier
 from bio_assets.core.cnn.dataset import ClassificationData
 from bio_assets.core.cnn.training import Precision, predict_probabilities
-from bio_assets.core.gan.scoring import resize_uint8
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.io.records import ImageSet, ImageSplits
 from bio_assets.core.metrics.classification import roc_report
 from bio_assets.core.metrics.extractors import FeatureExtractor
@@ -79,7 +79,7 @@ def synthetic_quality(
 
 
 def accuracy_rows(
-    models: Mapping[str, nn.Module],
+    models: Mapping[str, StoredClassifier],
     data: ClassificationData,
     extended: Mapping[str, object],
     *,
@@ -90,8 +90,10 @@ def accuracy_rows(
     control and TSTR recorded by ``extended_classifier``; the ROC report of each stored model."""
     labels, n = data.test.labels.numpy(), len(data.test.labels)
     rows, roc = [], {}
-    for label, model in models.items():
-        probabilities = predict_probabilities(model.to(device), data.test.images, device, precision=precision)
+    for label, stored in models.items():
+        probabilities = predict_probabilities(
+            stored.model.to(device), data.test.images, device, precision=precision, input_size=stored.input_size
+        )
         correct = int((probabilities.argmax(1) == labels).sum())
         rows.append(
             AccuracyRow(
@@ -123,7 +125,7 @@ def report_inputs(
     synthetic: dict[str, np.ndarray],
     *,
     extractors: Mapping[str, FeatureExtractor],
-    models: Mapping[str, nn.Module],
+    models: Mapping[str, StoredClassifier],
     recorded: RecordedResults,
     settings: ReportSettings,
     inception_status: str,

@@ -136,7 +136,7 @@ class GateResult:
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
-    from bio_assets.core.gan.scoring import resize_uint8
+    from bio_assets.core.data.resize import resize_uint8
 
     if len(images) == 0 or images.shape[1] == size:
         return images

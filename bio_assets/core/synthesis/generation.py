@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.gan.networks import GanNetworkSpec, build_searched
-from bio_assets.core.gan.scoring import resize_uint8
 from bio_assets.core.gan.training import generate
 from bio_assets.core.seeding import derive_seed
 
