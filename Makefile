@@ -45,10 +45,9 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 cluster-demo: install
 	DAGSTER_HOME=$(CURDIR)/.dagster_cluster $(BIN)/python -m bio_assets.app.cluster
 
-# Test workers and the service tests' runs share the cores: each worker computes on one thread,
-# and OpenMP threads sleep rather than spin when idle (bio_assets.core.hardware.TRAINING_ENVIRONMENT).
+# Test workers and the service tests' runs share the cores: each worker computes on one thread.
 TEST_WORKERS ?= 2
-PYTEST := OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q --durations=15
+PYTEST := $(BIN)/python -m pytest -q --durations=15
 
 E2E_LOG := .pytest-e2e.log
 

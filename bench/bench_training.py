@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from bio_assets.core.cnn.genotypes import MIN_NODES
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.spaces import cell_space, macro_space
 from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams, evaluate_classifier, train_classifier
-from bio_assets.core.hardware import apply_training_environment, precision_for
+from bio_assets.core.hardware import precision_for
 from bio_assets.core.search.evolution import EvolutionParams, run_search
 
 SPEC = NetworkSpec("3501-110-44-1", "5-[1]", channels=32, num_classes=5)
@@ -144,11 +143,9 @@ def accuracy_parity(data, device: torch.device, precision: Precision, epochs: in
 
 
 def train_in_subprocess(*arguments: str) -> subprocess.Popen:
-    """As the service starts a run: in the training environment (passive OpenMP wait)."""
+    """As the service starts a run: a process of its own, with OpenMP's default wait policy."""
     command = [sys.executable, "-m", "bench.train_once", *arguments]
-    environment = os.environ.copy()
-    apply_training_environment(environment)
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=environment)
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
 
 def finished(process: subprocess.Popen) -> dict:

@@ -59,7 +59,7 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
         jobs=jobs,
         sensors=[*build_automation(entries), *build_notification_sensors()],
         resources=resources,
-        executor=step_executor(),  # BIO_ASSETS_EXECUTOR: in_process (default) or celery
+        executor=step_executor(),  # BIO_ASSETS_STEP_EXECUTOR: in_process (default) or celery
     )
 
 

@@ -1,6 +1,6 @@
 """Where a run's steps execute, chosen by the deployment (environment), not by code.
 
-``BIO_ASSETS_EXECUTOR``:
+``BIO_ASSETS_STEP_EXECUTOR``:
 - ``in_process`` (default): every step in the run worker, one after another. A step process per
   step would cost a code-location load (seconds) per step, more than most data steps take, and
   trainings take turns anyway (the ``gpu`` pool).
@@ -12,6 +12,10 @@
   broker hands the unacknowledged task to another worker (late acknowledgement), which runs the
   step again and the step resumes from its state on the shared storage (search evaluations, GAN
   checkpoints).
+- ``k8s``: every step in a Kubernetes pod of its own (``dagster_k8s.k8s_job_executor``); steps that
+  run a network carry the ``dagster-k8s/config`` of ``BIO_ASSETS_K8S_TAG_CONFIG`` (their GPU
+  request) and retry once, since a GPU pod lost with its node is a step failure to Dagster
+  (``bio_assets.assets.common``; deploy/README.md).
 
 Broker settings (``BIO_ASSETS_CELERY_*``) are read here and by the workers alike, so both sides
 always agree; they default to the local RabbitMQ on loopback.
@@ -26,10 +30,9 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
-from bio_assets.assets.common import CPU_QUEUE
+from bio_assets.assets.common import CPU_QUEUE, EXECUTOR_ENV
 
-EXECUTOR_ENV = "BIO_ASSETS_EXECUTOR"
-EXECUTORS = ("in_process", "celery")
+EXECUTORS = ("in_process", "celery", "k8s")
 BROKER_ENV = "BIO_ASSETS_CELERY_BROKER"
 DEFAULT_BROKER = "pyamqp://guest:guest@127.0.0.1:5672//"
 BACKEND_ENV = "BIO_ASSETS_CELERY_BACKEND"
@@ -76,12 +79,16 @@ def broker_settings(environment: Mapping[str, str] = os.environ) -> dict:
 
 
 def step_executor(environment: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition:
-    """The executor every job and backfill of the code location uses (``BIO_ASSETS_EXECUTOR``)."""
+    """The executor every job and backfill of the code location uses (``BIO_ASSETS_STEP_EXECUTOR``)."""
     kind = environment.get(EXECUTOR_ENV, "in_process")
     if kind not in EXECUTORS:
         raise ValueError(f"{EXECUTOR_ENV}={kind!r} is not one of {EXECUTORS}")
     if kind == "in_process":
         return dg.in_process_executor
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor
     try:
         from dagster_celery import celery_executor
     except ImportError:

@@ -29,6 +29,8 @@ from resources.compute import ComputeResource
 from resources.paths import data_home
 
 KINDS = ("auto", "in_process", "process_pool", "dask")
+DEFAULT_DASK_ADDRESS = "tcp://127.0.0.1:8786"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ExecutorPlan:
     threads_per_worker: int  # 0: leave torch's default
     ordering: str = "fifo"
     pinned: bool = False  # each worker sees one GPU of its own
+    ships_data: bool = False  # candidates run in other processes: send them the data by reference
 
 
 class SearchExecutorResource(dg.ConfigurableResource):
@@ -49,7 +52,17 @@ class SearchExecutorResource(dg.ConfigurableResource):
         default="in_process", description="in_process | auto (by the machine, see auto_layout) | process_pool | dask"
     )
     workers: int = Field(default=2, description="worker processes for process_pool; in-flight candidates for dask")
-    dask_address: str = Field(default="", description="scheduler address, e.g. tcp://127.0.0.1:8786 (kind=dask)")
+    dask_address: str = Field(
+        default=DEFAULT_DASK_ADDRESS, description="scheduler address (kind=dask): tcp:// on this host, tls:// elsewhere"
+    )
+    # Mutual TLS with the scheduler: the CA that signed its certificate, and this client's certificate
+    # and key, which the scheduler checks (Dask's authentication).
+    dask_tls_ca_file: str = Field(default="", description="CA certificate (PEM) for a tls:// scheduler")
+    dask_tls_cert: str = Field(default="", description="this client's certificate (PEM)")
+    dask_tls_key: str = Field(default="", description="this client's private key (PEM)")
+    dask_allow_plaintext: bool = Field(
+        default=False, description="allow a tcp:// scheduler off this host (a private network only)"
+    )
     state_root: str = Field(
         default_factory=lambda: str(data_home() / "search"), description="search state and evaluation caches"
     )
@@ -57,6 +70,32 @@ class SearchExecutorResource(dg.ConfigurableResource):
         default="fifo",
         description="fifo: reproducible for a fixed worker count; as_completed: every worker always busy",
     )
+
+    def dask_security(self):
+        """Dask's ``Security`` for ``dask_address``: mutual TLS for ``tls://``; ``ValueError`` for an
+        unencrypted scheduler off this host unless ``dask_allow_plaintext``, or TLS without its files."""
+        from distributed.security import Security
+
+        scheme, _, rest = self.dask_address.partition("://")
+        host = rest.rsplit(":", 1)[0].strip("[]")
+        if scheme == "tls":
+            files = {"dask_tls_ca_file": self.dask_tls_ca_file, "dask_tls_cert": self.dask_tls_cert}
+            files["dask_tls_key"] = self.dask_tls_key
+            missing = [name for name, value in files.items() if not value]
+            if missing:
+                raise ValueError(f"dask_address {self.dask_address} is TLS: set {', '.join(missing)}")
+            return Security(
+                tls_ca_file=self.dask_tls_ca_file, tls_client_cert=self.dask_tls_cert,
+                tls_client_key=self.dask_tls_key, require_encryption=True,
+            )  # fmt: skip
+        if scheme != "tcp":
+            raise ValueError(f"dask_address must be tcp://host:port or tls://host:port, got {self.dask_address!r}")
+        if host not in LOOPBACK and not self.dask_allow_plaintext:
+            raise ValueError(
+                f"dask scheduler {host} is not on this host and tcp:// is unencrypted and unauthenticated: use "
+                "tls:// with dask_tls_ca_file, dask_tls_cert and dask_tls_key, or set dask_allow_plaintext"
+            )
+        return Security()
 
     def state_dir(self, dataset: str) -> Path:
         return Path(self.state_root) / dataset
@@ -81,6 +120,7 @@ class SearchExecutorResource(dg.ConfigurableResource):
                 threads_per_worker=plan.threads_per_worker,
                 on_evaluation=on_evaluation,
                 ordering=plan.ordering,
+                ships_data=plan.ships_data,
             )
 
     @contextmanager
@@ -103,13 +143,11 @@ class SearchExecutorResource(dg.ConfigurableResource):
             pinned = len(gpu_ids) > 1
             pinning = {"initializer": pin_worker_gpu, "initargs": (context.Value("i", 0), gpu_ids)} if pinned else {}
             with ProcessPoolExecutor(workers, mp_context=context, **pinning) as executor:
-                yield ExecutorPlan(executor, workers, threads, self.ordering, pinned=pinned)
+                yield ExecutorPlan(executor, workers, threads, self.ordering, pinned=pinned, ships_data=True)
         else:
-            if not self.dask_address:
-                raise ValueError("search_executor kind 'dask' needs dask_address (tcp://host:port)")
             try:
                 from distributed import Client
             except ImportError:
                 raise ValueError("kind 'dask' needs the optional extra: pip install 'bio-assets[cluster]'") from None
-            with Client(self.dask_address) as client:
-                yield ExecutorPlan(client.get_executor(), max(self.workers, 1), 0, self.ordering)
+            with Client(self.dask_address, security=self.dask_security(), timeout=30) as client:
+                yield ExecutorPlan(client.get_executor(), max(self.workers, 1), 0, self.ordering, ships_data=True)

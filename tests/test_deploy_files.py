@@ -258,6 +258,42 @@ def test_gpu_step_job_requests_its_gpu_on_a_gpu_node(deployment):
     assert {"bio-assets-catalog"} <= {e.secret_ref.name for e in container.env_from if e.secret_ref}
 
 
+def test_the_code_location_under_the_charts_environment_uses_the_k8s_executor_and_tags_gpu_steps(
+    deployment, tiny_dataset, monkeypatch
+):
+    """With the deployment's environment the code location itself does what the chart expects: the
+    k8s_job_executor, the GPU pod config on every network step (and on nothing else), one retry."""
+    pytest.importorskip("dagster_k8s", reason="the k8s step executor needs dagster-k8s")
+    import dagster as dg
+    from dagster_k8s import k8s_job_executor
+
+    from bio_assets.core.registry import DatasetEntry
+    from bio_assets.definitions import build_definitions
+    from jobs.executors import step_executor
+
+    environment = env_of(deployment)
+    for name in ("BIO_ASSETS_STEP_EXECUTOR", "BIO_ASSETS_K8S_TAG_CONFIG"):
+        monkeypatch.setenv(name, environment[name])
+    assert step_executor() is k8s_job_executor
+    defs = build_definitions([DatasetEntry("tiny", str(tiny_dataset), profile="demo")])
+    graph = defs.resolve_asset_graph()
+    expected = gpu_mapping(deployment)["bio_assets/accelerator"]
+    tagged = {}
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        assets_def = node.assets_def
+        tags = assets_def.op.tags
+        tagged[key.path[-1]] = K8S_CONFIG_TAG in tags
+        if "bio_assets/accelerator" in tags:
+            assert json.loads(tags[K8S_CONFIG_TAG]) == expected
+            assert assets_def.op.retry_policy == dg.RetryPolicy(max_retries=1)
+        else:
+            assert K8S_CONFIG_TAG not in tags and assets_def.op.retry_policy is None
+    assert tagged["searched_cell"] and tagged["trained_gan"] and not tagged["raw_images"]
+
+
 def test_data_step_job_gets_no_gpu(deployment):
     pytest.importorskip("dagster_k8s", reason="building the step's Kubernetes Job needs dagster-k8s")
     pod = step_job(deployment, {}).spec.template.spec

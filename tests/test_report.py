@@ -63,3 +63,19 @@ def test_does_it_work_states_each_verdict_with_its_interval():
     assert "aging evolution's best cell reaches 90.0%" in section and "100 000" in section
     worse = dataclasses.replace(inputs, gain={**gain, "accuracy_gain": -0.01, "accuracy_gain_ci_low": -0.05})
     assert "no difference we can tell apart from zero" in build_report(worse).inline_markdown()
+
+
+def test_a_longer_trained_gan_is_compared_with_the_baselines_at_their_budget():
+    from bio_assets.app.summary import gan_comparison_lines
+    from bio_assets.assets.reports import AT_BASELINE_BUDGET, matched_budget_row
+
+    searched = {"fid": 1.0, "iterations": 600, "fid_extractor": "biocnn1", "fid_by_iteration": {"300": 20.0}}
+    row = matched_budget_row(searched, {300})
+    assert row["model"] == AT_BASELINE_BUDGET and (row["fid"], row["iterations"]) == (20.0, 300)
+    assert matched_budget_row(searched, {300, 15_000}) is None  # baselines of several budgets: no single match
+    assert matched_budget_row({**searched, "iterations": 300}, {300}) is None  # already the same budget
+    lines = gan_comparison_lines(searched, {"dcgan": {"fid": 10.0, "iterations": 300}})
+    # At 300 iterations the searched GAN's 20.0 is worse than DCGAN's 10.0, though its final 1.0 is not.
+    assert "searched GAN 20.000 at 300 iterations" in lines[1] and "NOT better" in lines[1]
+    unmatched = gan_comparison_lines({**searched, "fid_by_iteration": {}}, {"dcgan": {"fid": 10.0, "iterations": 300}})
+    assert "NOT the same budget" in unmatched[1]

@@ -1,5 +1,5 @@
 """``bio-assets worker``: a Celery worker that executes Dagster steps sent by runs whose executor is
-``celery`` (``BIO_ASSETS_EXECUTOR=celery``, ``jobs/executors.py``).
+``celery`` (``BIO_ASSETS_STEP_EXECUTOR=celery``, ``jobs/executors.py``).
 
 It reads the same ``BIO_ASSETS_CELERY_*`` settings as the executor, consumes the named queues
 (``gpu``: steps that run a network, ``cpu``: the rest) one step at a time, each step in a fresh
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import socket
 
-from bio_assets.core.hardware import apply_training_environment
 from jobs.executors import broker_settings
 
 
@@ -43,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=socket.gethostname(), help="worker name shown in the step's events")
     parser.add_argument("--concurrency", type=int, default=1, help="steps run at once (default 1)")
     args = parser.parse_args(argv)
-    apply_training_environment()  # passive OpenMP waits: several workers may share a host's cores
     # Each step runs in a fresh child forked from this process: importing the libraries and the asset
     # code here once saves every step their import (seconds). The definitions themselves (which read
     # the dataset registry) are loaded by each step, so a registry change reaches the next step.

@@ -81,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
 
     worker = commands.add_parser(
-        "worker", help="a Celery worker that runs the steps of runs whose executor is celery (BIO_ASSETS_EXECUTOR)"
+        "worker", help="a Celery worker that runs the steps of runs whose executor is celery (BIO_ASSETS_STEP_EXECUTOR)"
     )
     worker.add_argument("--queues", default="gpu,cpu", help="queues to consume: gpu (network steps), cpu (the rest)")
     worker.add_argument("--name", default=None, help="worker name (default: the host name)")

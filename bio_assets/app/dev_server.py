@@ -1,5 +1,4 @@
-"""``dagster dev`` whose daemon is ``bio_assets.app.daemon`` (a shorter backfill tick), in the
-training environment (``bio_assets.core.hardware.TRAINING_ENVIRONMENT``: runs share the cores).
+"""``dagster dev`` whose daemon is ``bio_assets.app.daemon`` (a shorter backfill tick).
 
 ``dagster dev`` starts the webserver and ``python -m dagster._daemon run ...`` through
 ``dagster._cli.dev.open_ipc_subprocess``; this entry point swaps the daemon's module and leaves
@@ -27,9 +26,6 @@ def main(argv: list[str]) -> int:
     import dagster._cli.dev as dev
     from dagster._cli import main as dagster_main
 
-    from bio_assets.core.hardware import apply_training_environment
-
-    apply_training_environment()  # inherited by the daemon, the code server and every run it launches
     open_subprocess = dev.open_ipc_subprocess
     dev.open_ipc_subprocess = lambda command, **kwargs: open_subprocess(with_our_daemon(command), **kwargs)
     sys.argv = ["dagster", "dev", *argv]

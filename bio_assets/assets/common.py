@@ -4,10 +4,13 @@ most of them read."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import dagster as dg
+import yaml
 
 from bio_assets.assets.partitions import asset_key
 from bio_assets.core.profiles import PROFILES, resolve_settings
@@ -25,6 +28,25 @@ NETWORK_POOL = "gpu"
 NETWORK_TAGS = {"bio_assets/accelerator": "1"}
 CELERY_QUEUE_TAG = "dagster-celery/queue"
 GPU_QUEUE, CPU_QUEUE = "gpu", "cpu"
+# Where steps run (jobs/executors.py reads it too): in_process, celery or k8s.
+EXECUTOR_ENV = "BIO_ASSETS_STEP_EXECUTOR"
+# On Kubernetes: a YAML mapping from a tag of NETWORK_TAGS to the dagster-k8s/config (GPU requests,
+# node selector, tolerations) every op carrying that tag gets (deploy/helm/values.yaml).
+K8S_TAG_CONFIG_ENV = "BIO_ASSETS_K8S_TAG_CONFIG"
+K8S_CONFIG_TAG = "dagster-k8s/config"
+
+
+def network_op_tags(environment: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The op tags of a step that runs a network: the accelerator declaration, the Celery queue, and
+    on Kubernetes the pod config the deployment maps the declaration to."""
+    tags = {**NETWORK_TAGS, CELERY_QUEUE_TAG: GPU_QUEUE}
+    mapping = yaml.safe_load(environment.get(K8S_TAG_CONFIG_ENV) or "{}") or {}
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{K8S_TAG_CONFIG_ENV} must be a YAML mapping of op tag -> dagster-k8s/config")
+    configs = [mapping[tag] for tag in NETWORK_TAGS if tag in mapping]
+    if configs:
+        tags[K8S_CONFIG_TAG] = json.dumps(configs[0])
+    return tags
 
 
 def asset_options(
@@ -55,7 +77,11 @@ def asset_options(
         options["backfill_policy"] = dg.BackfillPolicy.single_run()
     if network:
         options["pool"] = NETWORK_POOL
-    options["op_tags"] = {**NETWORK_TAGS, CELERY_QUEUE_TAG: GPU_QUEUE} if network else {CELERY_QUEUE_TAG: CPU_QUEUE}
+        if os.environ.get(EXECUTOR_ENV) == "k8s":
+            # A GPU pod lost with its node is a step failure, which crash-only run retries skip; the
+            # retried step resumes from its search state or checkpoint on the shared volume.
+            options["retry_policy"] = dg.RetryPolicy(max_retries=1)
+    options["op_tags"] = network_op_tags() if network else {CELERY_QUEUE_TAG: CPU_QUEUE}
     return options
 
 

@@ -86,18 +86,3 @@ def pin_worker_gpu(counter, gpu_ids: tuple[str, ...]) -> None:
 def usable_cores() -> int:
     """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
     return len(os.sched_getaffinity(0))
-
-
-# Environment of every process that trains (run workers, step processes, search workers). With
-# OpenMP's default (active) wait, idle torch threads spin for their next parallel region; two
-# runs on the same cores then steal each other's time slices: measured on a 2-core EPYC, two
-# trainings at once took up to 2.0x as long as one after the other, 1.0-1.1x with PASSIVE, which
-# costs a lone training nothing measurable (bench concurrent_runs).
-TRAINING_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def apply_training_environment(environment: dict[str, str] = os.environ) -> None:  # noqa: B006 (the live env)
-    """Set :data:`TRAINING_ENVIRONMENT` where the user has not chosen otherwise; it takes effect in
-    processes started afterwards (OpenMP reads it when it loads)."""
-    for name, value in TRAINING_ENVIRONMENT.items():
-        environment.setdefault(name, value)

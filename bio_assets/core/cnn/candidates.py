@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from bio_assets.core.cnn.networks import NetworkSpec, SearchedNetwork
 from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams, evaluate_classifier, train_classifier
+from bio_assets.core.search.shipping import ShippedTensors, ship
 from bio_assets.core.seeding import derive_seed
 
 
@@ -20,6 +22,31 @@ class SearchData:
     val: LabelledImages
     class_names: tuple[str, ...]
     version: str  # changes whenever any image changes; part of the cache key
+
+    def resolve(self) -> SearchData:
+        return self
+
+    def shipped(self, folder: Path) -> ShippedSearchData:
+        """This data written once under ``folder``, for evaluators sent to other processes."""
+        tensors = {
+            "train_images": self.train.images, "train_labels": self.train.labels,
+            "val_images": self.val.images, "val_labels": self.val.labels,
+        }  # fmt: skip
+        return ShippedSearchData(ship(tensors, folder), self.class_names, self.version)
+
+
+@dataclass(frozen=True)
+class ShippedSearchData:
+    """A :class:`SearchData` by reference: what a worker process reads once (``core.search.shipping``)."""
+
+    tensors: ShippedTensors
+    class_names: tuple[str, ...]
+    version: str
+
+    def resolve(self) -> SearchData:
+        t = self.tensors.load()
+        train, val = (LabelledImages(t[f"{s}_images"], t[f"{s}_labels"]) for s in ("train", "val"))
+        return SearchData(train, val, self.class_names, self.version)
 
 
 def build_seeded(spec: NetworkSpec, seed: int) -> SearchedNetwork:
@@ -37,7 +64,7 @@ class CandidateEvaluator:
     network is ``fixed_macro`` with that cell) or ``"macro"`` (with ``fixed_cell``).
     """
 
-    data: SearchData
+    data: SearchData | ShippedSearchData
     train_params: TrainParams
     channels: int
     searching: str
@@ -55,13 +82,13 @@ class CandidateEvaluator:
         if self.threads:
             torch.set_num_threads(self.threads)  # workers of a pool share the cores
         started = time.perf_counter()
-        device = torch.device(self.device)
+        device, data = torch.device(self.device), self.data.resolve()
         model = build_seeded(self.spec(code), derive_seed(self.train_params.seed, "candidate", code))
-        report = train_classifier(model, self.data.train, self.train_params, device, precision=self.precision)
+        report = train_classifier(model, data.train, self.train_params, device, precision=self.precision)
         scores = evaluate_classifier(
             model,
-            self.data.val,
-            len(self.data.class_names),
+            data.val,
+            len(data.class_names),
             device,
             precision=self.precision,
             input_size=self.train_params.input_size,

@@ -68,7 +68,7 @@ def search_cnn(
         else macro_space(request.evolution.mutation_probability)
     )
     evaluator = CandidateEvaluator(
-        data=data,
+        data=data.shipped(state_dir / "data") if runtime.ships_data else data,
         train_params=request.training,
         channels=request.channels,
         searching=request.searching,

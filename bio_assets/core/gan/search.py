@@ -31,6 +31,7 @@ from bio_assets.core.metrics.fid import FeatureStatistics
 from bio_assets.core.search.cache import EvaluationCache, settings_hash
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams, SearchResult, SearchSpace, run_search
 from bio_assets.core.search.runtime import SearchRuntime
+from bio_assets.core.search.shipping import ShippedTensors, ship
 from bio_assets.core.seeding import derive_seed
 
 STAGES = ("generator", "discriminator")
@@ -73,6 +74,50 @@ class GanSearchData:
     version: str  # changes whenever the images or the extractor change
     reference_counts: tuple[int, ...] | None = None  # real reference images per class: FID samples follow them
 
+    @property
+    def num_classes(self) -> int:
+        return self.train.num_classes
+
+    def resolve(self) -> GanSearchData:
+        return self
+
+    def shipped(self, folder: Path) -> ShippedGanSearchData:
+        """The images, reference statistics and extractor weights written once under ``folder``."""
+        tensors = {
+            "images": self.train.images, "labels": self.train.labels,
+            "reference_mean": torch.from_numpy(np.ascontiguousarray(self.reference.mean)),
+            "reference_covariance": torch.from_numpy(np.ascontiguousarray(self.reference.covariance)),
+            **{f"extractor.{k}": v for k, v in self.extractor_state.items()},
+        }  # fmt: skip
+        return ShippedGanSearchData(
+            ship(tensors, folder), self.train.num_classes, self.reference.count, self.extractor_spec,
+            self.extractor_name, self.version, self.reference_counts,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ShippedGanSearchData:
+    """A :class:`GanSearchData` by reference: what a worker process reads once (``core.search.shipping``)."""
+
+    tensors: ShippedTensors
+    num_classes: int
+    reference_count: int
+    extractor_spec: dict
+    extractor_name: str
+    version: str
+    reference_counts: tuple[int, ...] | None = None
+
+    def resolve(self) -> GanSearchData:
+        t = self.tensors.load()
+        reference = FeatureStatistics(
+            t["reference_mean"].numpy(), t["reference_covariance"].numpy(), self.reference_count
+        )
+        extractor = {k.removeprefix("extractor."): v for k, v in t.items() if k.startswith("extractor.")}
+        return GanSearchData(
+            GanImages(t["images"], t["labels"], self.num_classes), reference, self.extractor_spec, extractor,
+            self.extractor_name, self.version, self.reference_counts,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class GanSearchRequest:
@@ -102,7 +147,7 @@ class GanSearchRequest:
 class GanCandidateEvaluator:
     """Picklable ``code -> result``: trains the pair a genotype code stands for and scores it by FID."""
 
-    data: GanSearchData
+    data: GanSearchData | ShippedGanSearchData
     request: GanSearchRequest
     weights_dir: str
     inherit_from: str = ""  # weights file of the best candidate so far ("" before the first result)
@@ -120,7 +165,7 @@ class GanCandidateEvaluator:
         r = self.request
         generator = code if r.stage == "generator" else r.fixed_generator
         discriminator = code if r.stage == "discriminator" else r.fixed_discriminator
-        num_classes = self.data.train.num_classes
+        num_classes = self.data.num_classes
         return (
             GanNetworkSpec("generator", generator, r.generator_width, r.image_size, num_classes),
             GanNetworkSpec(
@@ -137,7 +182,7 @@ class GanCandidateEvaluator:
         if self.threads:
             torch.set_num_threads(self.threads)
         started = time.perf_counter()
-        device = torch.device(self.device)
+        device, data = torch.device(self.device), self.data.resolve()
         g_spec, d_spec = self.specs(code)
         seed = derive_seed(self.request.training.seed, "gan-candidate", self.request.stage, code)
         generator, discriminator = build_seeded_gan(g_spec, seed), build_seeded_gan(d_spec, seed + 1)
@@ -151,24 +196,22 @@ class GanCandidateEvaluator:
         report = train_gan(
             generator,
             discriminator,
-            self.data.train,
+            data.train,
             replace(self.request.training, seed=seed),
             device=device,
             precision=self.precision,
         )
-        extractor_model = build_extractor_model(self.data.extractor_spec)
-        extractor_model.load_state_dict(self.data.extractor_state)
-        extractor = domain_extractor(
-            self.data.extractor_name, extractor_model, self.data.extractor_spec["input_size"], device
-        )
+        extractor_model = build_extractor_model(data.extractor_spec)
+        extractor_model.load_state_dict(data.extractor_state)
+        extractor = domain_extractor(data.extractor_name, extractor_model, data.extractor_spec["input_size"], device)
         scorer = FidScorer(
             extractor,
-            self.data.reference,
+            data.reference,
             self.request.image_size,
             self.request.fid_samples,
-            self.data.train.num_classes,
+            data.train.num_classes,
             seed,
-            self.data.reference_counts,
+            data.reference_counts,
         )
         fid = scorer(report.sampler)
         if not np.isfinite(fid.value):
@@ -243,7 +286,7 @@ def search_gan(
         }
     )
     evaluator = GanCandidateEvaluator(
-        data,
+        data.shipped(state_dir / "data") if runtime.ships_data else data,
         request,
         # One folder per candidate settings: weights made under other settings are never inherited.
         str(state_dir / f"{request.stage}-weights" / candidate_hash),

@@ -25,3 +25,6 @@ class SearchRuntime:
     threads_per_worker: int = 0
     on_evaluation: Callable[[Evaluation, int, int], None] | None = None
     ordering: str = "fifo"
+    # Candidates run in other processes: the search writes its data once under state_dir and sends
+    # evaluators a reference to it (core.search.shipping), not the tensors.
+    ships_data: bool = False
