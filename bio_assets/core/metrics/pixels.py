@@ -97,5 +97,7 @@ def nearest_neighbour_scores(synthetic: np.ndarray, real: np.ndarray, batch_size
     from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
     psnr = peak_signal_noise_ratio(fake_t, matched, data_range=1.0, reduction="none", dim=(1, 2, 3))
-    ssim = structural_similarity_index_measure(fake_t, matched, data_range=1.0, reduction="none")
+    # SSIM in float32: its Gaussian filtering is 30x slower in float64 (36 s against 1.1 s for 512
+    # images of 64 px) and float32 keeps it to ~1e-6.
+    ssim = structural_similarity_index_measure(fake_t.float(), matched.float(), data_range=1.0, reduction="none")
     return NearestNeighbourScores(nearest_t.numpy(), mse_t.numpy(), mse_t.sqrt().numpy(), psnr.numpy(), ssim.numpy())
