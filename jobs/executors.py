@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+import jobs.pool_wait  # noqa: F401  (runs waiting for a pool slot sleep: a fix for Dagster 1.13.27)
 from bio_assets.assets.common import CPU_QUEUE, EXECUTOR_ENV
 
 EXECUTORS = ("in_process", "celery", "k8s")
