@@ -146,7 +146,8 @@ def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(servic
         assert runs  # the interrupted run is marked canceled, not left STARTED
     assert not state_path(service_home).exists()
 
-    cli = start_cli(selection)
+    cell_only = 'key:"tiny/searched_cell"'  # the data group is materialized by now: no need to redo it
+    cli = start_cli(cell_only)
     wait_for(search_step_running_in(cli), 300, "the search step again")
     cli.kill()  # SIGKILL: its service child gets SIGTERM from the kernel and stops what runs
     cli.wait(timeout=30)
@@ -154,7 +155,7 @@ def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(servic
 
     save_registry(registry, [entry])  # the rerun only has to complete: back at the tiny search
     assert subprocess.run(
-        [sys.executable, "-m", "bio_assets.app.cli", "materialize", "--name", "tiny", "--select", selection],
+        [sys.executable, "-m", "bio_assets.app.cli", "materialize", "--name", "tiny", "--select", cell_only],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     ).returncode == 0  # fmt: skip
     with dg.DagsterInstance.get() as instance:

@@ -126,7 +126,7 @@ def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
         assets, instance=instance, resources=defs.resources, selection=keys, run_config={"ops": upstream}
     ).success
     long_run = {
-        "ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "iterations": 80, "checkpoint_every": 2, "fid_every": 80}}}
+        "ops": {"tiny__trained_gan": {"config": {**TINY_RUN, "iterations": 24, "checkpoint_every": 2, "fid_every": 24}}}
     }
     process = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT % (long_run,), str(tmp_path), serialize_value(instance.get_ref())],
@@ -147,4 +147,4 @@ def test_killed_trained_gan_run_resumes_from_its_checkpoint(tmp_path, prepared):
         run_config=long_run,
     )
     (metadata,) = [e.materialization.metadata for e in result.get_asset_materialization_events()]
-    assert 0 < metadata["resumed_from_step"].value < 80 and metadata["iterations"].value == 80
+    assert 0 < metadata["resumed_from_step"].value < 24 and metadata["iterations"].value == 24

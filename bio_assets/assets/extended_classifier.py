@@ -128,6 +128,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             )
         metadata.update(
             {
+                "epochs": values["epochs"],
                 "optimizer": values["optimizer"],
                 "learning_rate": params.learning_rate or KERAS_DEFAULTS[values["optimizer"]]["lr"],
                 "classes_with_synthetic": used,
