@@ -43,7 +43,7 @@ def fid_trajectory(precision: Precision, seed: int) -> list[float]:
 @pytest.mark.slow(seconds=20)
 @pytest.mark.skipif(
     not cpu_has_bf16_units(),
-    reason="GAN training runs in fp32 on CPUs without bf16 units (gan_precision_for); bf16 is emulated there, 10x slower",
+    reason="GAN training runs in fp32 on CPUs without bf16 units (gan_precision_for); bf16 is emulated there",
 )
 def test_bf16_fid_trajectory_follows_fp32_closer_than_another_seed():
     fp32, fp32_other_seed, bf16 = (
