@@ -45,11 +45,9 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 cluster-demo: install
 	DAGSTER_HOME=$(CURDIR)/.dagster_cluster $(BIN)/python -m bio_assets.app.cluster
 
-# Test workers and the service tests' runs share the cores: each worker, and each run process the
-# service tests start, computes on one thread (OMP_NUM_THREADS), so no OpenMP thread spins while
-# another process waits for its core.
+# Test workers and the service tests' runs share the cores: each worker computes on one thread.
 TEST_WORKERS ?= 2
-PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q --durations=15
+PYTEST := $(BIN)/python -m pytest -q --durations=15
 
 E2E_LOG := .pytest-e2e.log
 
