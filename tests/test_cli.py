@@ -134,7 +134,7 @@ def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(servic
     selection = '+key:"tiny/searched_cell"'
 
     cli = start_cli(selection)
-    wait_for(search_step_running_in(cli), 300, "the search step")
+    wait_for(search_step_running_in(cli), 600, "the search step")
     cli.send_signal(signal.SIGTERM)
     signaled = time.monotonic()
     output, _ = cli.communicate(timeout=90)
@@ -148,7 +148,7 @@ def test_sigterm_cancels_promptly_and_a_killed_cli_leaves_nothing_running(servic
 
     cell_only = 'key:"tiny/searched_cell"'  # the data group is materialized by now: no need to redo it
     cli = start_cli(cell_only)
-    wait_for(search_step_running_in(cli), 300, "the search step again")
+    wait_for(search_step_running_in(cli), 600, "the search step again")
     cli.kill()  # SIGKILL: its service child gets SIGTERM from the kernel and stops what runs
     cli.wait(timeout=30)
     wait_for(nothing_in_flight, 90, "every run to end after the kill")

@@ -76,7 +76,7 @@ def test_steps_run_on_celery_workers_and_a_killed_workers_step_completes_on_anot
                 taken = [row for row in step_hosts(instance, runs) if row[1] == SEARCH_STEP]
                 return taken[0] if taken and evaluation_times(instance, taken[0][0]) else None
 
-            run_id, _, first_host = wait_for(search_taken_after_an_evaluation, 420, "an evaluation of the search step")
+            run_id, _, first_host = wait_for(search_taken_after_an_evaluation, 900, "an evaluation of the search step")
             victim = next(w for w in cluster.workers if first_host.startswith(f"{w.name}@"))
             survivor = next(w for w in cluster.workers if w is not victim)
             victim.kill()  # the host dies in the middle of the step
