@@ -21,12 +21,14 @@ POSTGRES_SERVER = os.environ.get("BIO_ASSETS_TEST_POSTGRES", "postgresql://postg
 
 def pytest_configure(config):
     """Under pytest-xdist (make test: several workers on few cores) each worker computes on one
-    thread, so workers and the service tests' run processes share the cores without
-    oversubscription."""
+    thread, and so does every process it starts (the service tests' runs, killed subprocesses):
+    they share the cores without oversubscription, where two-thread processes would spin-wait on
+    each other's cores."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by child processes
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,5 +1,6 @@
 """One materialize() chain over the synthesis and reports groups on a tiny dataset: synthetic
-images per class with their gates, the extended classifier, and the metric report."""
+images per class with their gates (each failing on its planted defect), the extended classifier,
+and the metric report."""
 
 from __future__ import annotations
 
@@ -186,6 +187,9 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
     names = {row["name"] for row in meta["metrics_provenance"].value}
     assert {"fid_24_biocnn1", "is_24_biocnn2", "kid_24_biocnn1"} <= names  # 3 classes x 8 synthetic images
 
+    # The same chain's published images, with a defect planted for each gate (one chain for both checks).
+    assert_each_gate_fails_on_its_planted_defect(tmp_path, defs, instance)
+
 
 def gate_inputs_of(defs, instance, class_name: str, fake: np.ndarray):
     """The gate inputs of ``class_name`` with ``fake`` as the staged images (the chain's real data)."""
@@ -207,8 +211,8 @@ def gate_inputs_of(defs, instance, class_name: str, fake: np.ndarray):
     ), splits
 
 
-@pytest.mark.slow(seconds=16)
-def test_each_gate_fails_on_its_planted_defect(tmp_path, synthesized):
+def assert_each_gate_fails_on_its_planted_defect(tmp_path, defs, instance) -> None:
+    """Each gate fails on a defect planted in a set of synthetic images that passed every gate."""
     import torch
 
     from bio_assets.core.data.resize import resize_uint8
@@ -216,7 +220,6 @@ def test_each_gate_fails_on_its_planted_defect(tmp_path, synthesized):
     from bio_assets.core.synthesis.gates import GateThresholds, evaluate_gates
     from resources.catalog import CatalogResource
 
-    defs, _, instance, _ = synthesized
     name = CLASSES[0]
     _, published = CatalogResource().store().load_current("tiny", name)  # (8, 64, 64, 3), passed every gate
     at_64 = lambda images: resize_uint8(torch.from_numpy(images), 64).numpy()  # noqa: E731
