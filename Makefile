@@ -45,7 +45,8 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 cluster-demo: install
 	DAGSTER_HOME=$(CURDIR)/.dagster_cluster $(BIN)/python -m bio_assets.app.cluster
 
-# Test workers and the service tests' runs share the cores: each worker computes on one thread.
+# Test workers and the service tests' runs share the cores: each worker, and each process it starts,
+# computes on one thread (tests/conftest.py).
 TEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -q --durations=15
 
