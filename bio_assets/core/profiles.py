@@ -128,8 +128,10 @@ PROFILE_SETTINGS: dict[str, dict[str, dict[str, object]]] = {
         # More synthetic images carry more of each class's variety (TSTR 0.36 with 64 per class, 0.56 with
         # 256, 0.64 with 512, same generator); they cost seconds to generate and publish.
         "synthetic_dataset": {"images_per_class": 512, "max_class_fid": 150.0},
-        # Adam as the demo classifier: Adagrad at Keras's 0.001 barely moves in 6 epochs.
-        "extended_classifier": {"epochs": 6, "seeds": 1, "optimizer": "adam", "input_size": 32},
+        # Adam as the demo classifier: Adagrad at Keras's 0.001 barely moves in 6 epochs. Three seeds, as the
+        # source: one seed's TSTR spreads over 0.60-0.67 on one generator's images (45 test images), and
+        # the "Does it work?" verdicts rest on the seeds' mean.
+        "extended_classifier": {"epochs": 6, "seeds": 3, "optimizer": "adam", "input_size": 32},
     },
 }
 
@@ -256,7 +258,7 @@ PROFILE_DEPARTURES: dict[str, list[tuple[str, str, str, str]]] = {
         ),
         (
             "extended classifier",
-            "Adam, 6 epochs, 1 seed",
+            "Adam, 6 epochs, 3 seeds",
             "Adagrad, 100 epochs, 3 seeds",
             "Adagrad at Keras's 0.001 barely moves in 6 epochs",
         ),
