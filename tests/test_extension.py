@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+import bio_assets.core.cnn.extension as extension_module
 from bio_assets.core.cnn.architectures import architecture_spec
 from bio_assets.core.cnn.dataset import ClassificationData
-from bio_assets.core.cnn.extension import extension_study
+from bio_assets.core.cnn.extension import extension_study, first_per_class
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import LabelledImages, TrainParams
 
@@ -25,7 +26,7 @@ def brightness_classes(n: int, seed: int, *, flipped: bool = False) -> LabelledI
     return LabelledImages((base + noise).clamp(0, 255).to(torch.uint8), labels)
 
 
-def study(fake: LabelledImages, *, seeds: int = 2, tstr: bool = True):
+def study(fake: LabelledImages, *, seeds: int = 2, tstr: bool = True, per_class: int = 0):
     # Only 4 real training images: the control learns little; synthetic images decide the outcome.
     data = ClassificationData(
         train=brightness_classes(4, 0), val=brightness_classes(8, 1), test=brightness_classes(40, 2),
@@ -36,6 +37,7 @@ def study(fake: LabelledImages, *, seeds: int = 2, tstr: bool = True):
     seen = []
     result = extension_study(
         spec, data, fake, params, seeds=seeds, device=CPU, tstr=tstr, bootstrap_samples=200,
+        extension_per_class=per_class,
         on_seed=lambda what, run: seen.append((what, run.seed, len(run.epoch_losses))),
     )  # fmt: skip
     return result, seen
@@ -65,3 +67,26 @@ def test_synthetic_images_with_swapped_labels_show_a_negative_gain_and_tstr_belo
     no_tstr, seen = study(brightness_classes(60, 5), seeds=1, tstr=False)
     assert no_tstr.tstr is None and {what for what, _, _ in seen} == {"real + synthetic", "real only (control)"}
     assert np.all((no_tstr.control.test_correct() == 0) | (no_tstr.control.test_correct() == 1))
+
+
+def test_first_per_class_keeps_the_first_images_of_each_label_in_their_order():
+    labels = torch.tensor([1, 0, 1, 1, 0, 2, 0])
+    images = LabelledImages(torch.arange(7, dtype=torch.uint8).reshape(7, 1, 1, 1).expand(7, 2, 2, 3), labels)
+    kept = first_per_class(images, 2)
+    assert kept.labels.tolist() == [1, 0, 1, 0, 2] and kept.images[:, 0, 0, 0].tolist() == [0, 1, 2, 4, 5]
+    assert first_per_class(images, 0) is images and first_per_class(images, 9).labels.tolist() == labels.tolist()
+    with pytest.raises(ValueError, match="per_class must be >= 0"):
+        first_per_class(images, -1)
+
+
+def test_the_extended_training_adds_at_most_per_class_synthetic_images_and_tstr_trains_on_all(monkeypatch):
+    sizes = []
+    real_train_and_test = extension_module.train_and_test
+
+    def recording(spec, data, params, **kwargs):
+        sizes.append(len(data.train.labels))
+        return real_train_and_test(spec, data, params, **kwargs)
+
+    monkeypatch.setattr(extension_module, "train_and_test", recording)
+    study(brightness_classes(60, 5), seeds=1, per_class=5)
+    assert sizes == [4 + 2 * 5, 4, 60]  # real + 5 per class; the control; TSTR on all 60

@@ -13,7 +13,13 @@ from bio_assets.assets.synthesis import GROUP, require_current_generator
 from bio_assets.checks.gates import gate_status
 from bio_assets.core.cnn.architectures import architecture_spec
 from bio_assets.core.cnn.dataset import assemble
-from bio_assets.core.cnn.extension import ExtensionStudy, extended, extension_study, synthetic_images
+from bio_assets.core.cnn.extension import (
+    ExtensionStudy,
+    extended,
+    extension_study,
+    first_per_class,
+    synthetic_images,
+)
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import KERAS_DEFAULTS, TrainParams
 from bio_assets.core.io.storage import ModelWeights
@@ -33,6 +39,11 @@ class ExtendedClassifierConfig(ClassifierConfig):
     learning_rate: float | None = Field(
         default=None, description="unset: the optimizer's TensorFlow/Keras default (Adagrad and Adam 0.001)"
     )
+    synthetic_per_class: int | None = Field(
+        default=None,
+        description="synthetic images per class added to the real ones (the first of each class; 0: all; TSTR "
+        "always trains on all); unset: the profile's (paper all, demo 120: as many as the real augmented images)",
+    )
     tstr: bool = Field(default=True, description="also train on synthetic images only and test on the real test split")
     bootstrap_samples: int = Field(
         default=2000, description="paired bootstrap resamples of the test split for the accuracy gain's interval"
@@ -42,8 +53,9 @@ class ExtendedClassifierConfig(ClassifierConfig):
     )
 
 
-def study_metadata(study: ExtensionStudy, *, samples: int) -> dict:
-    """The control's and TSTR's accuracies and the gain over the control with its interval."""
+def study_metadata(study: ExtensionStudy, *, samples: int, tstr_asked: bool = True) -> dict:
+    """The control's and TSTR's accuracies (or why TSTR was skipped) and the gain over the control
+    with its interval."""
     gain = study.gain
     metadata: dict = {
         "control_accuracy": study.control.summary("test_accuracy")[0],
@@ -61,6 +73,8 @@ def study_metadata(study: ExtensionStudy, *, samples: int) -> dict:
             name = f"tstr_{field.removeprefix('test_')}"
             metadata[name], metadata[f"{name}_std"] = mean, std
         metadata["tstr_num_test_images"] = study.tstr_num_test_images
+    else:
+        metadata["tstr_skipped"] = "turned off in config" if not tstr_asked else "no class passed its quality gates"
     return metadata
 
 
@@ -99,7 +113,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network on real + gated synthetic images, a same-settings real-only control, and TSTR."""
         started = time.perf_counter()
-        fields = ("epochs", "seeds", "optimizer", "input_size")
+        fields = ("epochs", "seeds", "optimizer", "input_size", "synthetic_per_class")
         values = run_settings(
             context, image_dataset.entry(dataset), "extended_classifier", config_values(config, fields)
         )
@@ -107,10 +121,10 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
         used, excluded = gated_classes(context, dataset, data.class_names, synthetic_dataset, config.require_gates)
         fake = synthetic_images(data, synthetic_dataset, used)
-        network = NetworkSpec(
-            searched_cell.best_code, macro_architecture.best_code, config.channels, len(data.class_names)
-        )
-        spec = architecture_spec("searched", len(data.class_names), config.channels, network)
+        added = first_per_class(fake, values["synthetic_per_class"])
+        classes = len(data.class_names)
+        network = NetworkSpec(searched_cell.best_code, macro_architecture.best_code, config.channels, classes)
+        spec = architecture_spec("searched", classes, config.channels, network)
         params = TrainParams(
             epochs=values["epochs"], batch_size=config.batch_size, optimizer=values["optimizer"],
             learning_rate=config.learning_rate, seed=config.seed, defaults="keras",
@@ -118,21 +132,18 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         study = extension_study(
             spec, data, fake, params, seeds=values["seeds"], device=compute.torch_device(),
             precision=compute.precision(), tstr=config.tstr and bool(used), bootstrap_samples=config.bootstrap_samples,
+            extension_per_class=values["synthetic_per_class"],
             on_seed=lambda what, r: context.log.info(f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"),
         )  # fmt: skip
-        metadata = classifier_metadata(study.extended, extended(data, fake), spec, started, compute)
-        metadata.update(study_metadata(study, samples=config.bootstrap_samples))
-        if study.tstr is None:
-            metadata["tstr_skipped"] = (
-                "turned off in config" if not config.tstr else "no class passed its quality gates"
-            )
+        metadata = classifier_metadata(study.extended, extended(data, added), spec, started, compute)
+        metadata.update(study_metadata(study, samples=config.bootstrap_samples, tstr_asked=config.tstr))
         metadata.update(
             {
-                "epochs": values["epochs"],
-                "optimizer": values["optimizer"],
+                **{name: values[name] for name in ("epochs", "optimizer", "synthetic_per_class")},
                 "learning_rate": params.learning_rate or KERAS_DEFAULTS[values["optimizer"]]["lr"],
                 "classes_with_synthetic": used,
                 "num_synthetic_images": int(len(fake.labels)),
+                "num_synthetic_images_added": int(len(added.labels)),
                 "excluded_classes": excluded,
                 "wall_seconds": round(time.perf_counter() - started, 1),
                 "trained_gan_run": gan_run,

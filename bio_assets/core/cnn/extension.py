@@ -39,6 +39,23 @@ def extended(data: ClassificationData, fake: LabelledImages) -> ClassificationDa
     return replace(data, train=train, version=f"{data.version}+{len(fake.labels)}synthetic")
 
 
+def first_per_class(images: LabelledImages, per_class: int) -> LabelledImages:
+    """The first ``per_class`` images of each label, in their order (all of them where ``per_class`` is 0)."""
+    if per_class < 0:
+        raise ValueError(f"per_class must be >= 0 (0: all), got {per_class}")
+    if per_class == 0:
+        return images
+    keep = (
+        torch.cat(
+            [torch.nonzero(images.labels == label).flatten()[:per_class] for label in torch.unique(images.labels)]
+            or [torch.zeros(0, dtype=torch.int64)]
+        )
+        .sort()
+        .values
+    )
+    return LabelledImages(images.images[keep], images.labels[keep])
+
+
 def synthetic_only(data: ClassificationData, fake: LabelledImages) -> ClassificationData:
     """Train on synthetic images, test on the real test images of the classes that have synthetic ones (TSTR)."""
     if len(fake.labels) == 0:
@@ -97,11 +114,13 @@ def extension_study(
     precision: Precision = Precision(),
     tstr: bool = True,
     bootstrap_samples: int = 2000,
+    extension_per_class: int = 0,
     on_seed: Callable[[str, SeedRun], None] | None = None,
 ) -> ExtensionStudy:
-    """Train ``spec`` on real + ``fake``, on real only with the same epochs, optimizer and seeds
-    (so the gain measures the synthetic images, not a longer or different training), and on
-    ``fake`` alone; compare the first two on every real test image, averaged over seeds."""
+    """Train ``spec`` on real + ``fake`` (its first ``extension_per_class`` images per class; 0: all),
+    on real only with the same epochs, optimizer and seeds (so the gain measures the synthetic images,
+    not a longer or different training), and on all of ``fake`` alone (TSTR); compare the first two on
+    every real test image, averaged over seeds."""
 
     def trained(label: str, training_data: ClassificationData) -> ClassifierRuns:
         report = (lambda run: on_seed(label, run)) if on_seed is not None else None
@@ -109,7 +128,7 @@ def extension_study(
             spec, training_data, params, seeds=seeds, device=device, precision=precision, on_seed=report
         )
 
-    with_synthetic = trained("real + synthetic", extended(data, fake))
+    with_synthetic = trained("real + synthetic", extended(data, first_per_class(fake, extension_per_class)))
     control = trained("real only (control)", data)
     gain = paired_bootstrap(
         with_synthetic.test_correct(),
