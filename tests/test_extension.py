@@ -88,5 +88,6 @@ def test_the_extended_training_adds_at_most_per_class_synthetic_images_and_tstr_
         return real_train_and_test(spec, data, params, **kwargs)
 
     monkeypatch.setattr(extension_module, "train_and_test", recording)
-    study(brightness_classes(60, 5), seeds=1, per_class=5)
+    result, _ = study(brightness_classes(60, 5), seeds=1, per_class=5)
     assert sizes == [4 + 2 * 5, 4, 60]  # real + 5 per class; the control; TSTR on all 60
+    assert result.extended_data.train.labels[4:].tolist() == [0, 1] * 5  # the first 5 of each class, in order

@@ -124,7 +124,10 @@ def test_synthetic_dataset_extended_classifier_and_report(tmp_path, synthesized)
 
     extended = materialize_extended(defs, assets, instance, seeds=2)
     (meta,) = [e.materialization.metadata for e in extended.get_asset_materialization_events()]
-    assert meta["classes_with_synthetic"].value == CLASSES and meta["num_synthetic_images"].value == 24
+    assert (
+        meta["classes_with_synthetic"].value == CLASSES
+        and meta["num_synthetic_images"].value == 24 == meta["num_synthetic_images_added"].value
+    )
     assert meta["num_train_images"].value == 36 + 24 and meta["seeds"].value == [0, 1]
     for name in ("test_accuracy", "test_macro_f1", "test_auc_micro", "tstr_accuracy", "control_accuracy"):
         assert 0.0 <= meta[name].value <= 1.0, name

@@ -13,13 +13,7 @@ from bio_assets.assets.synthesis import GROUP, require_current_generator
 from bio_assets.checks.gates import gate_status
 from bio_assets.core.cnn.architectures import architecture_spec
 from bio_assets.core.cnn.dataset import assemble
-from bio_assets.core.cnn.extension import (
-    ExtensionStudy,
-    extended,
-    extension_study,
-    first_per_class,
-    synthetic_images,
-)
+from bio_assets.core.cnn.extension import ExtensionStudy, extension_study, synthetic_images
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import KERAS_DEFAULTS, TrainParams
 from bio_assets.core.io.storage import ModelWeights
@@ -121,7 +115,6 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         gan_run = require_current_generator(context.instance, dataset, sorted(synthetic_dataset))
         used, excluded = gated_classes(context, dataset, data.class_names, synthetic_dataset, config.require_gates)
         fake = synthetic_images(data, synthetic_dataset, used)
-        added = first_per_class(fake, values["synthetic_per_class"])
         classes = len(data.class_names)
         network = NetworkSpec(searched_cell.best_code, macro_architecture.best_code, config.channels, classes)
         spec = architecture_spec("searched", classes, config.channels, network)
@@ -135,7 +128,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             extension_per_class=values["synthetic_per_class"],
             on_seed=lambda what, r: context.log.info(f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"),
         )  # fmt: skip
-        metadata = classifier_metadata(study.extended, extended(data, added), spec, started, compute)
+        metadata = classifier_metadata(study.extended, study.extended_data, spec, started, compute)
         metadata.update(study_metadata(study, samples=config.bootstrap_samples, tstr_asked=config.tstr))
         metadata.update(
             {
@@ -143,7 +136,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
                 "learning_rate": params.learning_rate or KERAS_DEFAULTS[values["optimizer"]]["lr"],
                 "classes_with_synthetic": used,
                 "num_synthetic_images": int(len(fake.labels)),
-                "num_synthetic_images_added": int(len(added.labels)),
+                "num_synthetic_images_added": len(study.extended_data.train.labels) - len(data.train.labels),
                 "excluded_classes": excluded,
                 "wall_seconds": round(time.perf_counter() - started, 1),
                 "trained_gan_run": gan_run,

@@ -97,6 +97,7 @@ class ExtensionStudy:
     only (the control), synthetic only (TSTR); ``gain`` is extended minus control on the test split."""
 
     extended: ClassifierRuns
+    extended_data: ClassificationData  # the real + synthetic training set ``extended`` was trained on
     control: ClassifierRuns
     tstr: ClassifierRuns | None  # None without synthetic images or when turned off
     tstr_num_test_images: int
@@ -128,7 +129,8 @@ def extension_study(
             spec, training_data, params, seeds=seeds, device=device, precision=precision, on_seed=report
         )
 
-    with_synthetic = trained("real + synthetic", extended(data, first_per_class(fake, extension_per_class)))
+    extended_data = extended(data, first_per_class(fake, extension_per_class))
+    with_synthetic = trained("real + synthetic", extended_data)
     control = trained("real only (control)", data)
     gain = paired_bootstrap(
         with_synthetic.test_correct(),
@@ -140,4 +142,4 @@ def extension_study(
     if tstr and len(fake.labels):
         tstr_data = synthetic_only(data, fake)
         tstr_runs, tstr_count = trained("synthetic only (TSTR)", tstr_data), len(tstr_data.test.labels)
-    return ExtensionStudy(with_synthetic, control, tstr_runs, tstr_count, gain)
+    return ExtensionStudy(with_synthetic, extended_data, control, tstr_runs, tstr_count, gain)
