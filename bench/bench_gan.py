@@ -106,8 +106,7 @@ def results(device: torch.device) -> list[BenchResult]:
             "gan_training", ours, reference, "iterations/s",
             f"searched G {GENERATOR} / D {DISCRIMINATOR}, {SIZE}px, widths G{WIDTHS[0]}/D{WIDTHS[1]}, batch "
             f"{BATCH}, {ITERATIONS} iterations, median of 3 alternating pairs; ours {precision} with DiffAugment, EMA, "
-            "balanced sampling, fused Adam, one generator pass per iteration (its fake batch serves the "
-            "discriminator and the generator step); reference plain fp32 hinge loop, no DiffAugment or EMA",
+            "balanced sampling, fused Adam; reference plain fp32 hinge loop, no DiffAugment or EMA",
         ),
         fid,
     ]  # fmt: skip

@@ -19,6 +19,7 @@ from bio_assets.core.metrics.pixels import (
     nearest_neighbour_scores,
     sample_for_kl,
 )
+from bio_assets.core.reporting.plots import accuracy_interval_plot
 from bio_assets.core.reporting.statistics import wilson_interval
 
 
@@ -222,3 +223,10 @@ def test_overall_fid_and_kid_use_class_matched_synthetic_rows_and_say_when_kid_s
     )  # fmt: skip
     # 12 real images: every KID subset holds all of them, so only the synthetic draw varies.
     assert "subsets of 12" in few_real.kid.detail and "understates the uncertainty" in few_real.kid.detail
+
+
+def test_wilson_interval_contains_an_all_correct_or_all_wrong_score():
+    """45 of 45 once gave a high bound 1e-16 below 1.0, and the report's accuracy plot refused the negative whisker."""
+    assert wilson_interval(45, 45)[1] == 1.0 and wilson_interval(45, 45)[0] < 1.0
+    assert wilson_interval(0, 45)[0] == 0.0 and wilson_interval(0, 45)[1] > 0.0
+    accuracy_interval_plot([("all correct", 1.0, *wilson_interval(45, 45))], "t")  # raised ValueError on 'xerr'

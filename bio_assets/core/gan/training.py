@@ -258,49 +258,38 @@ class _Trainer:
             scores, logits = self.D(augmented, labels, class_logits=True)
         return scores.float(), F.cross_entropy(logits.float(), labels)
 
-    def critic_loss(
-        self, step: int, auxiliary: float, *, keep_fake: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-        """The discriminator's loss on one real and one fake batch, and its scores (B,) of each.
-
-        ``keep_fake``: the fake batch is generated with gradients and returned as well, so the
-        generator step that follows scores the same images instead of running the generator again
-        (the generator's weights do not change in between; the PyTorch DCGAN example does the same).
-        The discriminator only ever sees them detached."""
+    def critic_loss(self, step: int, auxiliary: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The discriminator's loss on one real and one fake batch, and its scores (B,) of each."""
         real, real_labels = self.real_batch()
-        with torch.set_grad_enabled(keep_fake):
+        with torch.no_grad():
             fake, fake_labels = self.fake_batch()
-        kept = (fake, fake_labels) if keep_fake else None
-        fake = fake.detach().float()
         if auxiliary:
             # The class head learns from real images only, so it never learns the generator's mistakes.
             real_scores, real_class_loss = self.critic_and_classes(real, real_labels)
         else:
             real_scores, real_class_loss = self.critic(real, real_labels), None
-        fake_scores = self.critic(fake, fake_labels)
+        fake_scores = self.critic(fake.float(), fake_labels)
         loss_d = self.loss.discriminator(real_scores, fake_scores)
         if real_class_loss is not None:
             loss_d = loss_d + auxiliary * real_class_loss
         penalty = self.loss.penalty(
-            lambda x, labels=real_labels: self.D(x, labels).float(), real, fake, self.rng["augment"]
+            lambda x, labels=real_labels: self.D(x, labels).float(), real, fake.float(), self.rng["augment"]
         )
         if penalty is not None:
             loss_d = loss_d + penalty
         self._check(loss_d, "discriminator loss", step)
-        return loss_d, real_scores, fake_scores, kept
+        return loss_d, real_scores, fake_scores
 
     def step(self, step: int) -> dict[str, float]:
         auxiliary = self.params.auxiliary_classifier_weight
-        kept = None
-        for critic_step in range(self.critic_steps):
+        for _ in range(self.critic_steps):
             # One spectral normalisation (power iteration + weight division) per layer for the
             # real, fake and penalty passes of this step, not one per pass.
             with parametrize.cached():
-                last = critic_step == self.critic_steps - 1
-                loss_d, real_scores, fake_scores, kept = self.critic_loss(step, auxiliary, keep_fake=last)
+                loss_d, real_scores, fake_scores = self.critic_loss(step, auxiliary)
             self._apply(loss_d, self.opt_d, "discriminator")
             self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
-        fake, fake_labels = kept if kept is not None else self.fake_batch()
+        fake, fake_labels = self.fake_batch()
         if auxiliary:
             fake_scores, fake_class_loss = self.critic_and_classes(fake.float(), fake_labels)
             loss_g = self.loss.generator(fake_scores) + auxiliary * fake_class_loss

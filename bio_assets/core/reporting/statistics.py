@@ -60,4 +60,6 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
     p = correct / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or total correct the bound is exactly 0 or 1; rounding left it 1e-16 short, below the value itself.
+    low = 0.0 if correct == 0 else max(0.0, centre - half)
+    return low, 1.0 if correct == total else min(1.0, centre + half)
