@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from bio_assets.core.cnn.genotypes import CNN_OPERATIONS, CellGenotype, MacroGenotype
+from bio_assets.core.cnn.pooling import AveragePool3x3
 
 
 class ReLUConvBN(nn.Sequential):
@@ -31,7 +32,7 @@ OPERATION_FACTORIES: dict[str, Callable[..., nn.Module]] = {
     "skip_connect": lambda *, channels: nn.Identity(),
     "conv_1x1": lambda *, channels: ReLUConvBN(channels=channels, kernel_size=1),
     "conv_3x3": lambda *, channels: ReLUConvBN(channels=channels, kernel_size=3),
-    "avg_pool_3x3": lambda *, channels: nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda *, channels: AveragePool3x3(),
     "max_pool_3x3": lambda *, channels: nn.MaxPool2d(3, stride=1, padding=1),
 }
 if set(OPERATION_FACTORIES) != set(CNN_OPERATIONS) - {"none"}:
