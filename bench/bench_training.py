@@ -157,33 +157,21 @@ def finished(process: subprocess.Popen) -> dict:
 
 def concurrent_runs() -> BenchResult:
     """Two candidate trainings (two processes, as two Dagster runs) at once, against the same two
-    one after the other, each process with the threads and the CPU lease the compute resource gives
-    a run; the note adds the same two at once without the lease (sharing the cores)."""
+    one after the other, each process with the threads the compute resource gives a run."""
     arguments = ("--images", "640", "--epochs", "1")
     finished(train_in_subprocess(*arguments, "--images", "64"))  # warm the file cache for imports
-
-    def wall(*extra: str, at_once: bool) -> tuple[float, list[dict]]:
-        started = time.perf_counter()
-        if at_once:
-            runs = [finished(p) for p in [train_in_subprocess(*arguments, *extra) for _ in range(2)]]
-        else:
-            runs = [finished(train_in_subprocess(*arguments, *extra)) for _ in range(2)]
-        return time.perf_counter() - started, runs
-
-    one_after_other, sequential = wall(at_once=False)
-    at_once, together = wall(at_once=True)
-    sharing, shared = wall("--share-cpu", at_once=True)
+    started = time.perf_counter()
+    sequential = [finished(train_in_subprocess(*arguments)) for _ in range(2)]
+    one_after_other = time.perf_counter() - started
+    started = time.perf_counter()
+    pair = [train_in_subprocess(*arguments) for _ in range(2)]
+    together = [finished(p) for p in pair]
+    at_once = time.perf_counter() - started
     threads = together[0]["threads"]
-
-    def seconds(runs: list[dict]) -> list[float]:
-        return [round(run["seconds"], 1) for run in runs]
-
     return BenchResult.duration(
         "concurrent_runs", at_once, one_after_other, "s wall",
-        f"2 trainings of 640 images, 1 epoch, {threads} threads per process, each leasing the cores: training "
-        f"seconds at once {seconds(together)} (waited {[round(run['lease_wait_s'], 1) for run in together]} s for "
-        f"the lease), alone {seconds(sequential)}; without the lease, sharing the cores: {sharing:.1f} s wall, "
-        f"training seconds {seconds(shared)}",
+        f"2 trainings of 640 images, 1 epoch, {threads} threads per process; training seconds at once "
+        f"{[round(t['seconds'], 1) for t in together]}, alone {[round(t['seconds'], 1) for t in sequential]}",
     )  # fmt: skip
 
 

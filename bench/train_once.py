@@ -1,9 +1,8 @@
 """One candidate training in its own process: ``python -m bench.train_once [--threads N] ...``.
 
 Prints one JSON line: wall seconds of the training, images/s and the process's peak resident
-memory. Like a step of the service on the CPU, it first leases the machine's cores
-(``bio_assets.core.cpu_lease``; ``--share-cpu`` skips that). ``concurrent_runs`` starts two of these
-at once and one after the other; the memory bench and its test start one at paper settings.
+memory. ``concurrent_runs`` starts two of these at once and one after the other; the memory
+bench and its test start one at paper settings.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from bench.results import peak_rss_mb
 from bio_assets.core.cnn.candidates import build_seeded
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import LabelledImages, TrainParams, train_classifier
-from bio_assets.core.cpu_lease import lease_cpu
 from bio_assets.core.hardware import precision_for
 
 
@@ -32,11 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="0: torch's default (every core), as a run has")
-    parser.add_argument("--share-cpu", action="store_true", help="no CPU lease: compute beside other processes")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    waited = 0.0 if args.share_cpu else lease_cpu(torch.get_num_threads()).waited_s  # held until exit
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (args.images, args.size, args.size, 3), dtype=torch.uint8, generator=generator)
     labels = torch.arange(args.images) % 4
@@ -52,7 +48,6 @@ def main(argv: list[str] | None = None) -> None:
         "seconds": seconds,
         "images_per_second": report.images_per_second,
         "threads": torch.get_num_threads(),
-        "lease_wait_s": waited,
         "peak_rss_mb": peak_rss_mb(),
     }
     print(json.dumps(line))

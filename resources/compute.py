@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 import torch
 from pydantic import Field, PrivateAttr
 
 from bio_assets.core.cnn.training import Precision
-from bio_assets.core.cpu_lease import DEFAULT_CPU_LEASE_DIR, CpuLease, lease_cpu, release_cpu
 from bio_assets.core.gpu_lease import DEFAULT_LEASE_DIR, GpuLease, lease_gpus
 from bio_assets.core.hardware import precision_for, resolve_device
 
@@ -20,11 +17,7 @@ class ComputeResource(dg.ConfigurableResource):
     With ``device`` ``auto`` or ``cuda`` on a machine with GPUs, the step leases ``gpus_per_step``
     GPUs no other step of the machine holds (``bio_assets.core.gpu_lease``) and runs on the first:
     with the ``gpu`` pool limit at the GPU count, each concurrently running step has its own device.
-    ``cuda:N`` pins a step to GPU N and leases nothing; ``share_gpus`` turns leasing off.
-
-    On the CPU the step leases the machine's cores (``bio_assets.core.cpu_lease``): on all threads it
-    holds them alone, so trainings of two runs, two instances or a CLI and the UI take turns instead of
-    spin-waiting on each other's cores; ``share_cpu`` turns that off."""
+    ``cuda:N`` pins a step to GPU N and leases nothing; ``share_gpus`` turns leasing off."""
 
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N | mps")
     threads: int = Field(default=0, description="torch intra-op CPU threads; 0 keeps torch's default")
@@ -36,14 +29,8 @@ class ComputeResource(dg.ConfigurableResource):
         default=str(DEFAULT_LEASE_DIR), description="a folder local to the machine holding one lock file per GPU"
     )
     gpu_lease_timeout: float = Field(default=600.0, description="seconds a step waits for a free GPU")
-    share_cpu: bool = Field(default=False, description="let CPU steps of other processes compute at the same time")
-    cpu_lease_dir: str = Field(
-        default=str(DEFAULT_CPU_LEASE_DIR), description="a folder local to the machine holding the CPU lease file"
-    )
 
     _lease: GpuLease | None = PrivateAttr(default=None)
-    _cpu_lease: CpuLease | None = PrivateAttr(default=None)
-    _log: object = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         if self.threads < 0:
@@ -51,15 +38,11 @@ class ComputeResource(dg.ConfigurableResource):
         if self.threads:
             torch.set_num_threads(self.threads)
         torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
-        self._log = context.log
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._lease is not None:
             self._lease.release()
             self._lease = None
-        if self._cpu_lease is not None:
-            release_cpu(self._cpu_lease)
-            self._cpu_lease = None
 
     def _leases(self, device: torch.device) -> bool:
         return device.type == "cuda" and device.index is None and not self.share_gpus
@@ -74,18 +57,8 @@ class ComputeResource(dg.ConfigurableResource):
             torch.cuda.set_device(self._lease.indices[0])
         return self._lease
 
-    def cpu_lease(self) -> CpuLease | None:
-        """This step's hold on the machine's cores (taken on first use), or ``None`` off the CPU or with
-        ``share_cpu``."""
-        if self._cpu_lease is None and not self.share_cpu and resolve_device(self.device).type == "cpu":
-            log = getattr(self._log, "info", None)
-            self._cpu_lease = lease_cpu(torch.get_num_threads(), lease_dir=Path(self.cpu_lease_dir), on_wait=log)
-        return self._cpu_lease
-
     def torch_device(self) -> torch.device:
         device = resolve_device(self.device)
-        if device.type == "cpu":
-            self.cpu_lease()
         lease = self.gpu_lease() if self._leases(device) else None
         return torch.device("cuda", lease.indices[0]) if lease is not None else device
 
@@ -104,5 +77,4 @@ class ComputeResource(dg.ConfigurableResource):
             "channels_last": precision.channels_last,
             "autocast": str(precision.autocast_dtype).removeprefix("torch.") if precision.autocast_dtype else "off",
             **({"leased_gpus": ",".join(lease.physical_ids)} if lease is not None else {}),
-            **(self._cpu_lease.describe() if self._cpu_lease is not None else {}),
         }

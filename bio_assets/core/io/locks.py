@@ -26,10 +26,10 @@ def _open(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
-def try_flock(fd: int, *, shared: bool = False) -> bool:
-    """Take the exclusive (or, with ``shared``, a shared) lock on ``fd`` if it is free; never waits."""
+def try_flock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd`` if it is free; never waits."""
     try:
-        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as err:
         if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             return False
@@ -47,12 +47,11 @@ def _still_linked(fd: int, path: Path) -> bool:
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
-def try_acquire(path: Path, *, shared: bool = False) -> int | None:
+def try_acquire(path: Path) -> int | None:
     """The open descriptor holding the lock of ``path`` (created when missing), or None when
-    another process holds it (exclusively, or at all when ``shared`` is false); never waits.
-    Closing the descriptor releases the lock."""
+    another process holds it; never waits. Closing the descriptor releases the lock."""
     fd = _open(Path(path))
-    if try_flock(fd, shared=shared) and _still_linked(fd, Path(path)):
+    if try_flock(fd) and _still_linked(fd, Path(path)):
         return fd
     os.close(fd)
     return None
