@@ -23,7 +23,7 @@ from bio_assets.core.metrics.fid import FeatureStatistics, frechet_distance
 
 GENERATOR = "{4, 236-42-6, [3, 4]}"  # 4-node cell, attention after cells 3 and 4, as the source found
 DISCRIMINATOR = "{4, 235-66-7, [4]}"
-WIDTHS, SIZE, BATCH, ITERATIONS = (32, 8), 32, 16, 40
+WIDTHS, SIZE, BATCH, ITERATIONS = (64, 8), 32, 16, 40
 CPU = torch.device("cpu")
 
 

@@ -22,8 +22,9 @@ import torch
 from pydantic import Field
 
 from bio_assets.core.cnn.training import Precision
+from bio_assets.core.cpu_share import usable_cores
 from bio_assets.core.gpu_lease import visible_gpu_ids
-from bio_assets.core.hardware import auto_layout, pin_worker_gpu, usable_cores
+from bio_assets.core.hardware import auto_layout, pin_worker_gpu
 from bio_assets.core.search.runtime import SearchRuntime
 from resources.compute import ComputeResource
 from resources.paths import data_home

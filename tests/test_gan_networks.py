@@ -5,11 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from bio_assets.core.gan.baselines import GAN_BASELINES, BaselineSpec, build_baseline
-from bio_assets.core.gan.blocks import ConditionalBatchNorm, GanCell, SelfAttention, make_operation
+from bio_assets.core.gan.blocks import (
+    ConditionalBatchNorm,
+    GanCell,
+    HalvesBatchNorm,
+    SelfAttention,
+    halves_are_separate,
+    make_operation,
+    separate_halves,
+)
 from bio_assets.core.gan.genotypes import FIXED_DISCRIMINATOR, GAN_OPERATIONS, GanGenotype
-from bio_assets.core.gan.networks import GanNetworkSpec, SearchedDiscriminator, SearchedGenerator
+from bio_assets.core.gan.networks import GanNetworkSpec, SearchedDiscriminator, SearchedGenerator, build_searched
 from bio_assets.core.gan.search import inherit
 
 GENERATOR = "{4, 234-16-6, [3, 4]}"
@@ -135,3 +144,33 @@ def test_self_attention_matches_the_written_out_formula():
     weights = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (B, 16, 4)
     expected = x + 0.7 * attention.out((v @ weights.transpose(1, 2)).view(2, 8, 4, 4))
     assert torch.allclose(attention(x), expected, atol=1e-5)
+
+
+def test_one_pass_over_real_and_fake_halves_equals_two_passes_with_their_running_statistics():
+    """The discriminator scores a real and a fake batch in one pass inside ``separate_halves``: every
+    output and BatchNorm running average is what two passes give (float64, so equal to rounding)."""
+    spec = GanNetworkSpec("discriminator", "{4, 235-66-7, [4]}", 8, 32, 3, auxiliary_classifier=True)
+    one, two = (build_searched(spec).double() for _ in range(2))
+    two.load_state_dict(one.state_dict())
+    real, fake = torch.randn(6, 3, 32, 32, dtype=torch.float64), torch.randn(6, 3, 32, 32, dtype=torch.float64)
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    with parametrize.cached(), separate_halves():
+        scores, logits = one(torch.cat([real, fake]), torch.cat([labels, labels]), class_logits=True)
+    with parametrize.cached():
+        (real_scores, real_logits), (fake_scores, _) = (two(x, labels, class_logits=True) for x in (real, fake))
+    torch.testing.assert_close(scores, torch.cat([real_scores, fake_scores]))
+    torch.testing.assert_close(logits[:6], real_logits)
+    norms = [(a, b) for a, b in zip(one.modules(), two.modules()) if isinstance(a, HalvesBatchNorm)]
+    assert norms and all(halves_are_separate(net) for net in (one, two))
+    for a, b in norms:
+        torch.testing.assert_close(a.running_mean, b.running_mean)
+        torch.testing.assert_close(a.running_var, b.running_var)
+        assert int(a.num_batches_tracked) == int(b.num_batches_tracked) == 2
+    with separate_halves(), pytest.raises(ValueError, match="even batch"):
+        one(torch.randn(5, 3, 32, 32, dtype=torch.float64), torch.zeros(5, dtype=torch.long))
+
+
+def test_only_networks_whose_batch_statistics_keep_halves_apart_are_scored_in_one_pass():
+    assert halves_are_separate(build_searched(GanNetworkSpec("discriminator", "{3, 26-6, []}", 8, 32, 2)))
+    assert not halves_are_separate(nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)))
+    assert halves_are_separate(nn.Sequential(nn.Conv2d(3, 8, 3), nn.GroupNorm(1, 8)))  # per-sample norms

@@ -194,3 +194,27 @@ def test_auxiliary_class_loss_trains_the_discriminators_class_head(demo_images):
         train_gan(*pair(), demo_images, params, device=CPU)
     with pytest.raises(ValueError, match="generator has none"):
         GanNetworkSpec("generator", GENERATOR, 16, 32, 2, auxiliary_classifier=True)
+
+
+@pytest.mark.parametrize(("loss", "critic_steps"), [("hinge", 1), ("wgan", 5)])
+def test_each_iteration_generates_once_per_critic_step_and_scores_real_and_fake_in_one_pass(
+    demo_images, loss, critic_steps
+):
+    """Per iteration: one generator pass per critic step (the generator step scores the last one's fake
+    batch again, with its graph), one discriminator pass per critic step over real + fake (batch 2B),
+    and one generator-step pass over the fake batch (B) with the discriminator's parameters frozen."""
+    g, d = pair()
+    generator_calls, discriminator_calls = [], []
+    g.register_forward_hook(lambda module, args, out: generator_calls.append(torch.is_grad_enabled()))
+    d.register_forward_hook(
+        lambda module, args, out: discriminator_calls.append(
+            (len(args[0]), any(p.requires_grad for p in module.parameters()))
+        )
+    )
+    iterations, batch = 3, 8
+    params = GanTrainParams(iterations=iterations, batch_size=batch, loss=loss, ema_decay=0.0)
+    train_gan(g, d, demo_images, params, device=CPU)
+    # Only the last critic step's fake batch keeps its graph: the generator step needs it.
+    assert generator_calls == ([False] * (critic_steps - 1) + [True]) * iterations
+    assert discriminator_calls == ([(2 * batch, True)] * critic_steps + [(batch, False)]) * iterations
+    assert all(p.requires_grad for p in d.parameters())  # unfrozen after each generator step

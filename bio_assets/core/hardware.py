@@ -81,8 +81,3 @@ def pin_worker_gpu(counter, gpu_ids: tuple[str, ...]) -> None:
         index = counter.value
         counter.value += 1
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu_ids[index % len(gpu_ids)]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, which containers and taskset narrow)."""
-    return len(os.sched_getaffinity(0))

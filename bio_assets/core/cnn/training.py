@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bio_assets.core.allocator import reuse_freed_memory
+from bio_assets.core.cpu_share import sharing_cpu
 from bio_assets.core.metrics.classification import accuracy, confusion_matrix, macro_f1
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -145,6 +147,7 @@ def train_classifier(
     """
     if len(train.labels) == 0:
         raise ValueError("cannot train on an empty training set")
+    reuse_freed_memory()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
         report = _train(model, train, params, device, precision=precision, on_epoch=on_epoch)
@@ -204,34 +207,36 @@ def _train(
     generator = torch.Generator().manual_seed(params.seed)
     losses, accuracies = [], []
     started = time.perf_counter()
-    for epoch in range(params.epochs):
-        model.train()
-        order = torch.randperm(len(train.labels), generator=generator)
-        # Summed on the device and read once per epoch: no host sync per batch on a GPU.
-        total_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), dtype=torch.long, device=device)
-        for start in range(0, len(order), params.batch_size):
-            rows = order[start : start + params.batch_size]
-            if len(rows) < 2 and len(order) > 1:
-                continue  # BatchNorm cannot train on a batch of one
-            x = model_input(train.images[rows], device, precision, params.input_size)
-            y = train.labels[rows].to(device)
-            with _autocast(device, precision):
-                logits = model(x)
-                loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            total_loss += loss.detach() * len(rows)
-            correct += (logits.argmax(1) == y).sum()
-        epoch_loss = total_loss.item() / len(order)
-        if not math.isfinite(epoch_loss):
-            raise FloatingPointError(f"loss became {epoch_loss} at epoch {epoch + 1}")
-        losses.append(epoch_loss)
-        accuracies.append(correct.item() / len(order))
-        if on_epoch is not None:
-            on_epoch(epoch + 1, losses[-1], accuracies[-1])
+    with sharing_cpu(device) as cores:
+        for epoch in range(params.epochs):
+            model.train()
+            order = torch.randperm(len(train.labels), generator=generator)
+            # Summed on the device and read once per epoch: no host sync per batch on a GPU.
+            total_loss = torch.zeros((), device=device)
+            correct = torch.zeros((), dtype=torch.long, device=device)
+            for start in range(0, len(order), params.batch_size):
+                rows = order[start : start + params.batch_size]
+                if len(rows) < 2 and len(order) > 1:
+                    continue  # BatchNorm cannot train on a batch of one
+                cores.poll()
+                x = model_input(train.images[rows], device, precision, params.input_size)
+                y = train.labels[rows].to(device)
+                with _autocast(device, precision):
+                    logits = model(x)
+                    loss = F.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                total_loss += loss.detach() * len(rows)
+                correct += (logits.argmax(1) == y).sum()
+            epoch_loss = total_loss.item() / len(order)
+            if not math.isfinite(epoch_loss):
+                raise FloatingPointError(f"loss became {epoch_loss} at epoch {epoch + 1}")
+            losses.append(epoch_loss)
+            accuracies.append(correct.item() / len(order))
+            if on_epoch is not None:
+                on_epoch(epoch + 1, losses[-1], accuracies[-1])
     seconds = time.perf_counter() - started
     return TrainReport(losses, accuracies, seconds, params.epochs * len(train.labels) / seconds)
 

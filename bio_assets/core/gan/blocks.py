@@ -3,6 +3,10 @@ cell DAG, self-attention and class-conditional BatchNorm. Shapes are ``(B, C, H,
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +34,43 @@ def sn_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Modu
     return spectral_norm(nn.Linear(in_features, out_features, bias=bias))
 
 
+_SEPARATE_HALVES: ContextVar[bool] = ContextVar("separate_halves", default=False)
+
+
+@contextmanager
+def separate_halves() -> Iterator[None]:
+    """Inside, every :class:`HalvesBatchNorm` in training mode treats the two halves of its batch as two
+    batches: the discriminator scores a real and a fake batch in one pass (one call per layer instead
+    of two; the layers are small enough that a call costs about as much at batch 32 as at 16) with the
+    statistics, outputs and running averages of two passes."""
+    token = _SEPARATE_HALVES.set(True)
+    try:
+        yield
+    finally:
+        _SEPARATE_HALVES.reset(token)
+
+
+class HalvesBatchNorm(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` (same parameters, buffers and state dict) that, inside :func:`separate_halves`
+    and in training mode, normalises each half of the batch with its own statistics and updates the
+    running averages with the first half, then the second, exactly as two calls would."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _SEPARATE_HALVES.get()):
+            return super().forward(x)
+        half = x.shape[0] // 2
+        if 2 * half != x.shape[0]:
+            raise ValueError(f"separate_halves needs an even batch, got {x.shape[0]}")
+        return torch.cat([super().forward(x[:half]), super().forward(x[half:])])
+
+
+def halves_are_separate(network: nn.Module) -> bool:
+    """Whether ``network`` computes each half of a batch inside :func:`separate_halves` as on its own:
+    every batch-statistics layer in it is a :class:`HalvesBatchNorm` (per-sample norms are fine)."""
+    batch_norms = (m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    return all(isinstance(m, HalvesBatchNorm) for m in batch_norms)
+
+
 class ConvBlock(nn.Sequential):
     """The source's GAN conv order: Conv -> ELU -> BatchNorm (channels unchanged)."""
 
@@ -40,7 +81,7 @@ class ConvBlock(nn.Sequential):
             )
         else:
             conv = sn_conv(channels, channels, kernel)
-        super().__init__(conv, nn.ELU(), nn.BatchNorm2d(channels))
+        super().__init__(conv, nn.ELU(), HalvesBatchNorm(channels))
 
 
 class Zero(nn.Module):

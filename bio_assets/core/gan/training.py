@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -20,7 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from bio_assets.core.allocator import reuse_freed_memory
 from bio_assets.core.cnn.training import Precision
+from bio_assets.core.cpu_share import sharing_cpu
+from bio_assets.core.gan.blocks import halves_are_separate, separate_halves
 from bio_assets.core.gan.checkpoints import CheckpointState, load_checkpoint, save_checkpoint
 from bio_assets.core.gan.diffaugment import POLICIES, diff_augment
 from bio_assets.core.gan.losses import LOSSES, make_loss
@@ -33,6 +37,11 @@ class GanImages(NamedTuple):
     images: torch.Tensor  # uint8 (N, S, S, 3) at the GAN's image size
     labels: torch.Tensor  # int64 (N,)
     num_classes: int
+
+
+class Batch(NamedTuple):
+    images: torch.Tensor  # float (B, 3, S, S) in [-1, 1]
+    labels: torch.Tensor  # int64 (B,)
 
 
 class GanDiverged(RuntimeError):
@@ -167,6 +176,21 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
         torch._foreach_copy_(list(ema.buffers()), list(model.buffers()))
 
 
+@contextmanager
+def _frozen(network: nn.Module) -> Iterator[None]:
+    """``network``'s parameters without gradients inside: the generator step backpropagates through the
+    discriminator to the generator only, so the discriminator's weight gradients (discarded by its
+    next step) and its spectral norms' backward are not computed (a quarter of the step, demo sizes)."""
+    parameters = [p for p in network.parameters() if p.requires_grad]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter in parameters:
+            parameter.requires_grad_(True)
+
+
 def _all_finite(*modules: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for m in modules for p in m.parameters())
 
@@ -210,6 +234,7 @@ class _Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.loss = make_loss(params.loss)
+        self.one_pass_critic = halves_are_separate(self.D)
         self.critic_steps = params.critic_steps or self.loss.critic_steps
         self.opt_g = _optimizer(
             params,
@@ -235,16 +260,16 @@ class _Trainer:
         dtype = self.precision.autocast_dtype
         return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
 
-    def real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def real_batch(self) -> Batch:
         rows = torch.multinomial(self.weights, self.params.batch_size, replacement=True, generator=self.rng["data"])
-        return to_model_range(self.data.images[rows], self.device), self.data.labels[rows].to(self.device)
+        return Batch(to_model_range(self.data.images[rows], self.device), self.data.labels[rows].to(self.device))
 
-    def fake_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def fake_batch(self) -> Batch:
         b = self.params.batch_size
         labels = torch.randint(0, self.data.num_classes, (b,), generator=self.rng["noise"], device=self.device)
         z = torch.randn(b, self.G.noise_dim, generator=self.rng["noise"], device=self.device)
         with self.autocast():
-            return self.G(z, labels), labels
+            return Batch(self.G(z, labels), labels)
 
     def critic(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         augmented = diff_augment(images, self.params.diffaugment, self.rng["augment"])
@@ -258,45 +283,74 @@ class _Trainer:
             scores, logits = self.D(augmented, labels, class_logits=True)
         return scores.float(), F.cross_entropy(logits.float(), labels)
 
-    def critic_loss(self, step: int, auxiliary: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The discriminator's loss on one real and one fake batch, and its scores (B,) of each."""
-        real, real_labels = self.real_batch()
-        with torch.no_grad():
-            fake, fake_labels = self.fake_batch()
-        if auxiliary:
-            # The class head learns from real images only, so it never learns the generator's mistakes.
-            real_scores, real_class_loss = self.critic_and_classes(real, real_labels)
-        else:
-            real_scores, real_class_loss = self.critic(real, real_labels), None
-        fake_scores = self.critic(fake.float(), fake_labels)
+    def real_and_fake_scores(
+        self, real: Batch, fake: Batch, *, auxiliary: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The discriminator's scores (B,) of a real and a fake batch and, with ``auxiliary``, its class
+        head's cross-entropy on the real one (the head learns from real images only, so it never learns
+        the generator's mistakes). One pass over both batches where the discriminator's batch
+        statistics keep the halves apart (``halves_are_separate``), else a pass per batch."""
+        if not self.one_pass_critic:
+            if auxiliary:
+                real_scores, class_loss = self.critic_and_classes(*real)
+            else:
+                real_scores, class_loss = self.critic(*real), None
+            return real_scores, self.critic(*fake), class_loss
+        b = len(real.labels)
+        images, labels = torch.cat([real.images, fake.images]), torch.cat([real.labels, fake.labels])
+        augmented = diff_augment(images, self.params.diffaugment, self.rng["augment"])
+        with self.autocast(), separate_halves():
+            output = self.D(augmented, labels, class_logits=True) if auxiliary else self.D(augmented, labels)
+        scores, logits = output if auxiliary else (output, None)
+        real_scores, fake_scores = scores.float().split(b)
+        class_loss = F.cross_entropy(logits[:b].float(), real.labels) if logits is not None else None
+        return real_scores, fake_scores, class_loss
+
+    def critic_loss(
+        self, step: int, auxiliary: float, *, keep_fake: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Batch]:
+        """The discriminator's loss on one real and one fake batch, its scores (B,) of each, and the fake
+        batch; with ``keep_fake``, the fake images keep their graph so that the generator step scores
+        them again instead of generating another batch."""
+        real = self.real_batch()
+        with torch.set_grad_enabled(keep_fake):
+            fake = self.fake_batch()
+        fake_images = fake.images.detach().float()
+        real_scores, fake_scores, class_loss = self.real_and_fake_scores(
+            real, Batch(fake_images, fake.labels), auxiliary=bool(auxiliary)
+        )
         loss_d = self.loss.discriminator(real_scores, fake_scores)
-        if real_class_loss is not None:
-            loss_d = loss_d + auxiliary * real_class_loss
+        if class_loss is not None:
+            loss_d = loss_d + auxiliary * class_loss
         penalty = self.loss.penalty(
-            lambda x, labels=real_labels: self.D(x, labels).float(), real, fake.float(), self.rng["augment"]
+            lambda x, labels=real.labels: self.D(x, labels).float(), real.images, fake_images, self.rng["augment"]
         )
         if penalty is not None:
             loss_d = loss_d + penalty
         self._check(loss_d, "discriminator loss", step)
-        return loss_d, real_scores, fake_scores
+        return loss_d, real_scores, fake_scores, fake
 
     def step(self, step: int) -> dict[str, float]:
         auxiliary = self.params.auxiliary_classifier_weight
-        for _ in range(self.critic_steps):
+        for critic_step in range(1, self.critic_steps + 1):
             # One spectral normalisation (power iteration + weight division) per layer for the
             # real, fake and penalty passes of this step, not one per pass.
             with parametrize.cached():
-                loss_d, real_scores, fake_scores = self.critic_loss(step, auxiliary)
+                loss_d, real_scores, fake_scores, fake = self.critic_loss(
+                    step, auxiliary, keep_fake=critic_step == self.critic_steps
+                )
             self._apply(loss_d, self.opt_d, "discriminator")
             self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
-        fake, fake_labels = self.fake_batch()
-        if auxiliary:
-            fake_scores, fake_class_loss = self.critic_and_classes(fake.float(), fake_labels)
-            loss_g = self.loss.generator(fake_scores) + auxiliary * fake_class_loss
-        else:
-            loss_g = self.loss.generator(self.critic(fake.float(), fake_labels))
-        self._check(loss_g, "generator loss", step)
-        self._apply(loss_g, self.opt_g, "generator")
+        # The generator step scores the last critic step's fake batch with the updated discriminator,
+        # whose parameters need no gradients here.
+        with _frozen(self.D):
+            if auxiliary:
+                fake_scores, fake_class_loss = self.critic_and_classes(fake.images.float(), fake.labels)
+                loss_g = self.loss.generator(fake_scores) + auxiliary * fake_class_loss
+            else:
+                loss_g = self.loss.generator(self.critic(fake.images.float(), fake.labels))
+            self._check(loss_g, "generator loss", step)
+            self._apply(loss_g, self.opt_g, "generator")
         if self.ema is not None:
             _update_ema(self.ema, self.G, ema_decay_at(self.params.ema_decay, step))
         return {"discriminator": float(loss_d.detach()), "generator": float(loss_g.detach())}
@@ -356,6 +410,7 @@ def train_gan(
     """
     if len(data.labels) == 0:
         raise ValueError("cannot train a GAN on an empty image set")
+    reuse_freed_memory()
     trainer = _Trainer(generator, discriminator, data, params, device=device, precision=precision)
     header = {"params": json.loads(json.dumps(asdict(params))), "identity": identity or {}}
     start, curve = 0, []
@@ -374,11 +429,12 @@ def train_gan(
     scored = trainer.ema if trainer.ema is not None else trainer.G
     started = time.perf_counter()
     losses: dict[str, float] = {}
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), sharing_cpu(device) as cores:
         torch.manual_seed(derive_seed(params.seed, "gan-global"))  # in-model randomness, if any
         trainer.G.train()
         trainer.D.train()
         for step in range(start + 1, params.iterations + 1):
+            cores.poll()
             losses = trainer.step(step)
             if on_step is not None:
                 on_step(step, losses)
