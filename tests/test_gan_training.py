@@ -197,12 +197,12 @@ def test_auxiliary_class_loss_trains_the_discriminators_class_head(demo_images):
 
 
 @pytest.mark.parametrize(("loss", "critic_steps"), [("hinge", 1), ("wgan", 5)])
-def test_each_iteration_generates_once_per_critic_step_and_scores_real_and_fake_in_one_pass(
+def test_each_critic_step_scores_real_and_fake_in_one_pass_and_the_generator_step_freezes_the_critic(
     demo_images, loss, critic_steps
 ):
-    """Per iteration: one generator pass per critic step (the generator step scores the last one's fake
-    batch again, with its graph), one discriminator pass per critic step over real + fake (batch 2B),
-    and one generator-step pass over the fake batch (B) with the discriminator's parameters frozen."""
+    """Per iteration: per critic step, a fake batch generated without gradients and one discriminator
+    pass over real + fake (batch 2B); then a fresh fake batch, with gradients, scored in one pass (B)
+    with the discriminator's parameters frozen."""
     g, d = pair()
     generator_calls, discriminator_calls = [], []
     g.register_forward_hook(lambda module, args, out: generator_calls.append(torch.is_grad_enabled()))
@@ -214,7 +214,6 @@ def test_each_iteration_generates_once_per_critic_step_and_scores_real_and_fake_
     iterations, batch = 3, 8
     params = GanTrainParams(iterations=iterations, batch_size=batch, loss=loss, ema_decay=0.0)
     train_gan(g, d, demo_images, params, device=CPU)
-    # Only the last critic step's fake batch keeps its graph: the generator step needs it.
-    assert generator_calls == ([False] * (critic_steps - 1) + [True]) * iterations
+    assert generator_calls == ([False] * critic_steps + [True]) * iterations
     assert discriminator_calls == ([(2 * batch, True)] * critic_steps + [(batch, False)]) * iterations
     assert all(p.requires_grad for p in d.parameters())  # unfrozen after each generator step

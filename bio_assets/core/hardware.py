@@ -66,8 +66,9 @@ def gan_precision_for(device: torch.device, *, amp: bool) -> Precision:
 
 def auto_layout(cores: int, gpus: int) -> tuple[str, int]:
     """(kind, workers) for this machine: one worker per GPU; on CPUs one single-threaded worker per
-    core, since a search network is too small to keep several threads busy (a candidate on 2 threads
-    runs about 1.3x faster than on 1, two candidates on 1 thread each about 2x; bench search_parallel)."""
+    core: a search network does not keep several threads fully busy, so single-threaded workers train
+    more candidates per hour (bench search_parallel, which also prints this layout's bound: on a 2-core
+    Xeon with AMX in bf16 a candidate runs 1.8x faster on 2 threads than on 1, so 2 workers gain 5-10%)."""
     if gpus > 1:
         return "process_pool", gpus
     if gpus == 1 or cores < 2:

@@ -180,7 +180,7 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def _frozen(network: nn.Module) -> Iterator[None]:
     """``network``'s parameters without gradients inside: the generator step backpropagates through the
     discriminator to the generator only, so the discriminator's weight gradients (discarded by its
-    next step) and its spectral norms' backward are not computed (a quarter of the step, demo sizes)."""
+    next step) and its spectral norms' backward are not computed (8% of a demo-sized step)."""
     parameters = [p for p in network.parameters() if p.requires_grad]
     for parameter in parameters:
         parameter.requires_grad_(False)
@@ -289,7 +289,8 @@ class _Trainer:
         """The discriminator's scores (B,) of a real and a fake batch and, with ``auxiliary``, its class
         head's cross-entropy on the real one (the head learns from real images only, so it never learns
         the generator's mistakes). One pass over both batches where the discriminator's batch
-        statistics keep the halves apart (``halves_are_separate``), else a pass per batch."""
+        statistics keep the halves apart (``halves_are_separate``), else a pass per batch; each batch
+        is augmented on its own either way, so both draw the same augmentations."""
         if not self.one_pass_critic:
             if auxiliary:
                 real_scores, class_loss = self.critic_and_classes(*real)
@@ -297,52 +298,46 @@ class _Trainer:
                 real_scores, class_loss = self.critic(*real), None
             return real_scores, self.critic(*fake), class_loss
         b = len(real.labels)
-        images, labels = torch.cat([real.images, fake.images]), torch.cat([real.labels, fake.labels])
-        augmented = diff_augment(images, self.params.diffaugment, self.rng["augment"])
+        policy, generator = self.params.diffaugment, self.rng["augment"]
+        images = torch.cat([diff_augment(real.images, policy, generator), diff_augment(fake.images, policy, generator)])
+        labels = torch.cat([real.labels, fake.labels])
         with self.autocast(), separate_halves():
-            output = self.D(augmented, labels, class_logits=True) if auxiliary else self.D(augmented, labels)
+            output = self.D(images, labels, class_logits=True) if auxiliary else self.D(images, labels)
         scores, logits = output if auxiliary else (output, None)
         real_scores, fake_scores = scores.float().split(b)
         class_loss = F.cross_entropy(logits[:b].float(), real.labels) if logits is not None else None
         return real_scores, fake_scores, class_loss
 
-    def critic_loss(
-        self, step: int, auxiliary: float, *, keep_fake: bool
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Batch]:
-        """The discriminator's loss on one real and one fake batch, its scores (B,) of each, and the fake
-        batch; with ``keep_fake``, the fake images keep their graph so that the generator step scores
-        them again instead of generating another batch."""
+    def critic_loss(self, step: int, auxiliary: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The discriminator's loss on one real and one fake batch, and its scores (B,) of each."""
         real = self.real_batch()
-        with torch.set_grad_enabled(keep_fake):
+        with torch.no_grad():
             fake = self.fake_batch()
-        fake_images = fake.images.detach().float()
-        real_scores, fake_scores, class_loss = self.real_and_fake_scores(
-            real, Batch(fake_images, fake.labels), auxiliary=bool(auxiliary)
-        )
+        fake = Batch(fake.images.float(), fake.labels)
+        real_scores, fake_scores, class_loss = self.real_and_fake_scores(real, fake, auxiliary=bool(auxiliary))
         loss_d = self.loss.discriminator(real_scores, fake_scores)
         if class_loss is not None:
             loss_d = loss_d + auxiliary * class_loss
         penalty = self.loss.penalty(
-            lambda x, labels=real.labels: self.D(x, labels).float(), real.images, fake_images, self.rng["augment"]
+            lambda x, labels=real.labels: self.D(x, labels).float(), real.images, fake.images, self.rng["augment"]
         )
         if penalty is not None:
             loss_d = loss_d + penalty
         self._check(loss_d, "discriminator loss", step)
-        return loss_d, real_scores, fake_scores, fake
+        return loss_d, real_scores, fake_scores
 
     def step(self, step: int) -> dict[str, float]:
         auxiliary = self.params.auxiliary_classifier_weight
-        for critic_step in range(1, self.critic_steps + 1):
+        for _ in range(self.critic_steps):
             # One spectral normalisation (power iteration + weight division) per layer for the
             # real, fake and penalty passes of this step, not one per pass.
             with parametrize.cached():
-                loss_d, real_scores, fake_scores, fake = self.critic_loss(
-                    step, auxiliary, keep_fake=critic_step == self.critic_steps
-                )
+                loss_d, real_scores, fake_scores = self.critic_loss(step, auxiliary)
             self._apply(loss_d, self.opt_d, "discriminator")
             self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
-        # The generator step scores the last critic step's fake batch with the updated discriminator,
-        # whose parameters need no gradients here.
+        # The generator step needs no gradient of the discriminator's parameters (its next step
+        # discards them): frozen, its backward computes only what reaches the generator.
+        fake = self.fake_batch()
         with _frozen(self.D):
             if auxiliary:
                 fake_scores, fake_class_loss = self.critic_and_classes(fake.images.float(), fake.labels)
