@@ -7,6 +7,7 @@ import torch
 from pydantic import Field, PrivateAttr
 
 from bio_assets.core.cnn.training import Precision
+from bio_assets.core.cpu_share import share_folder
 from bio_assets.core.gpu_lease import DEFAULT_LEASE_DIR, GpuLease, lease_gpus
 from bio_assets.core.hardware import precision_for, resolve_device
 
@@ -73,6 +74,8 @@ class ComputeResource(dg.ConfigurableResource):
         return {
             "device": str(self.torch_device()),
             "threads": torch.get_num_threads(),
+            # Trainings on the CPU take their share of the cores while others train (core.cpu_share).
+            "cpu_share": str(share_folder() or "off"),
             "deterministic": self.deterministic,
             "channels_last": precision.channels_last,
             "autocast": str(precision.autocast_dtype).removeprefix("torch.") if precision.autocast_dtype else "off",
