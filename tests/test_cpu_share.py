@@ -126,3 +126,17 @@ def test_classifier_training_computes_on_its_share_while_another_training_runs(t
     assert torch.get_num_threads() == 2
     assert [p.name for p in tmp_path.iterdir()] == [other.path.name]
     other.close()
+
+
+def test_a_training_that_cannot_register_trains_alone_with_a_warning(tmp_path):
+    not_a_folder = tmp_path / "taken"
+    not_a_folder.write_text("a file where the registry should be")
+    threads = torch.get_num_threads()
+    with pytest.warns(UserWarning, match="without sharing the cores"), sharing_cpu(CPU, folder=not_a_folder) as cores:
+        assert cores.poll() == threads
+
+
+def test_the_registry_folder_is_shared_by_every_user_like_tmp(tmp_path):
+    folder = tmp_path / "registry"
+    CpuShare(folder, own_threads=1, cores=2).close()
+    assert folder.stat().st_mode & 0o7777 == 0o1777

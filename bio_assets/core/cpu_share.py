@@ -16,10 +16,12 @@ differ from a lone one in the last bits of its floating-point sums.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -51,18 +53,32 @@ def usable_cores() -> int:
 
 
 def _holder_is_alive(path: Path) -> bool:
-    """Whether a process still holds ``path``'s lock; a free lock's file is deleted (its holder died)."""
+    """Whether a process still holds ``path``'s lock; a free lock's file is deleted (its holder died).
+    A file this process may not open or delete (another user's) counts as held."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
+    except PermissionError:
+        return True
     try:
         if not try_flock(fd):
             return True
     finally:
         os.close(fd)
-    path.unlink(missing_ok=True)
+    # Another user's file in a sticky folder stays until a process of its owner counts; it never counts.
+    with contextlib.suppress(PermissionError):
+        path.unlink(missing_ok=True)
     return False
+
+
+def _shared_folder(folder: Path) -> None:
+    """Create ``folder`` as /tmp is (every user may add files, only a file's owner deletes it), so the
+    trainings of every user on the machine register in one place."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(PermissionError):  # another user created it just now: theirs to set
+            folder.chmod(0o1777)
 
 
 class CpuShare:
@@ -78,7 +94,7 @@ class CpuShare:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.folder, self.own_threads, self.cores, self.every, self.clock = folder, own_threads, cores, every, clock
-        folder.mkdir(parents=True, exist_ok=True)
+        _shared_folder(folder)
         name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
         # Locked before it gets the name that others count, so no one sees it unlocked and deletes it.
         staging = folder / f"{name}.joining"
@@ -136,7 +152,13 @@ def sharing_cpu(device: torch.device, *, folder: Path | None = None) -> Iterator
     if active is not None:
         yield active
         return
-    share = CpuShare(folder, own_threads=torch.get_num_threads(), cores=usable_cores())
+    try:
+        share = CpuShare(folder, own_threads=torch.get_num_threads(), cores=usable_cores())
+    except OSError as err:
+        # Sharing is a courtesy to other trainings: without it this one still trains, on its own threads.
+        warnings.warn(f"training without sharing the cores: cannot register in {folder}: {err}", stacklevel=3)
+        yield _Alone()
+        return
     token = _ACTIVE.set(share)
     try:
         share.poll()
