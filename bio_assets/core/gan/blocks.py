@@ -10,9 +10,9 @@ from contextvars import ContextVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from bio_assets.core.gan.genotypes import GAN_OPERATIONS, GanGenotype
+from bio_assets.core.gan.spectral import spectral_norm
 from bio_assets.core.search.cell_codes import edge_list
 
 
@@ -148,12 +148,15 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         pool = (lambda t: F.max_pool2d(t, 2)) if h >= 2 and w >= 2 else (lambda t: t)
-        q = self.query(x).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW, C/8)
-        k = pool(self.key(x)).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW/4, C/8)
-        v = pool(self.value(x)).flatten(2).transpose(1, 2)[:, None]  # (B, 1, HW/4, C/2)
-        # o_i = sum_j softmax_j(q_i . k_j) v_j, unscaled as in SAGAN.
-        o = F.scaled_dot_product_attention(q, k, v, scale=1.0)  # (B, 1, HW, C/2)
-        return x + self.gain * self.out(o[:, 0].transpose(1, 2).reshape(b, -1, h, w))
+        q = self.query(x).flatten(2).transpose(1, 2)  # (B, HW, C/8)
+        k = pool(self.key(x)).flatten(2)  # (B, C/8, HW/4)
+        v = pool(self.value(x)).flatten(2).transpose(1, 2)  # (B, HW/4, C/2)
+        # o_i = sum_j softmax_j(q_i . k_j) v_j, unscaled as in SAGAN. Written out: for keys narrower
+        # than values, scaled_dot_product_attention takes its math path on the CPU, which also checks
+        # every row of scores for -inf (a generator step at 16x16 spent 3 ms more there).
+        weights = torch.softmax(torch.bmm(q, k), dim=-1, dtype=torch.float32)  # (B, HW, HW/4)
+        o = torch.bmm(weights.to(v.dtype), v)  # (B, HW, C/2)
+        return x + self.gain * self.out(o.transpose(1, 2).reshape(b, -1, h, w))
 
 
 class ConditionalBatchNorm(nn.Module):

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from bio_assets.core.gan.blocks import ConditionalBatchNorm, ResidualCell, sn_conv, sn_linear
 from bio_assets.core.gan.genotypes import NUM_CELLS, GanGenotype
+from bio_assets.core.gan.spectral import spectral_norm
 
 IMAGE_SIZES = (32, 64)
 

@@ -19,7 +19,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 
 from bio_assets.core.allocator import reuse_freed_memory
 from bio_assets.core.cnn.training import Precision
@@ -28,6 +27,7 @@ from bio_assets.core.gan.blocks import halves_are_separate, separate_halves
 from bio_assets.core.gan.checkpoints import CheckpointState, load_checkpoint, save_checkpoint
 from bio_assets.core.gan.diffaugment import POLICIES, diff_augment
 from bio_assets.core.gan.losses import LOSSES, make_loss
+from bio_assets.core.gan.spectral import normalized_once
 from bio_assets.core.seeding import derive_seed
 
 GAN_OPTIMIZERS = ("adam", "rmsprop")
@@ -328,27 +328,33 @@ class _Trainer:
 
     def step(self, step: int) -> dict[str, float]:
         auxiliary = self.params.auxiliary_classifier_weight
-        for _ in range(self.critic_steps):
-            # One spectral normalisation (power iteration + weight division) per layer for the
-            # real, fake and penalty passes of this step, not one per pass.
-            with parametrize.cached():
-                loss_d, real_scores, fake_scores = self.critic_loss(step, auxiliary)
-            self._apply(loss_d, self.opt_d, "discriminator")
-            self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
-        # The generator step needs no gradient of the discriminator's parameters (its next step
-        # discards them): frozen, its backward computes only what reaches the generator.
+        # Each network's spectrally normalised weights are computed once per change of its weights,
+        # all layers together (one power iteration each): the generator's for the whole iteration,
+        # the discriminator's per critic step and again, frozen, for the generator step.
+        with normalized_once(self.G):
+            for _ in range(self.critic_steps):
+                with normalized_once(self.D):
+                    loss_d, real_scores, fake_scores = self.critic_loss(step, auxiliary)
+                self._apply(loss_d, self.opt_d, "discriminator")
+                self.loss.after_discriminator_step(self.D, real_scores.detach(), fake_scores.detach())
+            loss_g = self.generator_loss(step, auxiliary)
+            self._apply(loss_g, self.opt_g, "generator")
+        if self.ema is not None:
+            _update_ema(self.ema, self.G, ema_decay_at(self.params.ema_decay, step))
+        return {"discriminator": float(loss_d.detach()), "generator": float(loss_g.detach())}
+
+    def generator_loss(self, step: int, auxiliary: float) -> torch.Tensor:
+        """The generator's loss on a fresh fake batch. The discriminator is frozen: its next step
+        discards its weight gradients, so its backward computes only what reaches the generator."""
         fake = self.fake_batch()
-        with _frozen(self.D):
+        with _frozen(self.D), normalized_once(self.D):
             if auxiliary:
                 fake_scores, fake_class_loss = self.critic_and_classes(fake.images.float(), fake.labels)
                 loss_g = self.loss.generator(fake_scores) + auxiliary * fake_class_loss
             else:
                 loss_g = self.loss.generator(self.critic(fake.images.float(), fake.labels))
-            self._check(loss_g, "generator loss", step)
-            self._apply(loss_g, self.opt_g, "generator")
-        if self.ema is not None:
-            _update_ema(self.ema, self.G, ema_decay_at(self.params.ema_decay, step))
-        return {"discriminator": float(loss_d.detach()), "generator": float(loss_g.detach())}
+        self._check(loss_g, "generator loss", step)
+        return loss_g
 
     def _apply(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, name: str) -> None:
         optimizer.zero_grad(set_to_none=True)
