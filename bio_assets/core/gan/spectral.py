@@ -87,9 +87,10 @@ def normalize_weights(layers: list[SpectralNorm], weights: list[torch.Tensor]) -
 
 class _SpectrallyNormalized(torch.autograd.Function):
     """``W_i / sigma_i`` for a list of layers, with the whole list's backward in a few list-wide
-    operations: with ``u`` and ``v`` held constant, ``dL/dW = (G - <G, W / sigma> u v^T) / sigma``
+    operations: with ``u`` and ``v`` held constant, ``dL/dW = (G - <G, W> / sigma u v^T) / sigma``
     for ``G = dL/d(W / sigma)``, where autograd's chain (division, dot, two products) costs
-    about ten small operations per layer."""
+    about ten small operations per layer. Only the vectors and sigmas are kept for the backward
+    (the weights are the inputs), so a forward without gradients computes nothing more."""
 
     @staticmethod
     def forward(ctx, layers: tuple[SpectralNorm, ...], *weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -98,24 +99,23 @@ class _SpectrallyNormalized(torch.autograd.Function):
             matrices = [layer.matrix(w) for layer, w in zip(layers, weights)]  # (rows, columns) views
             us, vs, sigmas = _singular_estimates(layers, matrices)
             normalized = torch._foreach_div(weights, sigmas)
-            outer = [_outer_like(layer, u, v, w) for layer, u, v, w in zip(layers, us, vs, weights)]
-        ctx.save_for_backward(*normalized, *outer, *sigmas)
+        ctx.dims = [layer.dim for layer in layers]
+        ctx.save_for_backward(*weights, *us, *vs, *sigmas)
         return tuple(normalized)
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor) -> tuple:
-        saved = ctx.saved_tensors
         n = len(grads)
-        normalized, outer, sigmas = saved[:n], saved[n : 2 * n], saved[2 * n :]
-        along_weight = [(g * w).sum() for g, w in zip(grads, normalized)]  # <G, W / sigma>, 0-dim each
+        saved = ctx.saved_tensors
+        weights, us, vs, sigmas = (saved[i * n : (i + 1) * n] for i in range(4))
+        along_weight = torch._foreach_div([(g * w).sum() for g, w in zip(grads, weights)], sigmas)  # <G, W / sigma>
+        outer = [
+            torch.outer(u, v).view(w.movedim(dim, 0).shape).movedim(0, dim)  # u v^T in W's shape, rows at dim
+            for u, v, w, dim in zip(us, vs, weights, ctx.dims)
+        ]
         weight_grads = torch._foreach_sub(grads, torch._foreach_mul(outer, along_weight))
         torch._foreach_div_(weight_grads, sigmas)
         return (None, *weight_grads)
-
-
-def _outer_like(layer: SpectralNorm, u: torch.Tensor, v: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``u v^T`` (rows, columns) in ``weight``'s shape: the rows back at ``layer.dim``."""
-    return torch.outer(u, v).view(weight.movedim(layer.dim, 0).shape).movedim(0, layer.dim)
 
 
 def _singular_estimates(
@@ -124,8 +124,9 @@ def _singular_estimates(
     """(u, v, sigma) per layer, with the buffers updated by one power iteration where the layer trains.
     Training: ``u = normalize(W v)``, ``t = W^T u``, ``v = t / |t|``, ``sigma = u^T W v = |t|``.
     Evaluation: the stored ``u`` and ``v``, ``sigma = u^T W v``."""
-    us: list[torch.Tensor] = [layer._u for layer in layers]
-    vs: list[torch.Tensor] = [layer._v for layer in layers]
+    # Copies, not the buffers: a backward keeps these, and a later power iteration updates the buffers.
+    us: list[torch.Tensor | None] = [None] * len(layers)
+    vs: list[torch.Tensor | None] = [None] * len(layers)
     sigmas: list[torch.Tensor | None] = [None] * len(layers)
     iterating = [i for i, layer in enumerate(layers) if layer.training]
     if iterating:
@@ -139,8 +140,9 @@ def _singular_estimates(
         torch._foreach_copy_([layers[i]._v for i in iterating], new_vs)
         for i, u, v, sigma in zip(iterating, new_us, new_vs, norms):
             us[i], vs[i], sigmas[i] = u, v, sigma
-    for i in range(len(layers)):
-        if sigmas[i] is None:  # evaluation: the buffers are not updated, so using them is safe
+    for i, layer in enumerate(layers):
+        if sigmas[i] is None:  # evaluation: the stored estimates, not updated
+            us[i], vs[i] = layer._u.clone(), layer._v.clone()
             sigmas[i] = torch.dot(us[i], torch.mv(matrices[i], vs[i]))
     return us, vs, sigmas  # type: ignore[return-value]
 
