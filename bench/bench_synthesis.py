@@ -133,7 +133,7 @@ def report_inputs(*, real_images: int = 60, fake_images: int = 100, size: int = 
         roc=roc,
         samples={n: (real[n][:8], fake[n][:8]) for n in CLASSES},
         accuracy_rows=[AccuracyRow("real only", 0.9, 0.8, 0.95, "")],
-        gain=None,
+        extension=None,
         gates={n: (True, []) for n in CLASSES},
         settings=[("x", {"seed": 0})],
     )

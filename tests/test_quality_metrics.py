@@ -9,9 +9,9 @@ import pytest
 import torch
 from scipy.stats import entropy
 
-from bio_assets.core.cnn.extension import paired_bootstrap
 from bio_assets.core.metrics.distribution import inception_score, kernel_inception_distance, kid_subset_size
 from bio_assets.core.metrics.extractors import FeatureExtractor
+from bio_assets.core.metrics.intervals import wilson_interval
 from bio_assets.core.metrics.pixels import (
     color_histogram,
     histogram_kl,
@@ -20,7 +20,6 @@ from bio_assets.core.metrics.pixels import (
     sample_for_kl,
 )
 from bio_assets.core.reporting.plots import accuracy_interval_plot
-from bio_assets.core.reporting.statistics import wilson_interval
 
 
 def test_inception_score_of_uniform_predictions_is_one():
@@ -115,16 +114,6 @@ def test_nearest_neighbour_pixel_metrics_known_answers():
     mse = float((((synthetic[1].astype(float) - real[2]) / 255) ** 2).mean())
     assert scores.mse[1] == pytest.approx(mse, rel=1e-9) and scores.rmse[1] == pytest.approx(math.sqrt(mse))
     assert scores.psnr[1] == pytest.approx(10 * math.log10(1 / mse), rel=1e-6)
-
-
-def test_paired_bootstrap_interval_contains_the_difference_and_is_zero_for_equal_models():
-    rng = np.random.default_rng(0)
-    a = (rng.random(200) < 0.8).astype(float)
-    b = (rng.random(200) < 0.6).astype(float)
-    result = paired_bootstrap(a, b, 1000, np.random.default_rng(1))
-    assert result["low"] < result["difference"] < result["high"] and result["low"] > 0
-    same = paired_bootstrap(a, a, 200, np.random.default_rng(1))
-    assert same["low"] == same["high"] == same["difference"] == 0.0
 
 
 def test_wilson_interval_known_answer():

@@ -7,6 +7,7 @@ import dataclasses
 from bench.bench_synthesis import report_inputs
 from bio_assets.core.reporting import source
 from bio_assets.core.reporting.report import build_report
+from bio_assets.core.reporting.verdicts import ExtensionResults
 
 
 def fid_shortfalls(searched_fid: float) -> list[str]:
@@ -23,46 +24,83 @@ def test_the_searched_gan_is_compared_with_the_sources_own_fid():
     assert fid_shortfalls(3.0) == []
 
 
-def test_a_baseline_at_chance_is_named_and_left_out_of_the_comparison():
+def test_a_baseline_at_chance_over_three_seeds_is_left_out_and_chance_is_the_majority_rate():
     small = report_inputs(real_images=8, fake_images=8, size=16)
     classes = small.class_names
+    # An imbalanced test split: 16 of 40 test images are of the first class, so chance is 0.4, not 1/K.
+    assert len(classes) == 4
+    tests = {n: 16 if i == 0 else 8 for i, n in enumerate(classes)}
     inputs = dataclasses.replace(
         small,
-        counts={n: {"raw": 20, "test": 10} for n in classes},
+        counts={n: {"raw": 40, "test": tests[n]} for n in classes},
         cnn_rows=[
             {"model": "searched CNN (real)", "test_accuracy": 0.80},
-            {"model": "vgg16", "test_accuracy": 1 / len(classes)},  # at chance: did not learn
-            {"model": "resnet18", "test_accuracy": 0.90},  # learnt, and better
+            {"model": "vgg16", "test_accuracy": 0.45, "test_accuracy_ci_low": 0.30, "seeds": 3},  # at chance
+            {"model": "alexnet", "test_accuracy": 0.45, "test_accuracy_ci_low": 0.30, "seeds": 1},  # one training
+            {"model": "resnet18", "test_accuracy": 0.90, "test_accuracy_ci_low": 0.8, "seeds": 3},  # learnt, better
         ],
     )
     text = build_report(inputs).inline_markdown()
-    assert "Baselines that did not learn in their budget" in text and "vgg16" in text
+    did_not_learn = text[text.index("Baselines that did not learn") :]
+    assert "vgg16" in did_not_learn.split("\n\n")[1] and "40.0%" in did_not_learn
+    unjudged = text[text.index("Baselines near chance in too few trainings") :].split("\n\n")[1]
+    assert "alexnet" in unjudged and "vgg16" not in unjudged
     (better,) = [s for s in inputs.shortfalls if s.startswith("Baselines with a higher")]
     assert "resnet18" in better and "vgg16" not in better
 
 
-def test_does_it_work_states_each_verdict_with_its_interval():
-    from bio_assets.core.reporting.report import AccuracyRow
+def extension_metadata(**changes) -> dict:
+    """extended_classifier's metadata, as its asset records it (three seeds)."""
+    metadata = {
+        "seeds": [0, 1, 2], "chance": 0.2, "num_synthetic_images_added": 600,
+        "classes_with_synthetic": ["a", "b", "c", "d", "e"], "trained_gan_run": "abcdef123456",
+        "control_accuracy": 0.80, "control_accuracy_ci_low": 0.70, "control_accuracy_ci_high": 0.88,
+        "control_accuracy_interval": "95% t interval over 3 seeds and 45 test images", "control_steps": 90,
+        "extended_accuracy": 0.85, "extended_accuracy_ci_low": 0.76, "extended_accuracy_ci_high": 0.91,
+        "accuracy_gain": 0.05, "accuracy_gain_ci_low": 0.01, "accuracy_gain_ci_high": 0.09,
+        "accuracy_gain_interval": "95% t interval over 3 seeds and 45 test images",
+        "tstr_accuracy": 0.70, "tstr_accuracy_ci_low": 0.60, "tstr_accuracy_ci_high": 0.78, "tstr_chance": 0.5,
+        "tstr_balanced_accuracy": 0.69, "tstr_num_test_images": 18,
+        "class_agreement_real_classifier": 0.66, "class_agreement_real_classifier_ci_low": 0.55,
+        "class_agreement_real_classifier_ci_high": 0.75, "class_agreement_real_classifier_chance": 0.2,
+    }  # fmt: skip
+    return {**metadata, **changes}
 
+
+def does_it_work(metadata: dict) -> str:
     small = report_inputs(real_images=8, fake_images=8, size=16)
-    rows = [
-        AccuracyRow("real only, equal-settings control", 0.80, 0.7, 0.88, ""),
-        AccuracyRow("real + synthetic", 0.85, 0.76, 0.91, ""),
-        AccuracyRow("synthetic only (TSTR)", 0.70, 0.60, 0.78, ""),
-    ]
-    gain = {"accuracy_gain": 0.05, "accuracy_gain_ci_low": 0.01, "accuracy_gain_ci_high": 0.09,
-            "accuracy_gain_interval": "95% paired bootstrap"}  # fmt: skip
     inputs = dataclasses.replace(
-        small, accuracy_rows=rows, gain=gain, search_comparison={"aging": 0.9, "random": 0.85},
+        small, extension=ExtensionResults.from_metadata(metadata), search_comparison={"aging": 0.9, "random": 0.85},
         departures=[("GAN training iterations", "300", "100 000", "time")],
     )  # fmt: skip
     text = build_report(inputs).inline_markdown()
-    section = text[text.index("Does it work?") : text.index("Searched CNN against")]
-    assert "+0.0500 [+0.0100, +0.0900]" in section and "Synthetic data helped" in section
-    assert "70.0% [60.0%, 78.0%]" in section and "carry their class's features" in section
+    return text[text.index("Does it work?") : text.index("Searched CNN against")]
+
+
+def test_does_it_work_states_each_verdict_with_its_interval_and_true_chance():
+    section = does_it_work(extension_metadata())
+    assert "600 synthetic images (a, b, c, d, e) were added" in section and "as many optimizer steps (90)" in section
+    assert "+0.0500 [+0.0100, +0.0900]" in section and "Synthetic data helped: the whole interval lies above" in section
+    # TSTR at 70% [60, 78] on 2 classes: chance is their majority rate 50%, not 1/5.
+    assert "70.0% [60.0%, 78.0%]" in section and "chance 50.0%" in section and "carry their class's features" in section
+    assert "66.0% [55.0%, 75.0%]" in section and "the generator follows its class" in section
+    assert "one training of the GAN (trained_gan run abcdef12)" in section
     assert "aging evolution's best cell reaches 90.0%" in section and "100 000" in section
-    worse = dataclasses.replace(inputs, gain={**gain, "accuracy_gain": -0.01, "accuracy_gain_ci_low": -0.05})
-    assert "no difference we can tell apart from zero" in build_report(worse).inline_markdown()
+    unclear = does_it_work(extension_metadata(accuracy_gain=-0.01, accuracy_gain_ci_low=-0.05))
+    assert "We cannot tell a gain from no gain: the interval holds zero" in unclear
+    # TSTR whose interval reaches its true chance (50%), though it is far above 1/5.
+    weak = does_it_work(extension_metadata(tstr_accuracy=0.55, tstr_accuracy_ci_low=0.45))
+    assert "they teach no more than chance" in weak
+
+
+def test_no_verdict_without_three_seeds_or_without_synthetic_images():
+    one_seed = does_it_work(extension_metadata(seeds=[0]))
+    assert one_seed.count("no verdict: 1 seed(s)") == 2 and "No verdict: 1 seed(s)" in one_seed
+    assert "helped" not in one_seed and "follows its class" not in one_seed.replace("follow its class?", "")
+    nothing = {k: v for k, v in extension_metadata().items() if not k.startswith(("accuracy_gain", "tstr"))}
+    nothing.update(num_synthetic_images_added=0, accuracy_gain_skipped="no class passed its gates")
+    section = does_it_work(nothing)
+    assert "No verdict: no class passed its gates" in section and "+0.0000" not in section
 
 
 def test_a_longer_trained_gan_is_compared_with_the_baselines_at_their_budget():

@@ -10,15 +10,15 @@ from torch import nn
 from bio_assets.core.cnn.architectures import architecture_spec, build_architecture
 from bio_assets.core.cnn.candidates import CandidateEvaluator, SearchData
 from bio_assets.core.cnn.networks import NetworkSpec
+from bio_assets.core.cnn.optimizers import KERAS_DEFAULTS, OPTIMIZERS, KerasRMSprop, make_optimizer
 from bio_assets.core.cnn.training import (
-    KERAS_DEFAULTS,
-    OPTIMIZERS,
     LabelledImages,
     Precision,
     TrainParams,
     evaluate_classifier,
-    make_optimizer,
     model_input,
+    optimizer_steps,
+    steps_per_epoch,
     train_classifier,
 )
 
@@ -67,6 +67,39 @@ def test_keras_adagrad_starts_its_accumulator_at_a_tenth():
     optimizer = make_optimizer("adagrad", tiny_net().parameters(), None, defaults="keras")
     state = optimizer.state[optimizer.param_groups[0]["params"][0]]
     assert torch.all(state["sum"] == 0.1)
+
+
+def test_keras_rmsprop_puts_epsilon_inside_the_root():
+    # Keras: v = rho v + (1 - rho) g^2, w -= lr g / sqrt(v + eps). Two steps by hand, gradient 1e-4:
+    # v1 = 0.1e-8 = 1e-9, step 1e-3 * 1e-4 / sqrt(1e-9 + 1e-7); v2 = 0.9e-9 + 1e-9.
+    weight = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    optimizer = make_optimizer("rmsprop", [weight], None, defaults="keras")
+    assert isinstance(optimizer, KerasRMSprop)
+    expected = 0.0
+    for velocity in (1e-9, 1.9e-9):
+        weight.grad = torch.full((1,), 1e-4, dtype=torch.float64)
+        optimizer.step()
+        expected -= 1e-3 * 1e-4 / np.sqrt(velocity + 1e-7)
+        assert weight.item() == pytest.approx(expected, rel=1e-12)
+    # torch's rule, eps outside the root, steps about 10 times further here: not Keras's optimizer.
+    torch_weight = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    torch_weight.grad = torch.full((1,), 1e-4, dtype=torch.float64)
+    torch.optim.RMSprop([torch_weight], lr=1e-3, alpha=0.9, eps=1e-7).step()
+    assert abs(torch_weight.item()) > 9 * abs(1e-3 * 1e-4 / np.sqrt(1e-9 + 1e-7))
+    assert make_optimizer("rmsprop", [weight], None).__class__ is torch.optim.RMSprop  # torch defaults: torch's rule
+
+
+def test_steps_override_epochs_and_count_like_the_trainer():
+    assert steps_per_epoch(48, 8) == 6 and steps_per_epoch(49, 8) == 6  # the lone 49th image makes no step
+    assert steps_per_epoch(50, 8) == 7 and steps_per_epoch(1, 8) == 1
+    data = separable()  # 48 images
+    by_epochs = train_classifier(tiny_net(), data, TrainParams(epochs=2, batch_size=10, learning_rate=0.05), CPU)
+    assert by_epochs.steps == optimizer_steps(48, TrainParams(epochs=2, batch_size=10)) == 10
+    # 13 steps of 5 per pass: two full passes and a third of 3 steps.
+    by_steps = train_classifier(tiny_net(), data, TrainParams(batch_size=10, learning_rate=0.05, steps=13), CPU)
+    assert by_steps.steps == 13 and len(by_steps.epoch_losses) == 3
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        TrainParams(steps=0)
 
 
 def test_training_learns_an_easy_problem_and_is_deterministic():
@@ -177,7 +210,6 @@ def test_training_with_dropout_does_not_depend_on_the_global_rng():
 
 def test_fused_optimizer_steps_match_the_per_tensor_loop():
     """make_optimizer's fused Adam/SGD/Adagrad follow the same update rule as torch's loop."""
-    from bio_assets.core.cnn.training import make_optimizer
 
     for name in ("adam", "sgd", "adagrad"):
         fused, plain = tiny_net(), tiny_net()

@@ -10,7 +10,8 @@ from bio_assets.assets.common import asset_options, config_values, data_ins, run
 from bio_assets.core.cnn.baselines import BASELINES, OPTIMIZER_BATCH, SOURCE_OPTIMIZER_ACCURACY, baseline_defaults
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.evaluation import train_and_test
-from bio_assets.core.cnn.training import KERAS_DEFAULTS, OPTIMIZERS, TrainParams
+from bio_assets.core.cnn.optimizers import KERAS_DEFAULTS, OPTIMIZERS
+from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.io.storage import load_weights_file
 from bio_assets.core.registry import DatasetEntry
 from resources.compute import ComputeResource

@@ -14,6 +14,8 @@ from bio_assets.core.cnn.evaluation import ClassifierRuns, train_and_test
 from bio_assets.core.cnn.networks import NetworkSpec
 from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.io.storage import ModelWeights
+from bio_assets.core.metrics.classification import majority_rate
+from bio_assets.core.metrics.intervals import accuracy_interval
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import roc_plot
 from bio_assets.core.search.outcome import SearchOutcome
@@ -52,12 +54,20 @@ def confusion_markdown(confusion: np.ndarray, class_names: tuple[str, ...]) -> d
 def classifier_metadata(
     runs: ClassifierRuns, data: ClassificationData, spec: dict, started: float, compute: ComputeResource
 ) -> dict:
-    """Test metrics as mean ± std over seeds, per-class AUC, ROC plot and confusion matrix of the first seed."""
+    """Test metrics as mean ± std over seeds, the accuracy's interval over seeds and test images, chance (the
+    test split's majority-class rate), per-class AUC, ROC plot and confusion matrix of the first seed."""
     metadata: dict = {}
-    for field in ("test_accuracy", "test_macro_f1", "test_auc_micro"):
+    for field in ("test_accuracy", "test_macro_f1", "test_auc_micro", "test_balanced_accuracy"):
         mean, std = runs.summary(field)
         metadata[field] = mean
         metadata[f"{field}_std"] = std
+    interval = accuracy_interval(runs.test_correct())
+    metadata["test_accuracy_ci_low"], metadata["test_accuracy_ci_high"] = (
+        round(interval.low, 4),
+        round(interval.high, 4),
+    )
+    metadata["test_accuracy_interval"] = interval.describe()
+    metadata["chance"] = round(majority_rate(data.test.labels.numpy()), 4)
     roc = runs.first_roc
     metadata.update({f"auc_{data.class_names[k]}": v for k, v in roc["auc"].items()})
     metadata["roc"] = png_markdown(

@@ -1,6 +1,6 @@
 """The synthesis group, part 2: the searched network retrained on real + synthetic images, the
-train-on-synthetic / test-on-real (TSTR) score, and the gain over a real-only control trained
-with the same settings."""
+train-on-synthetic / test-on-real (TSTR) score, the gain over a real-only control trained with as
+many optimizer steps, and that control's judgement of the synthetic images (GAN-test)."""
 
 import time
 
@@ -15,8 +15,10 @@ from bio_assets.core.cnn.architectures import architecture_spec
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.extension import ExtensionStudy, extension_study, synthetic_images
 from bio_assets.core.cnn.networks import NetworkSpec
-from bio_assets.core.cnn.training import KERAS_DEFAULTS, TrainParams
+from bio_assets.core.cnn.optimizers import KERAS_DEFAULTS
+from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.io.storage import ModelWeights
+from bio_assets.core.metrics.intervals import Interval, accuracy_interval
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.search.outcome import SearchOutcome
 from resources.compute import ComputeResource
@@ -39,37 +41,69 @@ class ExtendedClassifierConfig(ClassifierConfig):
         "always trains on all); unset: the profile's (paper all, demo 120: as many as the real augmented images)",
     )
     tstr: bool = Field(default=True, description="also train on synthetic images only and test on the real test split")
-    bootstrap_samples: int = Field(
-        default=2000, description="paired bootstrap resamples of the test split for the accuracy gain's interval"
+    equal_epoch_control: bool = Field(
+        default=True,
+        description="also train a real-only control for the same epochs (fewer optimizer steps than the extended "
+        "model; the gain is measured against the control with the same steps)",
     )
     require_gates: bool = Field(
         default=True, description="leave out the synthetic images of every class whose quality gates did not all pass"
     )
 
 
-def study_metadata(study: ExtensionStudy, *, samples: int, tstr_asked: bool = True) -> dict:
-    """The control's and TSTR's accuracies (or why TSTR was skipped) and the gain over the control
-    with its interval."""
-    gain = study.gain
-    metadata: dict = {
-        "control_accuracy": study.control.summary("test_accuracy")[0],
-        "control_accuracy_std": study.control.summary("test_accuracy")[1],
-        "accuracy_gain": round(gain["difference"], 4),
-        "accuracy_gain_ci_low": round(gain["low"], 4),
-        "accuracy_gain_ci_high": round(gain["high"], 4),
-        "accuracy_gain_interval": f"{gain['level']:.0%} paired bootstrap over "
-        f"{len(study.control.runs[0].test_correct)} test images, {samples} resamples; against the real-only "
-        f"control trained with the same settings, mean over {len(study.control.runs)} seed(s)",
+def interval_metadata(name: str, interval: Interval | None) -> dict:
+    """``name``, ``name_ci_low``, ``name_ci_high`` and ``name_interval`` (how it was made)."""
+    if interval is None:
+        return {}
+    return {
+        name: round(interval.value, 4),
+        f"{name}_ci_low": round(interval.low, 4),
+        f"{name}_ci_high": round(interval.high, 4),
+        f"{name}_interval": interval.describe(),
     }
+
+
+def study_metadata(study: ExtensionStudy, *, class_names: tuple[str, ...], tstr_asked: bool = True) -> dict:
+    """Every arm's accuracy with its interval over seeds and test images, chance levels, the gain
+    over the step-matched control (or why there is none), and the control's class agreement on
+    the synthetic images (GAN-test)."""
+    arms = {"extended": study.extended, "control": study.control, "control_equal_epochs": study.control_equal_epochs}
+    metadata: dict = {"chance": round(study.chance, 4), "chance_rule": CHANCE_RULE}
+    for name, runs in arms.items():
+        if runs is None:
+            continue
+        metadata.update(interval_metadata(f"{name}_accuracy", accuracy_interval(runs.test_correct())))
+        metadata[f"{name}_accuracy_std"] = round(runs.summary("test_accuracy")[1], 4)
+        metadata[f"{name}_balanced_accuracy"] = round(runs.summary("test_balanced_accuracy")[0], 4)
+        metadata[f"{name}_steps"] = runs.steps
+    metadata["num_synthetic_images_added"] = study.num_added
+    if study.gain is None:
+        metadata["accuracy_gain_skipped"] = NO_GAIN
+    metadata.update(interval_metadata("accuracy_gain", study.gain))
+    metadata.update(interval_metadata("accuracy_gain_equal_epochs", study.gain_equal_epochs))
     if study.tstr is not None:
-        for field in ("test_accuracy", "test_macro_f1"):
-            mean, std = study.tstr.summary(field)
-            name = f"tstr_{field.removeprefix('test_')}"
-            metadata[name], metadata[f"{name}_std"] = mean, std
-        metadata["tstr_num_test_images"] = study.tstr_num_test_images
+        metadata.update(interval_metadata("tstr_accuracy", accuracy_interval(study.tstr.test_correct())))
+        metadata["tstr_accuracy_std"] = round(study.tstr.summary("test_accuracy")[1], 4)
+        metadata["tstr_macro_f1"] = round(study.tstr.summary("test_macro_f1")[0], 4)
+        metadata["tstr_balanced_accuracy"] = round(study.tstr.summary("test_balanced_accuracy")[0], 4)
+        metadata["tstr_chance"] = round(study.tstr_chance, 4)
+        metadata["tstr_num_test_images"] = len(study.tstr_test_labels)
     else:
         metadata["tstr_skipped"] = "turned off in config" if not tstr_asked else "no class passed its quality gates"
+    if study.class_agreement is not None:
+        metadata.update(interval_metadata("class_agreement_real_classifier", study.class_agreement))
+        metadata["class_agreement_real_classifier_chance"] = round(study.agreement_chance, 4)
+        metadata["class_agreement_real_classifier_by_class"] = dg.MetadataValue.json(
+            {k: round(v, 4) for k, v in study.agreement_by_class(class_names).items()}
+        )
     return metadata
+
+
+CHANCE_RULE = "the majority-class rate of the test images scored (a constant answer reaches it)"
+NO_GAIN = (
+    "no synthetic image was added (no class has synthetic images that passed every quality gate): there is no "
+    "gain to measure"
+)
 
 
 def gated_classes(
@@ -105,7 +139,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         macro_architecture: SearchOutcome,
         searched_cell: SearchOutcome,
     ) -> dg.MaterializeResult:
-        """The searched network on real + gated synthetic images, a same-settings real-only control, and TSTR."""
+        """The searched network on real + gated synthetic images, a real-only control with as many steps, and TSTR."""
         started = time.perf_counter()
         fields = ("epochs", "seeds", "optimizer", "input_size", "synthetic_per_class")
         values = run_settings(
@@ -124,19 +158,21 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         )  # fmt: skip
         study = extension_study(
             spec, data, fake, params, seeds=values["seeds"], device=compute.torch_device(),
-            precision=compute.precision(), tstr=config.tstr and bool(used), bootstrap_samples=config.bootstrap_samples,
-            extension_per_class=values["synthetic_per_class"],
-            on_seed=lambda what, r: context.log.info(f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f}"),
+            precision=compute.precision(), tstr=config.tstr and bool(used),
+            extension_per_class=values["synthetic_per_class"], equal_epoch_control=config.equal_epoch_control,
+            judged=synthetic_images(data, synthetic_dataset, [n for n in data.class_names if n in synthetic_dataset]),
+            on_seed=lambda what, r: context.log.info(
+                f"{what} seed {r.seed}: test accuracy {r.test_accuracy:.4f} ({r.steps} steps)"
+            ),
         )  # fmt: skip
         metadata = classifier_metadata(study.extended, study.extended_data, spec, started, compute)
-        metadata.update(study_metadata(study, samples=config.bootstrap_samples, tstr_asked=config.tstr))
+        metadata.update(study_metadata(study, class_names=data.class_names, tstr_asked=config.tstr))
         metadata.update(
             {
                 **{name: values[name] for name in ("epochs", "optimizer", "synthetic_per_class")},
                 "learning_rate": params.learning_rate or KERAS_DEFAULTS[values["optimizer"]]["lr"],
                 "classes_with_synthetic": used,
                 "num_synthetic_images": int(len(fake.labels)),
-                "num_synthetic_images_added": len(study.extended_data.train.labels) - len(data.train.labels),
                 "excluded_classes": excluded,
                 "wall_seconds": round(time.perf_counter() - started, 1),
                 "trained_gan_run": gan_run,

@@ -28,8 +28,9 @@ from resources.paths import data_home
 
 GROUP = "reports"
 ROW_KEYS = {
-    "real only": "real_only_accuracy",
-    "real only, equal-settings control": "control_accuracy",
+    "real only (classifier asset)": "real_only_accuracy",
+    "real only, control with as many steps": "control_accuracy",
+    "real only, control with as many epochs": "control_equal_epochs_accuracy",
     "real + synthetic": "extended_accuracy",
     "synthetic only (TSTR)": "tstr_accuracy",
 }
@@ -91,7 +92,7 @@ AT_BASELINE_BUDGET = "searched GAN at the baselines' budget"
 
 def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], list[dict]]:
     """CNN rows (searched, extended, each baseline) and GAN rows (searched, each baseline) from recorded metadata."""
-    fields = ("test_accuracy", "test_accuracy_std", "test_macro_f1", "epochs")
+    fields = ("test_accuracy", "test_accuracy_std", "test_accuracy_ci_low", "test_macro_f1", "epochs", "chance")
     cnn = [
         {
             "model": "searched CNN (real)",
@@ -118,6 +119,7 @@ def model_rows(instance: dg.DagsterInstance, dataset: str) -> tuple[list[dict], 
             {
                 "model": name,
                 **{f: v for f, v in meta.items() if f in fields},
+                **({"seeds": len(meta["seeds"])} if "seeds" in meta else {}),
                 "source_accuracy": baseline.source_accuracy,
             }
         )
@@ -186,6 +188,7 @@ def recorded_results(
         gan_rows=gan_rows,
         gan_extractor=str(latest_metadata(instance, asset_key(dataset, "trained_gan"), None).get("fid_extractor", "?")),
         extended=latest_metadata(instance, asset_key(dataset, "extended_classifier"), None),
+        classifier=latest_metadata(instance, asset_key(dataset, "classifier"), None),
         gates={n: gate_status(instance, dataset, n) for n in class_names},
         settings=settings,
         search_comparison={"aging": cell["val_accuracy"], "random": cell["random_search_val_accuracy"]}
@@ -213,8 +216,28 @@ def report_metadata(report: Report, inputs: ReportInputs, path: Path) -> dict:
             for s in scores
             if s.class_agreement is not None
         },
+        **judge_metadata(inputs),
         # Every number with its name (metric_count_extractor), sample counts, subsets and resize mode.
         "metrics_provenance": dg.MetadataValue.json([row for s in scores for row in s.rows()]),
+    }
+
+
+def judge_metadata(inputs: ReportInputs) -> dict:
+    """GAN-test, the steady judge of whether the generator follows its class: the real-only control
+    classifier's agreement with the conditioning class, with its interval over seeds and images."""
+    results = inputs.extension
+    if results is None or results.agreement is None:
+        return {}
+    agreement = results.agreement
+    return {
+        "class_agreement_real_classifier": round(agreement.value, 4),
+        "class_agreement_real_classifier_ci_low": round(agreement.low, 4),
+        "class_agreement_real_classifier_ci_high": round(agreement.high, 4),
+        "class_agreement_real_classifier_chance": results.agreement_chance,
+        "class_agreement_real_classifier_interval": agreement.method,
+        **({"tstr_chance": results.tstr_chance} if results.tstr_chance is not None else {}),
+        **({"accuracy_gain": results.gain.value} if results.gain is not None else {}),
+        **({"num_synthetic_images_added": results.num_added}),
     }
 
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
 from bio_assets.core.cnn.architectures import build_architecture
 from bio_assets.core.cnn.dataset import ClassificationData
-from bio_assets.core.cnn.training import Precision, TrainParams, evaluate_classifier, train_classifier
-from bio_assets.core.metrics.classification import roc_report
+from bio_assets.core.cnn.training import (
+    LabelledImages,
+    Precision,
+    TrainParams,
+    evaluate_classifier,
+    predict_probabilities,
+    train_classifier,
+)
+from bio_assets.core.metrics.classification import balanced_accuracy, roc_report
 from bio_assets.core.seeding import derive_seed
 
 
@@ -25,6 +32,10 @@ class SeedRun:
     train_seconds: float
     epoch_losses: list[float]
     test_correct: np.ndarray | None = None  # (N,) 1.0 where the top class is the true one, per test image
+    test_balanced_accuracy: float = float("nan")
+    steps: int = 0  # optimizer steps of the training
+    # (M,) correctness on each further labelled set (train_and_test's also_score), by its name.
+    scored_correct: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -39,9 +50,16 @@ class ClassifierRuns:
         return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
     def test_correct(self) -> np.ndarray:
-        """(N,) share of seeds whose model classifies each test image correctly: the rows a paired
-        comparison of two models on one test split resamples."""
-        return np.mean([r.test_correct for r in self.runs], axis=0)
+        """(S, N) correctness of each seed's model on each test image."""
+        return np.stack([r.test_correct for r in self.runs])
+
+    def scored_correct(self, name: str) -> np.ndarray:
+        """(S, M) correctness of each seed's model on the further set ``name``."""
+        return np.stack([r.scored_correct[name] for r in self.runs])
+
+    @property
+    def steps(self) -> int:
+        return self.runs[0].steps
 
 
 def load_matching(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
@@ -63,9 +81,13 @@ def train_and_test(
     precision: Precision = Precision(),
     on_seed: Callable[[SeedRun], None] | None = None,
     initial_state: dict[str, torch.Tensor] | None = None,
+    also_score: Mapping[str, LabelledImages] | None = None,
 ) -> ClassifierRuns:
     """Train ``spec`` ``seeds`` times (seeds params.seed, +1, ...) from random init, or from
-    ``initial_state`` where names and shapes match; test each once."""
+    ``initial_state`` where names and shapes match; test each once. The initialization depends on
+    the seed and ``spec`` only, so two calls with one spec and seed start from the same weights.
+    ``also_score``: further labelled sets each model classifies (e.g. synthetic images by the class
+    they were generated for)."""
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
     runs: list[SeedRun] = []
@@ -81,7 +103,9 @@ def train_and_test(
         scores = evaluate_classifier(
             model, data.test, len(data.class_names), device, precision=precision, input_size=params.input_size
         )
-        roc = roc_report(data.test.labels.numpy(), scores["probabilities"])
+        labels = data.test.labels.numpy()
+        roc = roc_report(labels, scores["probabilities"])
+        predictions = scores["probabilities"].argmax(1)
         run = SeedRun(
             seed,
             scores["accuracy"],
@@ -90,7 +114,13 @@ def train_and_test(
             roc["auc"],
             report.seconds,
             report.epoch_losses,
-            (scores["probabilities"].argmax(1) == data.test.labels.numpy()).astype(np.float64),
+            (predictions == labels).astype(np.float64),
+            balanced_accuracy(labels, predictions),
+            report.steps,
+            {
+                name: _correct(model, images, device, precision=precision, input_size=params.input_size)
+                for name, images in (also_score or {}).items()
+            },
         )
         runs.append(run)
         if not first:
@@ -102,3 +132,13 @@ def train_and_test(
         if on_seed is not None:
             on_seed(run)
     return ClassifierRuns(runs, first["state"], first["confusion"], first["roc"])
+
+
+def _correct(
+    model: torch.nn.Module, images: LabelledImages, device: torch.device, *, precision: Precision, input_size
+) -> np.ndarray:
+    """(M,) 1.0 where ``model``'s top class is the image's label."""
+    if len(images.labels) == 0:
+        return np.zeros(0)
+    probabilities = predict_probabilities(model, images.images, device, precision=precision, input_size=input_size)
+    return (probabilities.argmax(1) == images.labels.numpy()).astype(np.float64)

@@ -1,6 +1,6 @@
 """Does synthetic data help? Training sets that add synthetic images to the real ones or use
-them alone (TSTR), the equal-settings real-only control, and the paired bootstrap that compares
-two classifiers on one test split."""
+them alone (TSTR), the step-matched real-only control, and the intervals that compare them on one
+test split over several seeds."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import torch
 
 from bio_assets.core.cnn.dataset import ClassificationData
 from bio_assets.core.cnn.evaluation import ClassifierRuns, SeedRun, train_and_test
-from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams
+from bio_assets.core.cnn.training import LabelledImages, Precision, TrainParams, optimizer_steps
 from bio_assets.core.data.resize import resize_uint8
 from bio_assets.core.io.records import ImageSet
-from bio_assets.core.seeding import derive_seed
+from bio_assets.core.metrics.classification import majority_rate
+from bio_assets.core.metrics.intervals import Interval, accuracy_interval, difference_interval
 
 
 def synthetic_images(data: ClassificationData, synthetic: dict[str, ImageSet], classes: list[str]) -> LabelledImages:
@@ -66,42 +67,49 @@ def synthetic_only(data: ClassificationData, fake: LabelledImages) -> Classifica
     return replace(data, train=fake, test=test, version=f"synthetic-only:{len(fake.labels)}")
 
 
-def paired_bootstrap(
-    correct_a: np.ndarray, correct_b: np.ndarray, samples: int, rng: np.random.Generator, level: float = 0.95
-) -> dict[str, float]:
-    """Accuracy difference a - b on one test set with a percentile bootstrap interval: test
-    images are resampled with replacement, the same rows for both models (paired)."""
-    correct_a, correct_b = np.asarray(correct_a, np.float64), np.asarray(correct_b, np.float64)
-    if correct_a.shape != correct_b.shape or correct_a.ndim != 1 or len(correct_a) == 0:
-        raise ValueError(
-            f"paired bootstrap needs two equal-length non-empty 1-D arrays, got {correct_a.shape} and {correct_b.shape}"
-        )
-    if samples < 100:
-        raise ValueError(f"bootstrap samples must be >= 100, got {samples}")
-    rows = rng.integers(0, len(correct_a), size=(samples, len(correct_a)))  # (B, N)
-    differences = correct_a[rows].mean(axis=1) - correct_b[rows].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(differences, [tail, 100 - tail])
-    return {
-        "difference": float(correct_a.mean() - correct_b.mean()),
-        "low": float(low),
-        "high": float(high),
-        "level": level,
-        "samples": samples,
-    }
-
-
 @dataclass(frozen=True)
 class ExtensionStudy:
-    """The searched network trained three ways under one ``TrainParams``: real + synthetic, real
-    only (the control), synthetic only (TSTR); ``gain`` is extended minus control on the test split."""
+    """The searched network trained on real + synthetic images, on real images only with as many
+    optimizer steps (the control: same seeds, same initializations), optionally on real images
+    only with as many epochs (fewer steps), and on synthetic images only (TSTR); every model tested
+    on the real test split. ``gain``: extended minus control (None when no synthetic image was
+    added); ``class_agreement``: the control's models classifying every synthetic image by the
+    class it was generated for (GAN-test)."""
 
     extended: ClassifierRuns
     extended_data: ClassificationData  # the real + synthetic training set ``extended`` was trained on
     control: ClassifierRuns
+    control_equal_epochs: ClassifierRuns | None  # None when turned off or nothing was added (then equal)
     tstr: ClassifierRuns | None  # None without synthetic images or when turned off
-    tstr_num_test_images: int
-    gain: dict[str, float]  # paired_bootstrap's difference, low, high, level, samples
+    tstr_test_labels: np.ndarray | None  # (T,) the real test labels of the classes with synthetic images
+    num_added: int  # synthetic images in the extended training set
+    gain: Interval | None
+    gain_equal_epochs: Interval | None
+    class_agreement: Interval | None  # None without synthetic images to judge
+    judged_labels: np.ndarray | None  # (M,) the class each judged synthetic image was generated for
+
+    @property
+    def chance(self) -> float:
+        """The test split's majority-class rate."""
+        return majority_rate(self.extended_data.test.labels.numpy())
+
+    @property
+    def tstr_chance(self) -> float | None:
+        return None if self.tstr_test_labels is None else majority_rate(self.tstr_test_labels)
+
+    @property
+    def agreement_chance(self) -> float | None:
+        return None if self.judged_labels is None else majority_rate(self.judged_labels)
+
+    def agreement_by_class(self, class_names: tuple[str, ...]) -> dict[str, float]:
+        """Share of each class's synthetic images the control assigns to it, over seeds."""
+        if self.class_agreement is None or self.judged_labels is None:
+            return {}
+        correct = self.control.scored_correct(JUDGED).mean(axis=0)  # (M,)
+        return {class_names[k]: float(correct[self.judged_labels == k].mean()) for k in np.unique(self.judged_labels)}
+
+
+JUDGED = "synthetic"  # the name of the judged synthetic set among the control's scored sets
 
 
 def extension_study(
@@ -114,32 +122,51 @@ def extension_study(
     device: torch.device,
     precision: Precision = Precision(),
     tstr: bool = True,
-    bootstrap_samples: int = 2000,
     extension_per_class: int = 0,
+    equal_epoch_control: bool = True,
+    judged: LabelledImages | None = None,
     on_seed: Callable[[str, SeedRun], None] | None = None,
 ) -> ExtensionStudy:
-    """Train ``spec`` on real + ``fake`` (its first ``extension_per_class`` images per class; 0: all),
-    on real only with the same epochs, optimizer and seeds (so the gain measures the synthetic images,
-    not a longer or different training), and on all of ``fake`` alone (TSTR); compare the first two on
-    every real test image, averaged over seeds."""
+    """Train ``spec`` on real + ``fake`` (its first ``extension_per_class`` images per class; 0: all)
+    for ``params``' epochs; on real images only for the same number of optimizer steps, with the
+    same seeds and so the same initializations (the gain then measures the synthetic images, not a
+    longer training); with ``equal_epoch_control``, on real images only for the same epochs too;
+    and on all of ``fake`` alone (TSTR). ``judged`` (default ``fake``): the synthetic images the
+    control classifies by the class they were generated for."""
 
-    def trained(label: str, training_data: ClassificationData) -> ClassifierRuns:
+    def trained(label: str, training_data: ClassificationData, train_params: TrainParams, **extra) -> ClassifierRuns:
         report = (lambda run: on_seed(label, run)) if on_seed is not None else None
         return train_and_test(
-            spec, training_data, params, seeds=seeds, device=device, precision=precision, on_seed=report
-        )
+            spec, training_data, train_params, seeds=seeds, device=device, precision=precision, on_seed=report,
+            **extra,
+        )  # fmt: skip
 
+    judged = fake if judged is None else judged
+    score = {JUDGED: judged} if len(judged.labels) else {}
     extended_data = extended(data, first_per_class(fake, extension_per_class))
-    with_synthetic = trained("real + synthetic", extended_data)
-    control = trained("real only (control)", data)
-    gain = paired_bootstrap(
-        with_synthetic.test_correct(),
-        control.test_correct(),
-        bootstrap_samples,
-        np.random.default_rng(derive_seed(params.seed, "bootstrap")),
-    )
-    tstr_runs, tstr_count = None, 0
+    num_added = len(extended_data.train.labels) - len(data.train.labels)
+    steps = optimizer_steps(len(extended_data.train.labels), params)
+    control = trained("real only (control, equal steps)", data, replace(params, steps=steps), also_score=score)
+    with_synthetic = control if num_added == 0 else trained("real + synthetic", extended_data, params)
+    equal_epochs = None
+    if equal_epoch_control and num_added:
+        equal_epochs = trained("real only (equal epochs)", data, params)
+    tstr_runs, tstr_labels = None, None
     if tstr and len(fake.labels):
         tstr_data = synthetic_only(data, fake)
-        tstr_runs, tstr_count = trained("synthetic only (TSTR)", tstr_data), len(tstr_data.test.labels)
-    return ExtensionStudy(with_synthetic, extended_data, control, tstr_runs, tstr_count, gain)
+        tstr_runs, tstr_labels = trained("synthetic only (TSTR)", tstr_data, params), tstr_data.test.labels.numpy()
+    return ExtensionStudy(
+        extended=with_synthetic,
+        extended_data=extended_data,
+        control=control,
+        control_equal_epochs=equal_epochs,
+        tstr=tstr_runs,
+        tstr_test_labels=tstr_labels,
+        num_added=num_added,
+        gain=difference_interval(with_synthetic.test_correct(), control.test_correct()) if num_added else None,
+        gain_equal_epochs=(
+            difference_interval(with_synthetic.test_correct(), equal_epochs.test_correct()) if equal_epochs else None
+        ),
+        class_agreement=accuracy_interval(control.scored_correct(JUDGED)) if score else None,
+        judged_labels=judged.labels.numpy() if score else None,
+    )

@@ -19,33 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from bio_assets.core.allocator import reuse_freed_memory
+from bio_assets.core.cnn.optimizers import LIBRARY_DEFAULTS, OPTIMIZERS, make_optimizer
 from bio_assets.core.cpu_share import sharing_cpu
 from bio_assets.core.metrics.classification import accuracy, confusion_matrix, macro_f1
-
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-    "rmsprop": torch.optim.RMSprop,
-    "nadam": torch.optim.NAdam,
-    "adadelta": torch.optim.Adadelta,
-    "adagrad": torch.optim.Adagrad,
-    "adamax": torch.optim.Adamax,
-}
-
-# The defaults of TensorFlow/Keras, the source's library (tf.keras.optimizers, TF 2.x), in
-# torch's names: learning rate 0.01 for SGD and 0.001 for the rest, Keras's epsilon 1e-7,
-# RMSprop's rho 0.9 (torch alpha 0.99), Adadelta's rho 0.95 (torch 0.9, lr 1.0) and Adagrad's
-# initial accumulator 0.1 (torch 0). The source compared its optimizers at these values.
-KERAS_DEFAULTS: dict[str, dict[str, float]] = {
-    "sgd": {"lr": 0.01},
-    "adam": {"lr": 0.001, "eps": 1e-7},
-    "rmsprop": {"lr": 0.001, "alpha": 0.9, "eps": 1e-7},
-    "nadam": {"lr": 0.001, "eps": 1e-7},
-    "adadelta": {"lr": 0.001, "rho": 0.95, "eps": 1e-7},
-    "adagrad": {"lr": 0.001, "initial_accumulator_value": 0.1, "eps": 1e-7},
-    "adamax": {"lr": 0.001, "eps": 1e-7},
-}
-LIBRARY_DEFAULTS = ("torch", "keras")
 
 
 class LabelledImages(NamedTuple):
@@ -74,41 +50,36 @@ class TrainParams:
     # ("precise BN"). A short training leaves slow running averages (torchvision's MobileNetV3:
     # momentum 0.01) near their start, and the model then tests at chance in eval mode.
     precise_bn: bool = False
+    # Exactly this many optimizer steps, over as many shuffled passes as they take (the last one
+    # partial), instead of ``epochs`` passes: a control trained on fewer images makes as many
+    # updates as the model it is compared with.
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer {self.optimizer!r} is not one of {sorted(OPTIMIZERS)}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {self.epochs}, {self.batch_size}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1 (None: epochs decide), got {self.steps}")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
         if self.defaults not in LIBRARY_DEFAULTS:
             raise ValueError(f"defaults must be one of {LIBRARY_DEFAULTS}, got {self.defaults!r}")
 
 
-# Optimizers with a fused CPU/CUDA kernel: one pass over every parameter instead of a loop of
-# small ops per tensor (AlexNet's head, Adam: 0.38 s per step per-tensor, 0.074 s fused).
-FUSED = frozenset({"adam", "sgd", "adagrad"})
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+    """Optimizer steps in one pass over ``num_images``: one per batch, except a last batch of one
+    image (BatchNorm cannot train on it) after at least one full batch."""
+    if num_images < 1 or batch_size < 1:
+        raise ValueError(f"need num_images >= 1 and batch_size >= 1, got {num_images}, {batch_size}")
+    batches = math.ceil(num_images / batch_size)
+    return batches - 1 if num_images > 1 and num_images % batch_size == 1 else batches
 
 
-def make_optimizer(
-    name: str, parameters, learning_rate: float | None, *, defaults: str = "torch"
-) -> torch.optim.Optimizer:
-    """``name``'s optimizer over ``parameters``, fused (or multi-tensor) where torch has the kernel;
-    ``learning_rate=None`` keeps the library's default: torch's, or Keras's with ``defaults="keras"``
-    (whose other hyper-parameters apply either way). Same update rule fused or not."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer {name!r} is not one of {sorted(OPTIMIZERS)}")
-    if defaults not in LIBRARY_DEFAULTS:
-        raise ValueError(f"defaults must be one of {LIBRARY_DEFAULTS}, got {defaults!r}")
-    parameters = list(parameters)
-    devices = {p.device.type for p in parameters}
-    kernel: dict = {"fused": True} if name in FUSED and devices <= {"cpu", "cuda"} else {"foreach": True}
-    if defaults == "keras":
-        kernel.update(KERAS_DEFAULTS[name])
-    if learning_rate is not None:
-        kernel["lr"] = learning_rate
-    return OPTIMIZERS[name](parameters, **kernel)
+def optimizer_steps(num_images: int, params: TrainParams) -> int:
+    """How many optimizer steps ``params`` makes on ``num_images`` training images."""
+    return params.steps if params.steps is not None else params.epochs * steps_per_epoch(num_images, params.batch_size)
 
 
 def model_input(batch: torch.Tensor, device: torch.device, precision: Precision, size: int | None) -> torch.Tensor:
@@ -125,10 +96,11 @@ def _autocast(device: torch.device, precision: Precision):
 
 @dataclass
 class TrainReport:
-    epoch_losses: list[float]
+    epoch_losses: list[float]  # per pass (the last one partial when ``steps`` ends inside it)
     epoch_accuracies: list[float]
     seconds: float
     images_per_second: float
+    steps: int = 0  # optimizer steps made
 
 
 def train_classifier(
@@ -206,18 +178,23 @@ def _train(
     scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast_dtype == torch.float16)
     generator = torch.Generator().manual_seed(params.seed)
     losses, accuracies = [], []
+    total_steps, steps, seen = optimizer_steps(len(train.labels), params), 0, 0
     started = time.perf_counter()
     with sharing_cpu(device) as cores:
-        for epoch in range(params.epochs):
+        epoch = 0
+        while steps < total_steps:
             model.train()
             order = torch.randperm(len(train.labels), generator=generator)
             # Summed on the device and read once per epoch: no host sync per batch on a GPU.
             total_loss = torch.zeros((), device=device)
             correct = torch.zeros((), dtype=torch.long, device=device)
+            epoch_images = 0
             for start in range(0, len(order), params.batch_size):
                 rows = order[start : start + params.batch_size]
                 if len(rows) < 2 and len(order) > 1:
                     continue  # BatchNorm cannot train on a batch of one
+                if steps == total_steps:
+                    break
                 cores.poll()
                 x = model_input(train.images[rows], device, precision, params.input_size)
                 y = train.labels[rows].to(device)
@@ -230,15 +207,18 @@ def _train(
                 scaler.update()
                 total_loss += loss.detach() * len(rows)
                 correct += (logits.argmax(1) == y).sum()
-            epoch_loss = total_loss.item() / len(order)
+                steps, epoch_images = steps + 1, epoch_images + len(rows)
+            epoch += 1
+            epoch_loss = total_loss.item() / epoch_images
             if not math.isfinite(epoch_loss):
-                raise FloatingPointError(f"loss became {epoch_loss} at epoch {epoch + 1}")
+                raise FloatingPointError(f"loss became {epoch_loss} at epoch {epoch}")
             losses.append(epoch_loss)
-            accuracies.append(correct.item() / len(order))
+            accuracies.append(correct.item() / epoch_images)
+            seen += epoch_images
             if on_epoch is not None:
-                on_epoch(epoch + 1, losses[-1], accuracies[-1])
+                on_epoch(epoch, losses[-1], accuracies[-1])
     seconds = time.perf_counter() - started
-    return TrainReport(losses, accuracies, seconds, params.epochs * len(train.labels) / seconds)
+    return TrainReport(losses, accuracies, seconds, seen / seconds, steps)
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""Classification metrics: accuracy, macro F1, confusion matrix, one-vs-rest ROC and AUC.
+"""Classification metrics: accuracy, balanced accuracy, chance (the majority rate), macro F1,
+confusion matrix, one-vs-rest ROC and AUC.
 
 All take integer labels ``(N,)`` and, for ROC, class probabilities ``(N, K)``.
 """
@@ -19,6 +20,24 @@ def accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
     if len(labels) == 0:
         raise ValueError("accuracy of an empty set is undefined")
     return float((labels == predictions).mean())
+
+
+def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
+    """Mean over the classes present in ``labels`` of their recall: a constant prediction scores
+    1 / (number of classes present), whatever the class mix."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if len(labels) == 0:
+        raise ValueError("balanced accuracy of an empty set is undefined")
+    return float(np.mean([(predictions[labels == k] == k).mean() for k in np.unique(labels)]))
+
+
+def majority_rate(labels: np.ndarray) -> float:
+    """The accuracy of always answering the most frequent class of ``labels``: the chance level of
+    a test set, whatever its class mix (1/K only when its K classes are balanced)."""
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        raise ValueError("the majority rate of an empty set is undefined")
+    return float(np.unique(labels, return_counts=True)[1].max() / len(labels))
 
 
 def macro_f1(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:

@@ -4,11 +4,12 @@ Score and KID of synthetic against real images, with the time each extractor too
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from bio_assets.core.metrics.classification import majority_rate
 from bio_assets.core.metrics.distribution import ScoreValue, inception_score, kernel_inception_distance
 from bio_assets.core.metrics.extractors import FeatureExtractor
 from bio_assets.core.metrics.fid import FeatureStatistics, FidValue, fid_from_statistics
@@ -39,6 +40,7 @@ class ExtractorScores:
     # near 1/K the generator ignores its class input. None without a classifier head.
     class_agreement: ScoreValue | None = None
     real_agreement: ScoreValue | None = None
+    class_fid_skipped: dict[str, str] = field(default_factory=dict)  # class -> why it has no FID
 
     def rows(self) -> list[dict]:
         """One row per number, each with its full provenance."""
@@ -100,16 +102,16 @@ def score_synthetic(
         else f"{len(matched)} of {len(fake.labels)} synthetic images, class-matched to the real counts"
     )
     overall = _fid(real_features, fake_features[matched], extractor, resize_mode, sampling)
-    per_class = {}
+    per_class, skipped = {}, {}
     for index, name in enumerate(class_names):
         real_rows, fake_rows = real.labels == index, fake.labels == index
         if not fake_rows.any():
             continue  # a class without synthetic images (e.g. left out by its gates)
-        if real_rows.sum() < 2 or fake_rows.sum() < 2:
-            raise ValueError(
-                f"class {name!r} needs at least 2 real and 2 synthetic images for FID, got {int(real_rows.sum())} "
-                f"and {int(fake_rows.sum())}"
-            )
+        if fake_rows.sum() < 2:
+            raise ValueError(f"class {name!r} needs at least 2 synthetic images for FID, got {int(fake_rows.sum())}")
+        if real_rows.sum() < 2:
+            skipped[name] = f"{int(real_rows.sum())} real reference image(s); FID needs 2"
+            continue
         per_class[name] = _fid(real_features[real_rows], fake_features[fake_rows], extractor, resize_mode)
     score = agreement = real_agreement = None
     if extractor.classify is not None:
@@ -153,6 +155,7 @@ def score_synthetic(
         time.perf_counter() - started,
         agreement,
         real_agreement,
+        skipped,
     )
 
 
@@ -161,6 +164,5 @@ def _agreement(
 ) -> ScoreValue:
     """Share of rows whose most probable class is their label (labels index the extractor's classes)."""
     correct = probabilities.argmax(axis=1) == labels
-    return ScoreValue(
-        metric, float(correct.mean()), 0.0, extractor, num_real, num_fake, f"chance {1 / probabilities.shape[1]:.3f}"
-    )
+    chance = majority_rate(labels)  # a head that ignores the image answers one class
+    return ScoreValue(metric, float(correct.mean()), 0.0, extractor, num_real, num_fake, f"chance {chance:.3f}")

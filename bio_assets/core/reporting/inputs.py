@@ -20,7 +20,8 @@ from bio_assets.core.metrics.classification import roc_report
 from bio_assets.core.metrics.extractors import FeatureExtractor
 from bio_assets.core.metrics.synthetic import ExtractorScores, LabelledSet, score_synthetic
 from bio_assets.core.reporting.report import AccuracyRow, ReportInputs
-from bio_assets.core.reporting.statistics import compare_class, wilson_interval
+from bio_assets.core.reporting.statistics import compare_class
+from bio_assets.core.reporting.verdicts import ExtensionResults, Measured
 from bio_assets.core.seeding import derive_seed
 
 
@@ -44,6 +45,7 @@ class RecordedResults:
     settings: list[tuple[str, dict]]
     search_comparison: dict | None = None
     departures: list[tuple[str, str, str, str]] = field(default_factory=list)
+    classifier: Mapping[str, object] = field(default_factory=dict)  # classifier's metadata values
 
 
 def _labelled(images: dict[str, np.ndarray], class_names: tuple[str, ...]) -> LabelledSet:
@@ -56,13 +58,13 @@ def _labelled(images: dict[str, np.ndarray], class_names: tuple[str, ...]) -> La
 
 def synthetic_quality(
     extractors: Mapping[str, FeatureExtractor],
-    real_by_class: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
     synthetic: dict[str, np.ndarray],
     class_names: tuple[str, ...],
     settings: ReportSettings,
 ) -> list[ExtractorScores]:
-    """FID, IS, KID and class agreement of the synthetic images against the real train images, per extractor."""
-    real, fake = _labelled(real_by_class, class_names), _labelled(synthetic, class_names)
+    """FID, IS, KID and class agreement of the synthetic images against the real ``reference`` images, per extractor."""
+    real, fake = _labelled(reference, class_names), _labelled(synthetic, class_names)
     return [
         score_synthetic(
             extractor,
@@ -78,43 +80,64 @@ def synthetic_quality(
     ]
 
 
-def accuracy_rows(
-    models: Mapping[str, StoredClassifier],
-    data: ClassificationData,
-    extended: Mapping[str, object],
-    *,
-    device: torch.device,
-    precision: Precision = Precision(),
-) -> tuple[list[AccuracyRow], dict[str, dict]]:
-    """Test accuracy with a Wilson interval for each stored model (first seed), the equal-settings
-    control and TSTR recorded by ``extended_classifier``; the ROC report of each stored model."""
-    labels, n = data.test.labels.numpy(), len(data.test.labels)
-    rows, roc = [], {}
-    for label, stored in models.items():
-        probabilities = predict_probabilities(
-            stored.model.to(device), data.test.images, device, precision=precision, input_size=stored.input_size
-        )
-        correct = int((probabilities.argmax(1) == labels).sum())
+def accuracy_rows(results: ExtensionResults | None, classifier: Mapping[str, object]) -> list[AccuracyRow]:
+    """The test accuracy of every training recorded: the ``classifier`` asset's and, from
+    ``extended_classifier``, real + synthetic, the control with as many steps, the control with as
+    many epochs and TSTR; each a mean over its seeds with an interval over seeds and test images."""
+    rows = []
+    seeds = len(classifier.get("seeds") or [0])
+    own = Measured.from_metadata(classifier, "test_accuracy", seeds)
+    if own is not None:
         rows.append(
             AccuracyRow(
-                label, correct / n, *wilson_interval(correct, n), f"first seed, {n} test images, Wilson interval"
+                "real only (classifier asset)", own.value, own.low, own.high, own.method,
+                _number(classifier, "chance"), _number(classifier, "test_balanced_accuracy"),
             )
+        )  # fmt: skip
+    if results is None:
+        return rows
+    arms = (
+        ("real only, control with as many steps", results.control, results.control_balanced, results.steps),
+        ("real + synthetic", results.extended, results.extended_balanced, results.steps),
+        ("real only, control with as many epochs", results.control_equal_epochs, None, results.equal_epoch_steps),
+    )
+    for name, measured, balanced, steps in arms:
+        if measured is not None:
+            rows.append(
+                AccuracyRow(
+                    name, measured.value, measured.low, measured.high, f"{steps} optimizer steps; {measured.method}",
+                    results.chance, balanced,
+                )
+            )  # fmt: skip
+    if results.tstr is not None:
+        rows.append(
+            AccuracyRow(
+                "synthetic only (TSTR)", results.tstr.value, results.tstr.low, results.tstr.high,
+                f"{results.tstr_images} test images of classes with synthetic images; {results.tstr.method}",
+                results.tstr_chance, results.tstr_balanced,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _number(metadata: Mapping[str, object], name: str) -> float | None:
+    return float(metadata[name]) if name in metadata else None
+
+
+def roc_reports(
+    models: Mapping[str, StoredClassifier], data: ClassificationData, *, device: torch.device, precision: Precision
+) -> dict[str, dict]:
+    """The ROC report of each stored model (its first seed) on the test split."""
+    labels = data.test.labels.numpy()
+    return {
+        label: roc_report(
+            labels,
+            predict_probabilities(
+                stored.model.to(device), data.test.images, device, precision=precision, input_size=stored.input_size
+            ),
         )
-        roc[label] = roc_report(labels, probabilities)
-    if "control_accuracy" in extended:
-        control = float(extended["control_accuracy"])
-        note = f"trained inside extended_classifier with its epochs and optimizer; mean over seeds, {n} test images"
-        rows.insert(
-            1, AccuracyRow("real only, equal-settings control", control, *wilson_interval(round(control * n), n), note)
-        )
-    if "tstr_accuracy" in extended:
-        tstr, count = float(extended["tstr_accuracy"]), int(extended["tstr_num_test_images"])
-        note = (
-            f"mean over seeds (std {float(extended['tstr_accuracy_std']):.3f}), {count} test images of classes with "
-            "synthetic images"
-        )
-        rows.append(AccuracyRow("synthetic only (TSTR)", tstr, *wilson_interval(round(tstr * count), count), note))
-    return rows, roc
+        for label, stored in models.items()
+    }
 
 
 def report_inputs(
@@ -137,17 +160,27 @@ def report_inputs(
     ``models``: the stored classifiers by row label ("real only", "real + synthetic")."""
     names = data.class_names
     size = int(next(iter(synthetic.values())).shape[1])
-    real_by_class = {n: resize_uint8(torch.from_numpy(splits[n].train.images), size).numpy() for n in names}
-    scores = synthetic_quality(extractors, real_by_class, synthetic, names, settings)
+
+    def at_size(split: str) -> dict[str, np.ndarray]:
+        return {n: resize_uint8(torch.from_numpy(getattr(splits[n], split).images), size).numpy() for n in names}
+
+    # The reference of FID, KID, KL and class agreement: real images that neither the feature
+    # extractors nor the GAN trained on (the test split); the pixel metrics look for copies of the
+    # GAN's own training images.
+    reference, train = at_size("test"), at_size("train")
+    scores = synthetic_quality(extractors, reference, synthetic, names, settings)
     for s in scores:
         log(f"{s.extractor}: FID {s.fid.value:.3f}, KID {s.kid.value:.4f} ({s.seconds:.1f} s)")
     fake_classes = [n for n in names if n in synthetic]
     comparisons = [
-        compare_class(n, real_by_class[n], synthetic[n], np.random.default_rng(derive_seed(settings.seed, "kl", n)))
+        compare_class(
+            n, reference[n], synthetic[n], np.random.default_rng(derive_seed(settings.seed, "kl", n)), train=train[n]
+        )
         for n in fake_classes
     ]
-    rows, roc = accuracy_rows(models, data, recorded.extended, device=device, precision=precision)
-    gain_keys = ("accuracy_gain", "accuracy_gain_ci_low", "accuracy_gain_ci_high", "accuracy_gain_interval")
+    extension = ExtensionResults.from_metadata(recorded.extended)
+    rows = accuracy_rows(extension, recorded.classifier)
+    roc = roc_reports(models, data, device=device, precision=precision)
     counts = {
         n: {
             "raw": sum(len(getattr(splits[n], s)) for s in ("train", "val", "test")),
@@ -159,7 +192,7 @@ def report_inputs(
         }
         for n in names
     }
-    shown = {n: min(8, len(real_by_class[n]), len(synthetic[n])) for n in fake_classes}
+    shown = {n: min(8, len(train[n]), len(synthetic[n])) for n in fake_classes}
     return ReportInputs(
         dataset=dataset,
         class_names=names,
@@ -171,9 +204,9 @@ def report_inputs(
         inception_status=inception_status,
         comparisons=comparisons,
         roc=roc,
-        samples={n: (real_by_class[n][: shown[n]], synthetic[n][: shown[n]]) for n in fake_classes},
+        samples={n: (train[n][: shown[n]], synthetic[n][: shown[n]]) for n in fake_classes},
         accuracy_rows=rows,
-        gain={k: recorded.extended[k] for k in gain_keys} if "accuracy_gain" in recorded.extended else None,
+        extension=extension,
         gates=recorded.gates,
         settings=recorded.settings,
         search_comparison=recorded.search_comparison,

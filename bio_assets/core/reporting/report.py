@@ -3,17 +3,25 @@ number beside the source's and with its provenance, and plain words where we fal
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from bio_assets.core.metrics.intervals import VERDICT_SEEDS, wilson_interval
 from bio_assets.core.metrics.synthetic import ExtractorScores
 from bio_assets.core.reporting import source
 from bio_assets.core.reporting.document import Figure, Report, markdown_table
 from bio_assets.core.reporting.grids import image_grid_png
 from bio_assets.core.reporting.plots import accuracy_interval_plot, histogram_plot, roc_plot
-from bio_assets.core.reporting.statistics import ClassComparison, wilson_interval
+from bio_assets.core.reporting.statistics import ClassComparison
+from bio_assets.core.reporting.verdicts import (
+    ExtensionResults,
+    gain_line,
+    generator_caveat,
+    generator_line,
+    pct,
+    tstr_line,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,8 @@ class AccuracyRow:
     low: float
     high: float
     note: str
+    chance: float | None = None  # the majority-class rate of the test images scored
+    balanced_accuracy: float | None = None
 
 
 @dataclass
@@ -39,7 +49,7 @@ class ReportInputs:
     roc: dict[str, dict]  # model label -> core.metrics.classification.roc_report
     samples: dict[str, tuple[np.ndarray, np.ndarray]]  # class -> (real, synthetic) uint8 (N, S, S, 3)
     accuracy_rows: list[AccuracyRow]
-    gain: dict | None  # accuracy_gain, accuracy_gain_ci_low/high, accuracy_gain_interval
+    extension: ExtensionResults | None  # what extended_classifier recorded (None: not materialized)
     gates: dict[str, tuple[bool, list[str]]]
     settings: list[tuple[str, dict]]  # (asset, the settings and seeds behind its numbers)
     shortfalls: list[str] = field(default_factory=list)
@@ -48,60 +58,24 @@ class ReportInputs:
     departures: list[tuple[str, str, str, str]] = field(default_factory=list)  # setting, here, source, why
 
 
-def _pct(value: float) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}%"
-
-
-def _interval(value: float, low: float, high: float) -> str:
-    return f"{_pct(value)} [{_pct(low)}, {_pct(high)}]"
-
-
 def _does_it_work_section(inputs: ReportInputs, report: Report) -> None:
-    """The three questions the method stands on, each with its interval, in plain words."""
-    chance = 1 / len(inputs.class_names)
-    lines = []
-    rows = {r.name: r for r in inputs.accuracy_rows}
-    tstr, control = rows.get("synthetic only (TSTR)"), rows.get("real only, equal-settings control")
-    agreement = next(
-        (s for s in inputs.extractor_scores if s.extractor == "biocnn1" and s.class_agreement is not None), None
-    )
-    if agreement is not None:
-        value, n = agreement.class_agreement.value, agreement.class_agreement.num_fake
-        low, high = wilson_interval(round(value * n), n)
-        verdict = "follows its class" if low > chance else "does not follow its class measurably"
-        lines.append(
-            f"- **Does the generator follow its class?** BioCNN-1 assigns {_interval(value, low, high)} of {n} "
-            f"synthetic images to the class they were generated for (chance {_pct(chance)}; real images "
-            f"{_pct(agreement.real_agreement.value if agreement.real_agreement else float('nan'))}): the generator "
-            f"{verdict}."
+    """The three questions the method stands on, each with its interval and true chance level, in plain words."""
+    results = inputs.extension
+    lines = [
+        line
+        for line in (
+            generator_line(results, inputs.extractor_scores),
+            tstr_line(results) if results is not None else None,
+            gain_line(results) if results is not None else None,
         )
-    if tstr is not None:
-        verdict = "carry their class's features" if tstr.low > chance else "teach a classifier no more than chance"
-        lines.append(
-            f"- **Do synthetic images stand for their class?** A classifier trained on synthetic images only reaches "
-            f"{_interval(tstr.accuracy, tstr.low, tstr.high)} on real test images (TSTR; chance {_pct(chance)}"
-            + (f", the real-only control {_pct(control.accuracy)}" if control is not None else "")
-            + f"): synthetic images {verdict}."
-        )
-    if inputs.gain is not None:
-        gain, low, high = (inputs.gain[k] for k in ("accuracy_gain", "accuracy_gain_ci_low", "accuracy_gain_ci_high"))
-        if low > 0:
-            verdict = "helped, and the interval excludes no gain"
-        elif high < 0:
-            verdict = "hurt: the interval lies below zero"
-        else:
-            verdict = "made no difference we can tell apart from zero on this test split"
-        lines.append(
-            f"- **Does synthetic data help?** Real + synthetic minus the real-only control trained with the same "
-            f"settings: {gain:+.4f} [{low:+.4f}, {high:+.4f}] ({inputs.gain['accuracy_gain_interval']}). "
-            f"Synthetic data {verdict}."
-        )
+        if line is not None
+    ]
     comparison = inputs.search_comparison
     if comparison is not None:
         difference = comparison["aging"] - comparison["random"]
         lines.append(
             f"- **Does aging evolution beat random search?** At the same budget, aging evolution's best cell "
-            f"reaches {_pct(comparison['aging'])} validation accuracy, random search's {_pct(comparison['random'])} "
+            f"reaches {pct(comparison['aging'])} validation accuracy, random search's {pct(comparison['random'])} "
             f"({difference:+.4f}; one search each, so an anecdote rather than a test)."
         )
     else:
@@ -111,7 +85,7 @@ def _does_it_work_section(inputs: ReportInputs, report: Report) -> None:
         )
     if not lines[:-1]:
         lines.insert(0, "- Synthetic images, TSTR and the control are not materialized yet.")
-    blocks = ["\n".join(lines)]
+    blocks = ["\n".join(lines), generator_caveat(results)]
     if inputs.departures:
         blocks += [
             "This profile departs from the source in these settings (the `paper` profile keeps the source's):",
@@ -139,39 +113,51 @@ def _cnn_section(inputs: ReportInputs, report: Report) -> None:
     report.add(
         "Searched CNN against the classic baselines (source Tables 2.8/2.9)",
         markdown_table(["model", "test accuracy", "± std over seeds", "macro F1", "epochs", "source accuracy"], table),
-        f"The source's searched network `5-[1]` reached {_pct(source.SEARCHED_CNN_ACCURACY)} on its 4-class cytology "
-        f"set; its best classic CNN {_pct(source.BEST_CLASSIC_CNN_ACCURACY)}.",
+        f"The source's searched network `5-[1]` reached {pct(source.SEARCHED_CNN_ACCURACY)} on its 4-class cytology "
+        f"set; its best classic CNN {pct(source.BEST_CLASSIC_CNN_ACCURACY)}.",
     )
     searched = next((r for r in inputs.cnn_rows if r["model"].startswith("searched")), None)
     measured = [
         r for r in inputs.cnn_rows if r.get("test_accuracy") is not None and r["test_accuracy"] == r["test_accuracy"]
     ]
-    # A baseline whose accuracy interval reaches chance did not learn in its budget: it is named,
-    # and left out of every comparison with the searched network.
-    chance, tests = 1 / len(inputs.class_names), sum(inputs.counts[n].get("test", 0) for n in inputs.class_names)
-    not_learnt = [
-        r["model"]
+    # A baseline whose accuracy interval reaches chance (the test split's majority-class rate) over
+    # at least VERDICT_SEEDS trainings did not learn in its budget: it is named, and left out of
+    # every comparison with the searched network. With fewer seeds it is named without a verdict.
+    tests = {n: inputs.counts[n].get("test", 0) for n in inputs.class_names}
+    total = sum(tests.values())
+    chance = max(tests.values()) / total if total else 0.0
+    near_chance = [
+        r
         for r in measured
         if not r["model"].startswith("searched")
-        and tests
-        and wilson_interval(round(r["test_accuracy"] * tests), tests)[0] <= chance
+        and total
+        and r.get("test_accuracy_ci_low", wilson_interval(round(r["test_accuracy"] * total), total)[0]) <= chance
     ]
+    not_learnt = [r["model"] for r in near_chance if r.get("seeds", 1) >= VERDICT_SEEDS]
+    unjudged = [r["model"] for r in near_chance if r.get("seeds", 1) < VERDICT_SEEDS]
     if not_learnt:
         report.add(
             "Baselines that did not learn in their budget",
-            f"{', '.join(not_learnt)}: test accuracy not above chance ({_pct(chance)}) with 95% confidence on "
-            f"{tests} test images. They are left out of every comparison with the searched network; give them "
-            "more epochs or another learning rate (`baseline_classifiers` settings) to compare them.",
+            f"{', '.join(not_learnt)}: test accuracy not above chance ({pct(chance)}, the majority-class rate) with "
+            f"95% confidence on {total} test images over their seeds. They are left out of every comparison with the "
+            "searched network; give them more epochs or another learning rate (`baseline_classifiers` settings).",
         )
         inputs.shortfalls.append(f"Baselines that did not learn in their budget: {', '.join(not_learnt)}.")
+    if unjudged:
+        report.add(
+            "Baselines near chance in too few trainings to judge",
+            f"{', '.join(unjudged)}: the interval of their test accuracy reaches chance ({pct(chance)}, the "
+            f"majority-class rate), but fewer than {VERDICT_SEEDS} seeds trained them, so no verdict is given on "
+            "whether they learnt; their rows stay in the comparison.",
+        )
     measured = [r for r in measured if r["model"] not in not_learnt]
     if searched is None or "test_accuracy" not in searched:
         inputs.shortfalls.append("The searched classifier is not materialized, so it cannot be compared.")
         return
     if searched["test_accuracy"] < source.SEARCHED_CNN_ACCURACY:
         inputs.shortfalls.append(
-            f"The searched CNN reaches {_pct(searched['test_accuracy'])} test accuracy; the source reported "
-            f"{_pct(source.SEARCHED_CNN_ACCURACY)}."
+            f"The searched CNN reaches {pct(searched['test_accuracy'])} test accuracy; the source reported "
+            f"{pct(source.SEARCHED_CNN_ACCURACY)}."
         )
     better = [
         r["model"]
@@ -341,8 +327,9 @@ def _kl_section(inputs: ReportInputs, report: Report) -> None:
 
 
 def _classifier_section(inputs: ReportInputs, report: Report) -> None:
-    rows = [[r.name, r.accuracy, r.low, r.high, r.note] for r in inputs.accuracy_rows]
-    blocks: list = [markdown_table(["training data", "test accuracy", "95% low", "95% high", "note"], rows)]
+    rows = [[r.name, r.accuracy, r.low, r.high, r.balanced_accuracy, r.chance, r.note] for r in inputs.accuracy_rows]
+    header = ["training data", "test accuracy", "95% low", "95% high", "balanced accuracy", "chance", "note"]
+    blocks: list = [markdown_table(header, rows)]
     if inputs.accuracy_rows:
         blocks.append(
             Figure(
@@ -353,17 +340,19 @@ def _classifier_section(inputs: ReportInputs, report: Report) -> None:
                 "accuracy with 95% intervals",
             )
         )
-    if inputs.gain is not None:
-        gain = inputs.gain
+    results = inputs.extension
+    if results is not None and results.gain is not None:
         blocks.append(
-            "Extended minus the equal-settings real-only control: "
-            f"{gain['accuracy_gain']:+.4f} [{gain['accuracy_gain_ci_low']:+.4f}, "
-            f"{gain['accuracy_gain_ci_high']:+.4f}] ({gain['accuracy_gain_interval']})."
+            f"Extended minus the real-only control with as many optimizer steps, {results.num_added} synthetic "
+            f"images added: {results.gain.text(signed=True)} ({results.gain.method})."
         )
-        if gain["accuracy_gain_ci_low"] <= 0:
+        if results.gain.low <= 0:
             inputs.shortfalls.append(
-                "Adding synthetic images gives no accuracy gain whose interval excludes zero on this test split."
+                "Adding synthetic images gives no accuracy gain whose interval (seeds and test images) excludes zero."
             )
+    elif results is not None:
+        blocks.append(f"No gain is reported: {results.no_gain_reason}.")
+        inputs.shortfalls.append("No synthetic image was added to the real ones, so there is no gain to report.")
     gate_rows = [
         [name, "passed" if ok else "FAILED", "; ".join(reasons)] for name, (ok, reasons) in inputs.gates.items()
     ]
@@ -374,8 +363,8 @@ def _classifier_section(inputs: ReportInputs, report: Report) -> None:
     extended = next((r for r in inputs.accuracy_rows if r.name.startswith("real + synthetic")), None)
     if extended is not None and extended.accuracy < source.EXTENDED_ACCURACY:
         inputs.shortfalls.append(
-            f"The extended classifier reaches {_pct(extended.accuracy)}; the source reported "
-            f"{_pct(source.EXTENDED_ACCURACY)} with 16 000 synthetic images."
+            f"The extended classifier reaches {pct(extended.accuracy)}; the source reported "
+            f"{pct(source.EXTENDED_ACCURACY)} with 16 000 synthetic images."
         )
     report.add("Real-only, extended (real + synthetic) and TSTR accuracy", *blocks)
     figures = [

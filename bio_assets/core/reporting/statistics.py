@@ -1,9 +1,8 @@
 """Per-class image-space comparisons for the report: colour-histogram KL (the source's
-Table 4.5 protocol) and nearest-real-neighbour pixel metrics, plus accuracy intervals."""
+Table 4.5 protocol) and nearest-real-neighbour pixel metrics, (accuracy intervals: ``core.metrics.intervals``)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,12 +29,15 @@ def compare_class(
     synthetic: np.ndarray,
     rng: np.random.Generator,
     per_side: int = KL_IMAGES_PER_SIDE,
+    *,
+    train: np.ndarray | None = None,
 ) -> ClassComparison:
-    """KL on ``per_side`` + ``per_side`` images drawn with ``rng`` (all when fewer).
+    """KL against ``real`` on ``per_side`` + ``per_side`` images drawn with ``rng`` (all when fewer).
 
-    Pixel metrics on every synthetic image."""
+    Pixel metrics on every synthetic image against its nearest image of ``train`` (the GAN's
+    training images, where copies would come from; default ``real``)."""
     real_kl, fake_kl = sample_for_kl(real, per_side, rng), sample_for_kl(synthetic, per_side, rng)
-    scores = nearest_neighbour_scores(synthetic, real)
+    scores = nearest_neighbour_scores(synthetic, real if train is None else train)
     finite = np.isfinite(scores.psnr)
     pixel = scores.summary()
     pixel["psnr"] = (
@@ -51,15 +53,3 @@ def compare_class(
         pixel,
         int((~finite).sum()),
     )
-
-
-def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion ``correct / total``."""
-    if total <= 0 or not 0 <= correct <= total:
-        raise ValueError(f"need 0 <= correct <= total and total > 0, got {correct}/{total}")
-    p = correct / total
-    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    # At 0 or total correct the bound is exactly 0 or 1; rounding left it 1e-16 short, below the value itself.
-    low = 0.0 if correct == 0 else max(0.0, centre - half)
-    return low, 1.0 if correct == total else min(1.0, centre + half)
