@@ -16,6 +16,7 @@ from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.classification import majority_rate
 from bio_assets.core.metrics.intervals import accuracy_interval
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import roc_plot
 from bio_assets.core.search.outcome import SearchOutcome
@@ -30,13 +31,18 @@ class ClassifierConfig(dg.Config):
         default="searched",
         description="'searched', 'CELL/MACRO' genotype codes, a torchvision model name, or 'package.module:factory'",
     )
-    epochs: int | None = Field(default=None, description="unset: the dataset profile's value (paper 50, demo 8)")
+    epochs: int | None = Field(
+        default=None, description=f"unset: the dataset profile's value ({profile_help('classifier', 'epochs')})"
+    )
     seeds: int | None = Field(
-        default=None, description="independent trainings reported as mean ± std (paper 3, demo 1)"
+        default=None,
+        description="independent trainings reported as mean ± std, with intervals over seeds and test images "
+        f"({profile_help('classifier', 'seeds')})",
     )
     input_size: int | None = Field(
         default=None,
-        description="pixels the network sees; unset: the profile's (paper 0 = the dataset's 64, demo 32 = its GAN's)",
+        description="pixels the network sees, 0: the dataset's resolution; unset: the profile's "
+        f"({profile_help('classifier', 'input_size')})",
     )
     batch_size: int = 64
     optimizer: str = Field(default="adam", description="adam, sgd, rmsprop, nadam, adadelta, adagrad or adamax")

@@ -12,6 +12,7 @@ from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
 from bio_assets.core.cnn.search import CnnSearchRequest, CnnSearchRun, search_cnn
 from bio_assets.core.cnn.training import TrainParams
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import Evaluation, EvolutionParams
@@ -26,15 +27,27 @@ PROFILE_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "input_s
 
 class SearchConfig(dg.Config):
     population_size: int | None = Field(
-        default=None, description="unset: the dataset profile's value (paper 100, demo 8)"
+        default=None,
+        description="random architectures before breeding; unset: the dataset profile's value "
+        f"({profile_help('searched_cell', 'population_size', 'macro_architecture')})",
     )
     cycles: int | None = Field(
-        default=None, description="children bred after the population is full (paper 30, demo 8)"
+        default=None,
+        description="children bred after the population is full "
+        f"({profile_help('searched_cell', 'cycles', 'macro_architecture')})",
     )
-    sample_size: int | None = Field(default=None, description="tournament size (paper 25, demo 3)")
-    epochs: int | None = Field(default=None, description="training epochs per candidate (paper 10, demo 6)")
+    sample_size: int | None = Field(
+        default=None,
+        description=f"tournament size ({profile_help('searched_cell', 'sample_size', 'macro_architecture')})",
+    )
+    epochs: int | None = Field(
+        default=None,
+        description=f"training epochs per candidate ({profile_help('searched_cell', 'epochs', 'macro_architecture')})",
+    )
     input_size: int | None = Field(
-        default=None, description="candidates train at this size; 0: the dataset resolution (paper 0, demo 32)"
+        default=None,
+        description="candidates train at this size; 0: the dataset resolution "
+        f"({profile_help('searched_cell', 'input_size', 'macro_architecture')})",
     )
     mutation_probability: float = 0.05
     strategy: str = Field(default="aging", description="aging (regularized evolution) or random (same budget)")
@@ -67,7 +80,8 @@ class SearchConfig(dg.Config):
 class CellSearchConfig(SearchConfig):
     compare_random: bool | None = Field(
         default=None,
-        description="also run random search at the same budget and record both bests (unset: paper yes, demo no)",
+        description="also run random search at the same budget and record both bests (unset: the profile's, "
+        f"{profile_help('searched_cell', 'compare_random')})",
     )
     min_nodes: int = 3
     max_nodes: int = 6

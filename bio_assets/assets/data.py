@@ -14,6 +14,7 @@ from bio_assets.core.data.imaging import RESAMPLING
 from bio_assets.core.data.ingest import ingest_class
 from bio_assets.core.data.splits import SplitParams, source_groups, split_images
 from bio_assets.core.io.records import ImageSet, ImageSplits
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.seeding import derive_seed, torch_generator
 from resources.image_dataset import ImageDatasetResource
@@ -35,16 +36,28 @@ def folder_observation(dataset: str, class_name: str, version: str) -> dg.AssetO
 
 
 class SplitConfig(dg.Config):
-    train_fraction: float | None = Field(default=None, description="share of each class's source images for training")
-    val_fraction: float | None = Field(default=None, description="share for validation (architecture search fitness)")
-    test_fraction: float | None = Field(default=None, description="share held out for the final test")
+    train_fraction: float | None = Field(
+        default=None,
+        description="share of each class's source images for training "
+        f"({profile_help('image_splits', 'train_fraction')})",
+    )
+    val_fraction: float | None = Field(
+        default=None,
+        description="share for validation: search fitness and every choice of a setting "
+        f"({profile_help('image_splits', 'val_fraction')})",
+    )
+    test_fraction: float | None = Field(
+        default=None,
+        description=f"share held out for the final test, read once ({profile_help('image_splits', 'test_fraction')})",
+    )
     seed: int = 0
 
 
 class AugmentConfig(dg.Config):
     target_per_class: int | None = Field(
         default=None,
-        description="images per class after augmentation; unset: the dataset profile's value (paper 200, demo 120)",
+        description="images per class after augmentation; unset: the dataset profile's value "
+        f"({profile_help('augmented_dataset', 'target_per_class')})",
     )
     probability: float = Field(default=0.5, description="probability of each operation")
     max_rotation_deg: float = 30.0

@@ -19,6 +19,7 @@ from bio_assets.core.cnn.optimizers import KERAS_DEFAULTS
 from bio_assets.core.cnn.training import TrainParams
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.intervals import Interval, accuracy_interval
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.search.outcome import SearchOutcome
 from resources.compute import ComputeResource
@@ -27,10 +28,23 @@ from resources.image_dataset import ImageDatasetResource
 
 class ExtendedClassifierConfig(ClassifierConfig):
     epochs: int | None = Field(
-        default=None, description="unset: the dataset profile's value (paper 100, demo 6: as the demo classifier)"
+        default=None,
+        description=f"unset: the dataset profile's value ({profile_help('extended_classifier', 'epochs')})",
+    )
+    seeds: int | None = Field(
+        default=None,
+        description="seeds of each training (extended, control, TSTR); a verdict needs 3 "
+        f"({profile_help('extended_classifier', 'seeds')})",
+    )
+    input_size: int | None = Field(
+        default=None,
+        description="pixels the networks see, 0: the dataset's resolution "
+        f"({profile_help('extended_classifier', 'input_size')})",
     )
     optimizer: str | None = Field(
-        default=None, description="unset: the profile's (paper adagrad, as the source's retraining; demo adam)"
+        default=None,
+        description="unset: the profile's (the source retrained with adagrad; "
+        f"{profile_help('extended_classifier', 'optimizer')})",
     )
     learning_rate: float | None = Field(
         default=None, description="unset: the optimizer's TensorFlow/Keras default (Adagrad and Adam 0.001)"
@@ -38,7 +52,7 @@ class ExtendedClassifierConfig(ClassifierConfig):
     synthetic_per_class: int | None = Field(
         default=None,
         description="synthetic images per class added to the real ones (the first of each class; 0: all; TSTR "
-        "always trains on all); unset: the profile's (paper all, demo 120: as many as the real augmented images)",
+        f"always trains on all); unset: the profile's ({profile_help('extended_classifier', 'synthetic_per_class')})",
     )
     tstr: bool = Field(default=True, description="also train on synthetic images only and test on the real test split")
     equal_epoch_control: bool = Field(

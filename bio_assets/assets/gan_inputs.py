@@ -14,10 +14,13 @@ from bio_assets.core.gan.scoring import FidScorer, gan_images
 from bio_assets.core.gan.training import GanImages, GanRecipe
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from resources.feature_extractor import FeatureExtractorResource
 
 GROUP = "gan_search"
+# The assets whose GAN shape settings GanShapeConfig holds.
+SHARED_BY = ("generator", "discriminator", "gan_baselines")
 SHAPE_FIELDS = ("image_size", "generator_width", "discriminator_width", "batch_size")
 RECIPE_FIELDS = (
     "generator_lr",
@@ -28,28 +31,45 @@ RECIPE_FIELDS = (
 
 
 class GanShapeConfig(dg.Config):
-    image_size: int | None = Field(default=None, description="GAN image size, 32 or 64 (paper 64, demo 32)")
+    image_size: int | None = Field(
+        default=None,
+        description=f"GAN image size, 32 or 64 ({profile_help('trained_gan', 'image_size', *SHARED_BY)})",
+    )
     generator_width: int | None = Field(
-        default=None, description="generator channels at its first resolution (paper 1024, demo 32)"
+        default=None,
+        description="generator channels at its first resolution "
+        f"({profile_help('trained_gan', 'generator_width', *SHARED_BY)})",
     )
     discriminator_width: int | None = Field(
-        default=None, description="discriminator channels at full size (paper 64, demo 8)"
+        default=None,
+        description="discriminator channels at full size "
+        f"({profile_help('trained_gan', 'discriminator_width', *SHARED_BY)})",
     )
-    batch_size: int | None = Field(default=None, description="paper 128 (baselines 64), demo 16")
+    batch_size: int | None = Field(default=None, description=profile_help("trained_gan", "batch_size", *SHARED_BY))
     extractor: str = Field(
         default="biocnn1", description=f"features for the FID that drives search and curves: one of {EXTRACTOR_NAMES}"
     )
-    generator_lr: float | None = Field(default=None, description="unset: the profile's (paper 1e-4, TTUR; demo 1e-3)")
-    discriminator_lr: float | None = Field(default=None, description="unset: the profile's (paper 4e-4, demo 4e-4)")
+    generator_lr: float | None = Field(
+        default=None,
+        description="the searched pair's (the baselines keep their papers'); unset: the profile's "
+        f"({profile_help('trained_gan', 'generator_lr', 'generator', 'discriminator')})",
+    )
+    discriminator_lr: float | None = Field(
+        default=None,
+        description="the searched pair's; unset: the profile's "
+        f"({profile_help('trained_gan', 'discriminator_lr', 'generator', 'discriminator')})",
+    )
     conditioning_lr_multiplier: float | None = Field(
         default=None,
         description="the generator's conditional-BatchNorm gains and biases learn at this multiple of generator_lr "
-        "(unset: the profile's; paper 1, demo 10)",
+        "(unset: the profile's; "
+        f"{profile_help('trained_gan', 'conditioning_lr_multiplier', 'generator', 'discriminator')})",
     )
     auxiliary_classifier_weight: float | None = Field(
         default=None,
         description="weight of an AC-GAN class loss through a class head on the discriminator; 0 turns it off "
-        "(unset: the profile's; paper 0, the source's projection discriminator alone; demo 1)",
+        "(unset: the profile's; paper 0 is the source's projection discriminator alone; "
+        f"{profile_help('trained_gan', 'auxiliary_classifier_weight', 'generator', 'discriminator')})",
     )
     ema_decay: float = Field(default=0.999, description="EMA of the generator's weights; 0 turns it off")
     diffaugment: list[str] = Field(

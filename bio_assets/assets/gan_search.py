@@ -27,6 +27,7 @@ from bio_assets.core.hardware import gan_precision_for
 from bio_assets.core.io.storage import ModelWeights, load_weights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES, pack_extractors, train_extractor, unpack_extractor
 from bio_assets.core.metrics.fid import FeatureStatistics
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import fitness_plot
 from bio_assets.core.search.evolution import EvolutionParams
@@ -39,10 +40,11 @@ SEARCH_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "fid_samp
 
 
 class FeatureExtractorsConfig(dg.Config):
-    biocnn1_epochs: int | None = Field(default=None, description="paper 40, demo 15")
-    biocnn2_epochs: int | None = Field(default=None, description="paper 100, demo 6")
+    biocnn1_epochs: int | None = Field(default=None, description=profile_help("feature_extractors", "biocnn1_epochs"))
+    biocnn2_epochs: int | None = Field(default=None, description=profile_help("feature_extractors", "biocnn2_epochs"))
     width: int | None = Field(
-        default=None, description="first block's channels; features have 8x this (paper 32, demo 8)"
+        default=None,
+        description=f"first block's channels; features have 8x this ({profile_help('feature_extractors', 'width')})",
     )
     learning_rate: float = 0.003
     biocnn1_batch_size: int = 128
@@ -51,16 +53,27 @@ class FeatureExtractorsConfig(dg.Config):
 
 
 class GanSearchConfig(GanShapeConfig):
-    population_size: int | None = Field(default=None, description="paper 100, demo 2")
-    cycles: int | None = Field(
-        default=None, description="children bred after the population is full (paper 25, demo 2)"
+    population_size: int | None = Field(
+        default=None,
+        description=f"random pairs before breeding ({profile_help('generator', 'population_size', 'discriminator')})",
     )
-    sample_size: int | None = Field(default=None, description="tournament size (paper 25, demo 2)")
+    cycles: int | None = Field(
+        default=None,
+        description="children bred after the population is full "
+        f"({profile_help('generator', 'cycles', 'discriminator')})",
+    )
+    sample_size: int | None = Field(
+        default=None, description=f"tournament size ({profile_help('generator', 'sample_size', 'discriminator')})"
+    )
     epochs: int | None = Field(
-        default=None, description="training epochs per candidate over the augmented train split (paper 30, demo 1)"
+        default=None,
+        description="training epochs per candidate over the augmented train split "
+        f"({profile_help('generator', 'epochs', 'discriminator')})",
     )
     fid_samples: int | None = Field(
-        default=None, description="class-balanced generated images per FID (paper 2000, demo 250)"
+        default=None,
+        description="generated images per FID, in the real classes' proportions "
+        f"({profile_help('generator', 'fid_samples', 'discriminator')})",
     )
     mutation_probability: float = 0.05
     strategy: str = "aging"

@@ -32,6 +32,7 @@ from bio_assets.core.gan.scoring import fid_curve_rows
 from bio_assets.core.gan.search import build_seeded_gan
 from bio_assets.core.gan.training import GanRecipe
 from bio_assets.core.io.storage import ModelWeights
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.plots import curve_plot
 from bio_assets.core.search.cache import settings_hash
@@ -47,13 +48,22 @@ RUN_FIELDS = ("iterations", "fid_every", "checkpoint_every", "fid_samples")
 class GanTrainingConfig(GanShapeConfig):
     iterations: int | None = Field(
         default=None,
-        description="generator steps (trained_gan: paper 100 000; baselines: paper 15 000; demo 300 for both)",
+        description=f"generator steps ({profile_help('trained_gan', 'iterations', 'gan_baselines')})",
     )
-    fid_every: int | None = Field(default=None, description="FID on the curve every this many iterations")
+    fid_every: int | None = Field(
+        default=None,
+        description="FID on the curve every this many iterations "
+        f"({profile_help('trained_gan', 'fid_every', 'gan_baselines')})",
+    )
     checkpoint_every: int | None = Field(
-        default=None, description="atomic checkpoint interval; a killed run resumes from the last one"
+        default=None,
+        description="atomic checkpoint interval; a killed run resumes from the last one "
+        f"({profile_help('trained_gan', 'checkpoint_every', 'gan_baselines')})",
     )
-    fid_samples: int | None = Field(default=None, description="generated images per FID (paper 2000, demo 250)")
+    fid_samples: int | None = Field(
+        default=None,
+        description=f"generated images per FID ({profile_help('trained_gan', 'fid_samples', 'gan_baselines')})",
+    )
 
 
 def curve_table(curve: list[tuple[int, float]], source: dict[int, float] | None = None) -> dg.TableMetadataValue:

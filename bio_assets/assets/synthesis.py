@@ -16,6 +16,7 @@ from bio_assets.checks.gates import gate_check_specs
 from bio_assets.core.io.records import ImageSet, ImageSplits
 from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.metrics.extractors import EXTRACTOR_NAMES
+from bio_assets.core.profiles import profile_help
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.synthesis.catalog import GanRecord
 from bio_assets.core.synthesis.files import verify_folder
@@ -38,18 +39,24 @@ CODE_VERSION = "1"
 
 
 class SyntheticConfig(dg.Config):
-    images_per_class: int | None = Field(default=None, description="images generated per class (paper 4000, demo 64)")
+    images_per_class: int | None = Field(
+        default=None,
+        description=f"images generated per class ({profile_help('synthetic_dataset', 'images_per_class')})",
+    )
     seed: int = Field(
         default=0, description="base seed; each class draws its noise from a seed derived from it and the class name"
     )
     max_class_fid: float | None = Field(
-        default=None, description="quality gate: the class's FID against its real train images must stay below this"
+        default=None,
+        description="quality gate: the class's FID against its real train images must stay below this "
+        f"({profile_help('synthetic_dataset', 'max_class_fid')})",
     )
     min_distance_ratio: float = Field(
         default=0.05,
         description=(
             "quality gate: every synthetic image must be at least this fraction of the real images' typical "
-            "nearest-neighbour spacing (features) from any real train, validation or test image"
+            "nearest-neighbour spacing (features) from any real train or validation image (the test split is "
+            "read once, by the final evaluations)"
         ),
     )
     gate_extractor: str = Field(default="biocnn1", description=f"features the gates use: one of {EXTRACTOR_NAMES}")
