@@ -81,9 +81,7 @@ def materialize_extended(defs, assets, instance, seeds: int = 1) -> dg.ExecuteIn
         selection=[dg.AssetKey(["tiny", "extended_classifier"])],
         run_config={
             "ops": {
-                "tiny__extended_classifier": {
-                    "config": {"epochs": 1, "seeds": seeds, "channels": 8, "batch_size": 8}
-                }
+                "tiny__extended_classifier": {"config": {"epochs": 1, "seeds": seeds, "channels": 8, "batch_size": 8}}
             }
         },
     )
