@@ -13,7 +13,8 @@ validation and test images (90 real images that nothing trained on) score every 
    agreement with the conditioning class (GAN-test). The largest mean TSTR over draws and seeds
    wins; a tie within 0.01 goes to fewer iterations, then fewer images (cheaper).
 2. **The classifier**: with the chosen generator, per classifier input size and synthetic images
-   per class added to the real ones (``--per-class``, 0: all): the extended model's accuracy, and
+   per class added to the real ones (``--per-class`` at the GAN's 32 px, 0: all;
+   ``--per-class-other-sizes`` at the others): the extended model's accuracy, and
    the gain over the real-only control with as many optimizer steps. The largest mean extended
    accuracy wins; a tie within 0.01 goes to the smaller input, then fewer synthetic images.
 
@@ -113,7 +114,7 @@ def synthetic_sets(snapshot: dict, data: ClassificationData, count: int) -> dict
     sets = {}
     for name in data.class_names:
         images = synthesize(trained, name, count, seed=0, device=CPU, size=PUBLISHED_SIZE)
-        sets[name] = ImageSet(images, np.array([f"{name}_{i}" for i in range(count)]), np.array([""] * count))
+        sets[name] = ImageSet(images, np.array([f"{name}_{i}" for i in range(count)]), np.array([""] * count), name)
     return sets
 
 
@@ -137,10 +138,10 @@ class Trainer:
         )  # fmt: skip
 
 
-def choose(rows: list[dict], score: str, cost: tuple[str, ...]) -> dict:
-    """The row with the largest mean ``score``; rows within ``TIE`` of it go to the smallest ``cost``."""
+def choose(rows: list[dict], score: str, cost) -> dict:
+    """The row with the largest mean ``score``; rows within ``TIE`` of it go to the smallest ``cost(row)``."""
     best = max(r[score] for r in rows)
-    return min((r for r in rows if r[score] >= best - TIE), key=lambda r: tuple(r[c] for c in cost))
+    return min((r for r in rows if r[score] >= best - TIE), key=cost)
 
 
 def mean_over_draws(rows: list[dict], keys: tuple[str, ...], score: str) -> list[dict]:
@@ -176,10 +177,11 @@ def gan_stage(draw: int, data: ClassificationData, snapshots: dict, trainer: Tra
 
 def classifier_stage(draw: int, data: ClassificationData, synthetic: dict, trainer: Trainer, args) -> list[dict]:
     rows = []
+    gan_size = int(demo("trained_gan", "image_size"))
     for size in args.sizes:
         scored = held_out(data).at_size(size)
         fake = synthetic_images(scored, synthetic, list(data.class_names))
-        for per_class in args.per_class:
+        for per_class in args.per_class if size == gan_size else args.per_class_other_sizes:
             with_synthetic = extended(scored, first_per_class(fake, per_class))
             steps = optimizer_steps(len(with_synthetic.train.labels), trainer.params)
             control, ext = trainer(scored, steps=steps), trainer(with_synthetic)
@@ -198,15 +200,20 @@ def classifier_stage(draw: int, data: ClassificationData, synthetic: dict, train
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, nargs="+", default=[1, 2], help="demo dataset seeds (0 is make demo's)")
-    parser.add_argument("--cell", default="12-0", help="make demo's searched cell")
-    parser.add_argument("--macro", default="2-[0]", help="make demo's searched macro architecture")
-    parser.add_argument("--generator", default="{3, 42-1, [3]}")
-    parser.add_argument("--discriminator", default="{3, 63-1, [3]}")
+    parser.add_argument("--cell", default="3134-225-43-0", help="make demo's searched cell")
+    parser.add_argument("--macro", default="6-[0,1,2,3]", help="make demo's searched macro architecture")
+    parser.add_argument("--generator", default="{5, 2551-364-15-5, [1]}", help="make demo's searched generator")
+    parser.add_argument("--discriminator", default="{3, 31-5, [1, 3]}", help="make demo's searched discriminator")
     parser.add_argument("--iterations", type=int, nargs="+", default=[300, 600, 900])
     parser.add_argument("--snapshot-every", type=int, default=300)
     parser.add_argument("--generated", type=int, nargs="+", default=[256, 512], help="images generated per class")
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64], help="classifier input sizes")
-    parser.add_argument("--per-class", type=int, nargs="+", default=[60, 120, 240, 0], help="0: every synthetic")
+    parser.add_argument(
+        "--per-class", type=int, nargs="+", default=[60, 120, 240, 0], help="at the GAN's size; 0: every synthetic"
+    )
+    parser.add_argument(
+        "--per-class-other-sizes", type=int, nargs="+", default=[120], help="at the other sizes (4x the cost at 64 px)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", default="", help="write every row and the choice here")
     args = parser.parse_args(argv)
@@ -219,8 +226,11 @@ def main(argv: list[str] | None = None) -> None:
     trainer = Trainer(args, len(next(iter(draws.values())).class_names))
     snapshots = {d: train_generator_snapshots(data, args) for d, data in draws.items()}
     gan_rows = [row for d, data in draws.items() for row in gan_stage(d, data, snapshots[d], trainer, args)]
-    gan_choice = choose(mean_over_draws(gan_rows, ("iterations", "generated"), "tstr"), "tstr",
-                        ("iterations", "generated"))  # fmt: skip
+    gan_choice = choose(
+        mean_over_draws(gan_rows, ("iterations", "generated"), "tstr"),
+        "tstr",
+        lambda r: (r["iterations"], r["generated"]),
+    )
     print(f"GAN choice: {gan_choice}", flush=True)
     classifier_rows = [
         row
@@ -230,10 +240,10 @@ def main(argv: list[str] | None = None) -> None:
             args,
         )
     ]  # fmt: skip
-    sized = [{**r, "all_last": r["per_class"] or 10**6} for r in classifier_rows]
     classifier_choice = choose(
-        mean_over_draws(sized, ("input_size", "all_last"), "extended"), "extended", ("input_size", "all_last")
-    )
+        mean_over_draws(classifier_rows, ("input_size", "per_class"), "extended"), "extended",
+        lambda r: (r["input_size"], r["per_class"] or float("inf")),  # 0 (every synthetic image) costs most
+    )  # fmt: skip
     print(f"classifier choice: {classifier_choice}", flush=True)
     minutes = (time.perf_counter() - started) / 60
     print(f"{trainer.trainings} classifier trainings, {minutes:.1f} min", flush=True)

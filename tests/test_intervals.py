@@ -71,8 +71,11 @@ def test_equal_models_have_a_zero_gain_and_a_perfect_score_keeps_its_wilson_widt
     assert perfect.low == pytest.approx(wilson_interval(45, 45)[0]) and perfect.low < 0.95
     with pytest.raises(ValueError, match="equal shapes"):
         difference_interval(a, a[:, :10])
-    with pytest.raises(ValueError, match="at least 2 images"):
-        seed_image_interval(np.ones((3, 1)))
+    with pytest.raises(ValueError, match="at least 1 image"):
+        seed_image_interval(np.ones((3, 0)))
+    # One test image: only the seeds' spread and Wilson's width are left, and the method says so.
+    single = accuracy_interval(np.array([[1.0], [0.0], [1.0]]))
+    assert single.low < single.value < single.high and "1 image" in single.describe()
 
 
 def test_chance_is_the_majority_rate_and_balanced_accuracy_ignores_the_class_mix():

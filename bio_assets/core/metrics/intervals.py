@@ -38,6 +38,8 @@ class Interval:
 
     def describe(self) -> str:
         """How the interval was made, for a report or metadata."""
+        if self.images < 2:
+            return f"{self.level:.0%} interval over {self.seeds} seed(s) and 1 image: too few images to measure"
         if self.seeds < 2:
             return (
                 f"{self.level:.0%} t interval over {self.images} test images; 1 seed, so it leaves out the "
@@ -56,8 +58,8 @@ def _as_matrix(values: np.ndarray, name: str) -> np.ndarray:
     matrix = np.asarray(values, dtype=np.float64)
     if matrix.ndim == 1:
         matrix = matrix[None, :]
-    if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 2:
-        raise ValueError(f"{name} must be (seeds, images) with at least 2 images, got shape {matrix.shape}")
+    if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
+        raise ValueError(f"{name} must be (seeds, images) with at least 1 image, got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError(f"{name} holds non-finite values")
     return matrix
@@ -73,15 +75,18 @@ def seed_image_interval(
         raise ValueError(f"level must be in (0, 1), got {level}")
     seeds, images = matrix.shape
     seed_means, image_means = matrix.mean(axis=1), matrix.mean(axis=0)
+    # A term that one seed or one image cannot estimate is left out (and ``describe`` says so).
     seed_term = seed_means.var(ddof=1) / seeds if seeds > 1 else 0.0
-    image_term = image_means.var(ddof=1) / images
+    image_term = image_means.var(ddof=1) / images if images > 1 else 0.0
     total = seed_term + image_term
     value = float(matrix.mean())
     if total == 0:
         degrees = float("inf")
         half = 0.0
     else:
-        denominator = (seed_term**2 / (seeds - 1) if seeds > 1 else 0.0) + image_term**2 / (images - 1)
+        denominator = (seed_term**2 / (seeds - 1) if seeds > 1 else 0.0) + (
+            image_term**2 / (images - 1) if images > 1 else 0.0
+        )
         degrees = total**2 / denominator
         half = float(stats.t.ppf(0.5 + level / 2, degrees)) * math.sqrt(total)
     return Interval(
