@@ -7,18 +7,23 @@ Each draw is generated, split, augmented and trained on as ``make demo`` does, w
 validation accuracy and FID against training images, so no test split chose them). A draw's own
 validation and test images (90 real images that nothing trained on) score every setting here.
 
-1. **The GAN**: the searched pair trains with the demo recipe for the longest ``--iterations``;
-   its EMA generator is snapshotted at each. Per snapshot and images per class (``--generated``):
-   TSTR (train on synthetic images only, at the GAN's 32 px) and the real-only control's
-   agreement with the conditioning class (GAN-test). The largest mean TSTR over draws and seeds
-   wins; a tie within 0.01 goes to fewer iterations, then fewer images (cheaper).
+1. **The GAN**: the searched pair trains with the demo recipe, at each AC-GAN class-loss weight
+   (``--aux-weights``), for the longest ``--iterations``; its EMA generator is snapshotted at each.
+   Per weight, snapshot and images per class (``--generated``): TSTR (train on synthetic images
+   only, at the GAN's 32 px) and the real-only control's agreement with the conditioning class
+   (GAN-test). The largest mean TSTR over draws and seeds wins; a tie within 0.01 goes to fewer
+   iterations, then fewer images (cheaper), then the profile's weight.
 2. **The classifier**: with the chosen generator, per classifier input size and synthetic images
    per class added to the real ones (``--per-class`` at the GAN's 32 px, 0: all;
    ``--per-class-other-sizes`` at the others): the extended model's accuracy, and
    the gain over the real-only control with as many optimizer steps. The largest mean extended
    accuracy wins; a tie within 0.01 goes to the smaller input, then fewer synthetic images.
 
-Prints every measurement and the choice; takes about an hour on 2 CPU cores for two draws.
+``--baselines-only`` instead checks the demo baselines' two departures from a plain run on the same
+held-out images: BatchNorm statistics recomputed after MobileNetV3's short training, and VGG-16 at
+Adam 1e-4 rather than 1e-3.
+
+Prints every measurement and the choice; the defaults take about 40 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import torch
 
 from bench.demo_data import demo_classification_data
 from bio_assets.core.cnn.architectures import architecture_spec
+from bio_assets.core.cnn.baselines import baseline_defaults
 from bio_assets.core.cnn.dataset import ClassificationData
 from bio_assets.core.cnn.evaluation import ClassifierRuns, train_and_test
 from bio_assets.core.cnn.extension import extended, first_per_class, synthetic_images, synthetic_only
@@ -66,14 +72,13 @@ def demo(asset: str, field: str):
     return profile_setting("demo", asset, field)
 
 
-def train_generator_snapshots(data: ClassificationData, args) -> dict[int, dict[str, torch.Tensor]]:
-    """The searched pair trained with the demo recipe; the EMA generator's weights at each of ``args.iterations``."""
+def train_generator_snapshots(data: ClassificationData, args, auxiliary_weight: float) -> dict[int, dict]:
+    """The searched pair trained with the demo recipe at AC-GAN weight ``auxiliary_weight``; the EMA
+    generator's weights at each of ``args.iterations``."""
     size, num_classes = int(demo("trained_gan", "image_size")), len(data.class_names)
     recipe = GanRecipe(
-        **{
-            f: demo("trained_gan", f)
-            for f in ("generator_lr", "discriminator_lr", "conditioning_lr_multiplier", "auxiliary_classifier_weight")
-        }
+        **{f: demo("trained_gan", f) for f in ("generator_lr", "discriminator_lr", "conditioning_lr_multiplier")},
+        auxiliary_classifier_weight=auxiliary_weight,
     )
     generator_spec = GanNetworkSpec("generator", args.generator, int(demo("trained_gan", "generator_width")), size,
                                     num_classes)  # fmt: skip
@@ -154,20 +159,20 @@ def mean_over_draws(rows: list[dict], keys: tuple[str, ...], score: str) -> list
 def gan_stage(draw: int, data: ClassificationData, snapshots: dict, trainer: Trainer, args) -> list[dict]:
     at_gan = held_out(data).at_size(int(demo("trained_gan", "image_size")))
     fakes = {
-        (iterations, count): synthetic_images(
-            at_gan, synthetic_sets(snapshots[iterations], data, count), list(data.class_names)
+        (weight, iterations, count): synthetic_images(
+            at_gan, synthetic_sets(snapshots[weight, iterations], data, count), list(data.class_names)
         )
-        for iterations, count in itertools.product(sorted(snapshots), args.generated)
+        for (weight, iterations), count in itertools.product(sorted(snapshots), args.generated)
     }
     # One real-only control judges every synthetic set (GAN-test).
-    judge = trainer(at_gan, judged={f"{i}_{c}": fake for (i, c), fake in fakes.items()})
+    judge = trainer(at_gan, judged={str(key): fake for key, fake in fakes.items()})
     rows = []
-    for (iterations, count), fake in fakes.items():
+    for (weight, iterations, count), fake in fakes.items():
         tstr = accuracy_interval(trainer(synthetic_only(at_gan, fake)).test_correct())
         row = {
-            "draw": draw, "iterations": iterations, "generated": count, "tstr": tstr.value,
-            "tstr_ci": [tstr.low, tstr.high],
-            "gan_test": float(judge.scored_correct(f"{iterations}_{count}").mean()),
+            "draw": draw, "auxiliary_classifier_weight": weight, "iterations": iterations, "generated": count,
+            "tstr": tstr.value, "tstr_ci": [tstr.low, tstr.high],
+            "gan_test": float(judge.scored_correct(str((weight, iterations, count))).mean()),
             "control": float(judge.test_correct().mean()),
         }  # fmt: skip
         print(json.dumps(row), flush=True)
@@ -197,6 +202,31 @@ def classifier_stage(draw: int, data: ClassificationData, synthetic: dict, train
     return rows
 
 
+# The demo baselines' two departures from a plain run, each against the plain alternative.
+BASELINE_CHOICES = {"mobilenet_v3": ("precise_bn", (True, False)), "vgg16": ("learning_rate", (1e-4, 1e-3))}
+
+
+def baseline_stage(draw: int, data: ClassificationData, seeds: int) -> list[dict]:
+    """Each ``BASELINE_CHOICES`` model at the demo's per-model settings, and with the alternative."""
+    rows = []
+    for name, (field, options) in BASELINE_CHOICES.items():
+        for option in options:
+            values = {**baseline_defaults(name, "demo"), field: option}
+            params = TrainParams(
+                epochs=int(values["epochs"]), batch_size=int(values["batch_size"]), optimizer="adam",
+                learning_rate=float(values["learning_rate"]), input_size=int(values["input_size"]) or None,
+                precise_bn=bool(values["precise_bn"]),
+            )  # fmt: skip
+            spec = {"kind": "baseline", "name": name, "num_classes": len(data.class_names)}
+            runs = train_and_test(
+                spec, held_out(data), params, seeds=seeds, device=CPU, precision=precision_for(CPU, amp=True)
+            )
+            row = {"draw": draw, "model": name, field: option, "accuracy": float(runs.test_correct().mean())}
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, nargs="+", default=[1, 2], help="demo dataset seeds (0 is make demo's)")
@@ -214,6 +244,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--per-class-other-sizes", type=int, nargs="+", default=[120], help="at the other sizes (4x the cost at 64 px)"
     )
+    parser.add_argument(
+        "--aux-weights",
+        type=float,
+        nargs="+",
+        default=[float(demo("trained_gan", "auxiliary_classifier_weight"))],
+        help="AC-GAN class-loss weights to train the GAN with",
+    )
+    parser.add_argument("--gan-only", action="store_true", help="stop after choosing the GAN's settings")
+    parser.add_argument(
+        "--baselines-only", action="store_true", help="only the demo baselines' precise BN and VGG-16's learning rate"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", default="", help="write every row and the choice here")
     args = parser.parse_args(argv)
@@ -223,28 +264,43 @@ def main(argv: list[str] | None = None) -> None:
     draws = {
         d: demo_classification_data(int(demo("augmented_dataset", "target_per_class")), seed=d) for d in args.draws
     }
+    if args.baselines_only:
+        rows = [row for d, data in draws.items() for row in baseline_stage(d, data, args.seeds)]
+        if args.json:
+            Path(args.json).write_text(json.dumps({"draws": args.draws, "baselines": rows}, indent=1))
+        return
     trainer = Trainer(args, len(next(iter(draws.values())).class_names))
-    snapshots = {d: train_generator_snapshots(data, args) for d, data in draws.items()}
-    gan_rows = [row for d, data in draws.items() for row in gan_stage(d, data, snapshots[d], trainer, args)]
-    gan_choice = choose(
-        mean_over_draws(gan_rows, ("iterations", "generated"), "tstr"),
-        "tstr",
-        lambda r: (r["iterations"], r["generated"]),
-    )
-    print(f"GAN choice: {gan_choice}", flush=True)
-    classifier_rows = [
-        row
+    snapshots = {
+        d: {
+            (weight, iterations): snapshot
+            for weight in args.aux_weights
+            for iterations, snapshot in train_generator_snapshots(data, args, weight).items()
+        }
         for d, data in draws.items()
-        for row in classifier_stage(
-            d, data, synthetic_sets(snapshots[d][gan_choice["iterations"]], data, gan_choice["generated"]), trainer,
-            args,
-        )
-    ]  # fmt: skip
-    classifier_choice = choose(
-        mean_over_draws(classifier_rows, ("input_size", "per_class"), "extended"), "extended",
-        lambda r: (r["input_size"], r["per_class"] or float("inf")),  # 0 (every synthetic image) costs most
+    }
+    gan_rows = [row for d, data in draws.items() for row in gan_stage(d, data, snapshots[d], trainer, args)]
+    current = float(demo("trained_gan", "auxiliary_classifier_weight"))
+    keys = ("auxiliary_classifier_weight", "iterations", "generated")
+    gan_choice = choose(
+        mean_over_draws(gan_rows, keys, "tstr"), "tstr",
+        lambda r: (r["iterations"], r["generated"], abs(r["auxiliary_classifier_weight"] - current)),
     )  # fmt: skip
-    print(f"classifier choice: {classifier_choice}", flush=True)
+    print(f"GAN choice: {gan_choice}", flush=True)
+    classifier_rows, classifier_choice = [], None
+    if not args.gan_only:
+        chosen = (gan_choice["auxiliary_classifier_weight"], gan_choice["iterations"])
+        classifier_rows = [
+            row
+            for d, data in draws.items()
+            for row in classifier_stage(
+                d, data, synthetic_sets(snapshots[d][chosen], data, gan_choice["generated"]), trainer, args
+            )
+        ]
+        classifier_choice = choose(
+            mean_over_draws(classifier_rows, ("input_size", "per_class"), "extended"), "extended",
+            lambda r: (r["input_size"], r["per_class"] or float("inf")),  # 0 (every synthetic image) costs most
+        )  # fmt: skip
+        print(f"classifier choice: {classifier_choice}", flush=True)
     minutes = (time.perf_counter() - started) / 60
     print(f"{trainer.trainings} classifier trainings, {minutes:.1f} min", flush=True)
     if args.json:

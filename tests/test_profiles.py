@@ -22,7 +22,7 @@ def test_presets_leave_baselines_to_their_per_model_fallback():
     for profile in ("demo", "paper"):
         ops = run_config("demo", profile)["ops"]
         assert op_name("demo", "baseline_classifiers") not in ops
-        assert ops[op_name("demo", "trained_gan")]["config"]["iterations"] == (600 if profile == "demo" else 100_000)
+        assert ops[op_name("demo", "trained_gan")]["config"]["iterations"] == (300 if profile == "demo" else 100_000)
 
 
 def test_paper_splits_keep_the_sources_80_20_with_validation_carved_from_train():
@@ -53,7 +53,7 @@ def test_every_launchpad_description_of_a_profile_setting_shows_the_profiles_val
             if profile_help(name, field) not in description:
                 wrong.append(f"{name}.{field}: {description!r} lacks {profile_help(name, field)!r}")
     assert not wrong, "\n".join(wrong)
-    assert profile_help("trained_gan", "iterations") == "paper 100000, demo 600"
+    assert profile_help("trained_gan", "iterations") == "paper 100000, demo 300"
     with pytest.raises(ValueError, match="set no classifier.nothing"):
         profile_help("classifier", "nothing")
 
