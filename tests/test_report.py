@@ -117,3 +117,48 @@ def test_a_longer_trained_gan_is_compared_with_the_baselines_at_their_budget():
     assert "searched GAN 20.000 at 300 iterations" in lines[1] and "NOT better" in lines[1]
     unmatched = gan_comparison_lines({**searched, "fid_by_iteration": {}}, {"dcgan": {"fid": 10.0, "iterations": 300}})
     assert "NOT the same budget" in unmatched[1]
+
+
+def test_quality_references_are_the_test_split_and_copies_are_sought_in_the_training_images(monkeypatch):
+    """FID, KID, KL and class agreement compare with images no model trained on (the test split);
+    the nearest-neighbour pixel metrics look for copies of the GAN's training images."""
+    import numpy as np
+    import torch
+
+    import bio_assets.core.reporting.inputs as inputs_module
+    from bio_assets.core.cnn.dataset import assemble
+    from bio_assets.core.io.records import ImageSet, ImageSplits
+    from bio_assets.core.reporting.inputs import RecordedResults, ReportSettings
+    from bio_assets.core.reporting.statistics import compare_class
+
+    rng = np.random.default_rng(0)
+
+    def images(value: int, n: int, name: str) -> ImageSet:
+        pixels = np.full((n, 16, 16, 3), value, dtype=np.uint8) + rng.integers(0, 3, (n, 16, 16, 3), dtype=np.uint8)
+        return ImageSet(pixels, np.array([f"{name}{i}" for i in range(n)]), np.array([""] * n), name)
+
+    # Train images near 10, validation near 100, test near 200: each split is recognizable by its pixels.
+    splits = {n: ImageSplits(images(10, 6, n), images(100, 3, n), images(200, 3, n), 0) for n in ("a", "b")}
+    data = assemble({n: s.train for n, s in splits.items()}, splits)
+    synthetic = {n: images(50, 4, n).images for n in ("a", "b")}
+    seen = {}
+
+    def quality(extractors, reference, fake, class_names, settings):
+        seen["reference"] = reference
+        return []
+
+    def compare(name, real, fake, rng, per_side=150, *, train=None):
+        seen.setdefault("kl_real", []).append(real)
+        seen.setdefault("copies_from", []).append(train)
+        return compare_class(name, real, fake, rng, per_side, train=train)
+
+    monkeypatch.setattr(inputs_module, "synthetic_quality", quality)
+    monkeypatch.setattr(inputs_module, "compare_class", compare)
+    recorded = RecordedResults([], [], "biocnn1", {}, {n: (True, []) for n in splits}, [])
+    inputs_module.report_inputs(
+        "t", data, splits, {n: s.train for n, s in splits.items()}, synthetic, extractors={}, models={},
+        recorded=recorded, settings=ReportSettings(), inception_status="skipped", device=torch.device("cpu"),
+    )  # fmt: skip
+    assert all(abs(float(r.mean()) - 201) < 2 for r in seen["reference"].values())  # the test split
+    assert all(abs(float(r.mean()) - 201) < 2 for r in seen["kl_real"])
+    assert all(abs(float(t.mean()) - 11) < 2 for t in seen["copies_from"])  # the training split
