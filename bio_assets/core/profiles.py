@@ -285,7 +285,7 @@ PROFILE_DEPARTURES: dict[str, list[tuple[str, str, str, str]]] = {
     "paper": _COMMON_DEPARTURES,
     "demo": [
         *_COMMON_DEPARTURES,
-        ("splits (demo)", "70/15/15", "80/20 (validation carved from train)", "9 test images per class of 60"),
+        ("splits (demo)", "70/15/15", "80/20 train/test", "9 validation and 9 test images per class of 60"),
         ("augmented images per class", "120", "200", "time: 2 CPU cores, 20 minutes for the whole graph"),
         (
             "CNN search budget",

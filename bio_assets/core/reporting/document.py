@@ -21,6 +21,8 @@ class Figure:
 
 
 def _cell(value: object) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         text = "n/a" if value != value else f"{value:.4g}"
     else:
@@ -29,7 +31,7 @@ def _cell(value: object) -> str:
 
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
-    """A pipe table; floats to 4 significant digits, NaN as n/a, pipes escaped."""
+    """A pipe table; floats to 4 significant digits, NaN and None as n/a, pipes escaped."""
     lines = ["| " + " | ".join(_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)

@@ -99,7 +99,12 @@ def accuracy_rows(results: ExtensionResults | None, classifier: Mapping[str, obj
     arms = (
         ("real only, control with as many steps", results.control, results.control_balanced, results.steps),
         ("real + synthetic", results.extended, results.extended_balanced, results.steps),
-        ("real only, control with as many epochs", results.control_equal_epochs, None, results.equal_epoch_steps),
+        (
+            "real only, control with as many epochs",
+            results.control_equal_epochs,
+            results.control_equal_epochs_balanced,
+            results.equal_epoch_steps,
+        ),
     )
     for name, measured, balanced, steps in arms:
         if measured is not None:

@@ -63,6 +63,7 @@ class ExtensionResults:
     control_equal_epochs: Measured | None
     control_balanced: float | None
     extended_balanced: float | None
+    control_equal_epochs_balanced: float | None
     steps: int | None
     equal_epoch_steps: int | None
     gain: Measured | None
@@ -99,6 +100,7 @@ class ExtensionResults:
             control_equal_epochs=get("control_equal_epochs_accuracy"),
             control_balanced=number("control_balanced_accuracy"),
             extended_balanced=number("extended_balanced_accuracy"),
+            control_equal_epochs_balanced=number("control_equal_epochs_balanced_accuracy"),
             steps=int(metadata["control_steps"]) if "control_steps" in metadata else None,
             equal_epoch_steps=(
                 int(metadata["control_equal_epochs_steps"]) if "control_equal_epochs_steps" in metadata else None
