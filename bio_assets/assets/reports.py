@@ -207,7 +207,7 @@ def report_metadata(report: Report, inputs: ReportInputs, path: Path) -> dict:
         "figures": dg.MetadataValue.path(str(path.parent / "figures")),
         "sections": [title for title, _ in report.sections],
         "num_shortfalls": len(inputs.shortfalls),
-        **{ROW_KEYS[row.name]: row.accuracy for row in inputs.accuracy_rows},
+        **{ROW_KEYS[row.name]: round(row.accuracy, 4) for row in inputs.accuracy_rows},
         **{f"fid_{s.extractor}": round(s.fid.value, 4) for s in scores},
         **{f"kid_{s.extractor}": round(s.kid.value, 5) for s in scores},
         **{f"is_{s.extractor}": round(s.inception_score.value, 4) for s in scores if s.inception_score is not None},

@@ -398,7 +398,8 @@ def build_report(inputs: ReportInputs) -> Report:
     report.add(
         "Dataset",
         markdown_table(["class", *count_names], counts),
-        "Validation and test images are real and never augmented; synthetic images are checked against them.",
+        "Validation and test images are real and never augmented. The quality gates check synthetic images "
+        "against the validation images; this report compares them with the test images, which nothing trained on.",
     )
     _does_it_work_section(inputs, report)
     _cnn_section(inputs, report)
