@@ -23,7 +23,7 @@ from bio_assets.assets.partitions import asset_key, class_partitions_name
 from bio_assets.core.registry import DatasetEntry
 from resources.image_dataset import ImageDatasetResource
 
-FOLLOW, WINDOW = "follow", "window"
+FOLLOW, WINDOW, MANUAL = "follow", "window", "manual"
 REBUILD_POLICY: dict[str, str] = {
     "raw_images": FOLLOW,
     "image_splits": FOLLOW,
@@ -41,6 +41,8 @@ REBUILD_POLICY: dict[str, str] = {
     "synthetic_dataset": FOLLOW,
     "extended_classifier": FOLLOW,
     "metric_reports": FOLLOW,
+    # Opt-in studies: only a person starts them (UI or `bio-assets materialize --select`).
+    "data_efficiency": MANUAL,
 }
 
 
@@ -75,6 +77,8 @@ def with_rebuild_policy(assets: list, entry: DatasetEntry) -> list:
         policy = REBUILD_POLICY.get(spec.key.path[-1])
         if policy is None:
             raise ValueError(f"{spec.key.to_user_string()} has no rebuild policy in jobs/automation.py")
+        if policy == MANUAL:
+            return spec
         condition = follow_condition() if policy == FOLLOW else window_condition(entry.rebuild_cron)
         return spec.replace_attributes(automation_condition=condition)
 

@@ -13,6 +13,7 @@ from bio_assets.assets.extended_classifier import build_extended_classifier_asse
 from bio_assets.assets.gan_search import build_feature_extractor_asset, build_gan_search_assets
 from bio_assets.assets.gan_training import build_gan_training_assets
 from bio_assets.assets.reports import build_report_asset
+from bio_assets.assets.studies import build_study_assets
 from bio_assets.assets.synthesis import build_synthesis_asset
 from bio_assets.core.profiles import PROFILES
 from bio_assets.core.registry import DatasetEntry
@@ -54,4 +55,5 @@ def build_dataset_assets(entry: DatasetEntry, catalog_kind: str = "sqlite") -> l
         build_synthesis_asset(entry, catalog_kind),
         build_extended_classifier_asset(entry),
         build_report_asset(entry),
+        *build_study_assets(entry),
     ]

@@ -115,8 +115,11 @@ def tiny_dataset(tmp_path) -> Path:
 TINY_CLASSES = list(DEMO_CLASSES[:3])
 
 
-def tiny_definitions(tmp_path: Path, tiny_dataset: Path) -> tuple[dg.Definitions, list[dg.AssetsDefinition]]:
-    """Definitions over the tiny dataset with every file under ``tmp_path``, and its assets.
+def tiny_definitions(
+    tmp_path: Path, tiny_dataset: Path, entry=None
+) -> tuple[dg.Definitions, list[dg.AssetsDefinition]]:
+    """Definitions over the tiny dataset (``entry``, default: registered with the demo profile
+    and no settings of its own) with every file under ``tmp_path``, and its assets.
     The dataset is registered at ``BIO_ASSETS_REGISTRY`` too, as the CLI reads it there."""
     from bio_assets.core.registry import DatasetEntry, save_registry
     from bio_assets.definitions import build_definitions
@@ -126,7 +129,7 @@ def tiny_definitions(tmp_path: Path, tiny_dataset: Path) -> tuple[dg.Definitions
     from resources.paths import registry_path
     from resources.search_executor import SearchExecutorResource
 
-    entries = [DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
+    entries = [entry or DatasetEntry("tiny", str(tiny_dataset), profile="demo")]
     save_registry(tmp_path / "r.yaml", entries)
     save_registry(registry_path(), entries)
     resources = {

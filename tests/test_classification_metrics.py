@@ -43,3 +43,19 @@ def test_roc_report_micro_average_and_per_class():
     probabilities = np.eye(3)[labels] * 0.8 + 0.1 / 1  # correct class always highest
     report = roc_report(labels, probabilities)
     assert report["auc"] == {0: 1.0, 1: 1.0, 2: 1.0} and report["micro_auc"] == 1.0
+
+
+def test_temperature_scaling_recovers_the_temperature_the_labels_were_drawn_with():
+    from bio_assets.core.metrics.calibration import fit_temperature, scaled
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, size=(4000, 4))
+    overconfident = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    # Labels drawn from softmax(logits / 2): the model is twice too sharp, and T = 2 undoes it.
+    truth = scaled(overconfident, 2.0)
+    labels = np.array([rng.choice(4, p=row) for row in truth])
+    assert fit_temperature(overconfident, labels) == pytest.approx(2.0, rel=0.1)
+    assert np.allclose(scaled(overconfident, 1.0), overconfident)
+    assert np.allclose(scaled(overconfident, 2.0).sum(1), 1.0)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        scaled(overconfident, 0.0)

@@ -164,3 +164,22 @@ def test_quality_references_are_the_test_split_and_copies_are_sought_in_the_trai
     assert all(abs(float(r.mean()) - 201) < 2 for r in seen["reference"].values())  # the test split
     assert all(abs(float(r.mean()) - 201) < 2 for r in seen["kl_real"])
     assert all(abs(float(t.mean()) - 11) < 2 for t in seen["copies_from"])  # the training split
+
+
+def test_the_report_shows_the_data_efficiency_study_when_it_ran_and_says_how_to_run_it_otherwise():
+    from bio_assets.core.reporting.report import _data_efficiency_section
+
+    small = report_inputs(real_images=8, fake_images=8, size=16)
+    row = {
+        "size": 20, "train_per_class": {"a": 20, "b": 20}, "searched_test": [0.8, 0.7, 0.9],
+        "extended_test": [0.85, 0.75, 0.95], "control_test": [0.78, 0.68, 0.88], "baseline_test": [0.75, 0.6, 0.9],
+        "gain": [0.07, 0.01, 0.13], "best_baseline": "lenet5", "synthetic": {"kept": 90, "added": 80},
+    }  # fmt: skip
+    missing, ran = Report("t"), Report("t")
+    _data_efficiency_section(small, missing)
+    _data_efficiency_section(dataclasses.replace(small, data_efficiency=[row, {**row, "size": 0}]), ran)
+    assert f"Materialize `{small.dataset}/data_efficiency`" in missing.inline_markdown()
+    text = ran.inline_markdown()
+    assert "| 20 | 0.800 [0.700, 0.900] | lenet5: 0.750 [0.600, 0.900] | +0.050 |" in text
+    assert "| 20 (all) |" in text and "+0.070" not in text and "0.070 [0.010, 0.130]" in text
+    assert "data:image/png;base64," in text

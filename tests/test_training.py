@@ -270,3 +270,38 @@ def test_precise_bn_lets_a_slow_batch_norm_test_like_it_trained():
         train_classifier(model, data, params, CPU)
         accuracy = evaluate_classifier(model, bright(1), 2, CPU)["accuracy"]
         assert (accuracy >= 0.9) if precise else (accuracy <= 0.75), (precise, accuracy)
+
+
+def test_selection_on_validation_keeps_the_pass_that_scored_best_there():
+    data = separable()
+    # Validation images with the labels flipped: the more the model learns, the worse it scores
+    # there, so the first pass is the best one and its weights are the ones kept.
+    flipped = LabelledImages(separable(seed=3).images, 1 - separable(seed=3).labels)
+    params = TrainParams(epochs=6, batch_size=8, learning_rate=0.05, select_on_validation=True)
+    seen = []
+    model = tiny_net()
+    report = train_classifier(
+        model, data, params, CPU, validation=flipped, on_epoch=lambda epoch, loss, acc: seen.append(epoch)
+    )
+    assert seen == [1, 2, 3, 4, 5, 6] and report.selected_pass is not None
+    kept = evaluate_classifier(model, flipped, 2, CPU)["accuracy"]
+    assert kept == pytest.approx(report.selected_val_accuracy)
+    last = tiny_net()
+    train_classifier(last, data, TrainParams(epochs=6, batch_size=8, learning_rate=0.05), CPU)
+    assert kept >= evaluate_classifier(last, flipped, 2, CPU)["accuracy"]
+    # The same training without validation images (or with selection off) keeps the last pass.
+    plain = train_classifier(tiny_net(), data, params, CPU)
+    assert plain.selected_pass is None
+
+
+def test_fitness_repeats_average_trainings_from_their_own_seeds_and_the_first_is_the_single_one():
+    data = separable(size=16)
+    search_data = SearchData(data, separable(seed=2), ("dark", "bright"), "v1")
+    params = TrainParams(epochs=1, batch_size=8)
+    single = CandidateEvaluator(search_data, params, channels=4, searching="cell")("32-1")
+    repeated = CandidateEvaluator(search_data, params, channels=4, searching="cell", fitness_repeats=3)("32-1")
+    assert repeated["fitness_repeats"] == 3 and single["fitness_repeats"] == 1
+    assert repeated["val_loss"] > 0 and np.isfinite(repeated["val_loss"])
+    # The mean of three trainings, the first of which is the single one: (single + a + b) / 3.
+    others = 3 * repeated["fitness"] - single["fitness"]
+    assert 0.0 <= others <= 2.0

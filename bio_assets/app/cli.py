@@ -54,7 +54,10 @@ def _parser() -> argparse.ArgumentParser:
         help="regex whose first group names a file's source slide, e.g. '^(\\d+)_' (with --dataset)",
     )
     run.add_argument(
-        "--select", default="*", help="Dagster asset selection, e.g. 'key:\"demo/image_splits\"+' (default: everything)"
+        "--select",
+        default="*",
+        help="Dagster asset selection, e.g. 'key:\"demo/image_splits\"+' (default: the whole graph but the opt-in "
+        "studies; name one to run it, e.g. 'key:\"demo/data_efficiency\"')",
     )
 
     datasets = commands.add_parser("datasets", help="list, add, rename or remove registry entries")

@@ -67,14 +67,25 @@ def sync_class_partitions(instance: dg.DagsterInstance, dataset: str, class_name
         instance.delete_dynamic_partition(name, gone)
 
 
+# Asset groups that "everything" leaves out: each repeats much of the graph (hours at the paper profile).
+OPT_IN_GROUPS = frozenset({"studies"})
+
+
 def selected_keys(defs: dg.Definitions, select: str, dataset: str) -> list[dg.AssetKey]:
     graph = defs.resolve_asset_graph()
     try:
         selected = dg.AssetSelection.from_string(select).resolve(graph)
     except Exception as err:  # Dagster raises its own error types for a malformed selection
         raise ValueError(f"invalid --select {select!r}: {err}") from None
+    # Everything ("*", the default) means the method's graph: opt-in studies run only when named.
     keys = sorted(
-        (k for k in selected if k.path[0] == dataset and graph.get(k).is_materializable),
+        (
+            k
+            for k in selected
+            if k.path[0] == dataset
+            and graph.get(k).is_materializable
+            and not (select.strip() == "*" and graph.get(k).group_name in OPT_IN_GROUPS)
+        ),
         key=lambda k: k.to_user_string(),
     )
     if not keys:

@@ -44,6 +44,11 @@ class ClassifierConfig(dg.Config):
         description="pixels the network sees, 0: the dataset's resolution; unset: the profile's "
         f"({profile_help('classifier', 'input_size')})",
     )
+    select_on_validation: bool | None = Field(
+        default=None,
+        description="keep the weights of the pass with the best validation accuracy, not the last (early stopping "
+        f"for small data; {profile_help('classifier', 'select_on_validation', 'extended_classifier')})",
+    )
     batch_size: int = 64
     optimizer: str = Field(default="adam", description="adam, sgd, rmsprop, nadam, adadelta, adagrad or adamax")
     learning_rate: float | None = Field(default=1e-3, description="unset: the optimizer's library default")
@@ -89,6 +94,9 @@ def classifier_metadata(
     )
     metadata["confusion_matrix"] = confusion_markdown(runs.first_confusion, data.class_names)
     metadata["seeds"] = [r.seed for r in runs.runs]
+    if any(r.selected_pass is not None for r in runs.runs):  # select_on_validation: which pass each seed kept
+        metadata["selected_passes"] = [r.selected_pass for r in runs.runs]
+        metadata["selected_val_accuracy"] = round(float(np.mean([r.val_accuracy for r in runs.runs])), 4)
     metadata["num_test_images"] = len(data.test.labels)
     metadata["num_train_images"] = len(data.train.labels)
     metadata["input_size"] = data.image_size
@@ -115,7 +123,7 @@ def build_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network trained from scratch on the augmented train split and tested once on real images."""
         started = time.perf_counter()
-        fields = ("epochs", "seeds", "input_size")
+        fields = ("epochs", "seeds", "input_size", "select_on_validation")
         values = run_settings(context, image_dataset.entry(dataset), "classifier", config_values(config, fields))
         data = assemble(augmented_dataset, image_splits).at_size(values["input_size"])
         searched = NetworkSpec(
@@ -128,6 +136,7 @@ def build_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
             optimizer=config.optimizer,
             learning_rate=config.learning_rate,
             seed=config.seed,
+            select_on_validation=values["select_on_validation"],
         )
         runs = train_and_test(
             spec,

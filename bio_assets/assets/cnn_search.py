@@ -22,7 +22,7 @@ from resources.image_dataset import ImageDatasetResource
 from resources.search_executor import SearchExecutorResource
 
 GROUP = "cnn_search"
-PROFILE_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "input_size")
+PROFILE_FIELDS = ("population_size", "cycles", "sample_size", "epochs", "input_size", "fitness_repeats")
 
 
 class SearchConfig(dg.Config):
@@ -49,6 +49,12 @@ class SearchConfig(dg.Config):
         description="candidates train at this size; 0: the dataset resolution "
         f"({profile_help('searched_cell', 'input_size', 'macro_architecture')})",
     )
+    fitness_repeats: int | None = Field(
+        default=None,
+        description="trainings per candidate, each from its own seed, their mean validation accuracy its fitness: "
+        "one training on a few dozen validation images is mostly seed noise "
+        f"({profile_help('searched_cell', 'fitness_repeats', 'macro_architecture')})",
+    )
     mutation_probability: float = 0.05
     strategy: str = Field(default="aging", description="aging (regularized evolution) or random (same budget)")
     batch_size: int = 64
@@ -74,7 +80,10 @@ class SearchConfig(dg.Config):
             input_size=values["input_size"] or None,
             seed=self.seed,
         )
-        return CnnSearchRequest(searching=searching, evolution=evolution, training=training, **space)
+        return CnnSearchRequest(
+            searching=searching, evolution=evolution, training=training, fitness_repeats=values["fitness_repeats"],
+            **space,
+        )  # fmt: skip
 
 
 class CellSearchConfig(SearchConfig):

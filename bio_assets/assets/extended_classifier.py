@@ -155,7 +155,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         """The searched network on real + gated synthetic images, a real-only control with as many steps, and TSTR."""
         started = time.perf_counter()
-        fields = ("epochs", "seeds", "optimizer", "input_size", "synthetic_per_class")
+        fields = ("epochs", "seeds", "optimizer", "input_size", "synthetic_per_class", "select_on_validation")
         values = run_settings(
             context, image_dataset.entry(dataset), "extended_classifier", config_values(config, fields)
         )
@@ -169,6 +169,7 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
         params = TrainParams(
             epochs=values["epochs"], batch_size=config.batch_size, optimizer=values["optimizer"],
             learning_rate=config.learning_rate, seed=config.seed, defaults="keras",
+            select_on_validation=values["select_on_validation"],
         )  # fmt: skip
         study = extension_study(
             spec, data, fake, params, seeds=values["seeds"], device=compute.torch_device(),

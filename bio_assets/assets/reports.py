@@ -195,6 +195,7 @@ def recorded_results(
         if "random_search_val_accuracy" in cell
         else None,
         departures=PROFILE_DEPARTURES.get(run_profile(context, entry)[0], []),
+        data_efficiency=latest_metadata(instance, asset_key(dataset, "data_efficiency"), None).get("study"),
     )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bio_assets.core.cnn.networks import NetworkSpec, SearchedNetwork
@@ -73,6 +74,9 @@ class CandidateEvaluator:
     device: str = "cpu"
     precision: Precision = Precision()
     threads: int = 0
+    # Trainings per candidate, each from its own seed; the fitness is their mean validation accuracy.
+    # One training's accuracy on a few dozen validation images is mostly seed noise at small data.
+    fitness_repeats: int = 1
 
     def spec(self, code: str) -> NetworkSpec:
         cell, macro = (code, self.fixed_macro) if self.searching == "cell" else (self.fixed_cell, code)
@@ -83,19 +87,33 @@ class CandidateEvaluator:
             torch.set_num_threads(self.threads)  # workers of a pool share the cores
         started = time.perf_counter()
         device, data = torch.device(self.device), self.data.resolve()
-        model = build_seeded(self.spec(code), derive_seed(self.train_params.seed, "candidate", code))
-        report = train_classifier(model, data.train, self.train_params, device, precision=self.precision)
-        scores = evaluate_classifier(
-            model,
-            data.val,
-            len(data.class_names),
-            device,
-            precision=self.precision,
-            input_size=self.train_params.input_size,
-        )
+        accuracies, f1s, losses, speeds = [], [], [], []
+        for repeat in range(self.fitness_repeats):
+            # Repeat 0 keeps the seeds of a single-training search, so its results stay comparable.
+            parts = ("candidate", code) if repeat == 0 else ("candidate", code, str(repeat))
+            seed = derive_seed(self.train_params.seed, *parts)
+            model = build_seeded(self.spec(code), seed)
+            params = self.train_params if repeat == 0 else replace(self.train_params, seed=seed)
+            report = train_classifier(model, data.train, params, device, precision=self.precision)
+            scores = evaluate_classifier(
+                model,
+                data.val,
+                len(data.class_names),
+                device,
+                precision=self.precision,
+                input_size=self.train_params.input_size,
+            )
+            labels = data.val.labels.numpy()
+            picked = np.clip(scores["probabilities"][np.arange(len(labels)), labels], 1e-12, 1.0)
+            accuracies.append(scores["accuracy"])
+            f1s.append(scores["macro_f1"])
+            losses.append(float(-np.mean(np.log(picked))))
+            speeds.append(report.images_per_second)
         return {
-            "fitness": scores["accuracy"],
-            "val_macro_f1": scores["macro_f1"],
-            "train_images_per_second": report.images_per_second,
+            "fitness": float(np.mean(accuracies)),
+            "val_macro_f1": float(np.mean(f1s)),
+            "val_loss": float(np.mean(losses)),
+            "fitness_repeats": self.fitness_repeats,
+            "train_images_per_second": float(np.mean(speeds)),
             "seconds": time.perf_counter() - started,
         }

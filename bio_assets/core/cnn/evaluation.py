@@ -36,6 +36,8 @@ class SeedRun:
     steps: int = 0  # optimizer steps of the training
     # (M,) correctness on each further labelled set (train_and_test's also_score), by its name.
     scored_correct: dict[str, np.ndarray] = field(default_factory=dict)
+    selected_pass: int | None = None  # the pass validation chose (TrainParams.select_on_validation)
+    val_accuracy: float | None = None  # the kept weights' validation accuracy (only with that selection)
 
 
 @dataclass
@@ -99,7 +101,9 @@ def train_and_test(
             model = build_architecture(spec)
         if initial_state is not None:
             load_matching(model, initial_state)
-        report = train_classifier(model, data.train, replace(params, seed=seed), device, precision=precision)
+        report = train_classifier(
+            model, data.train, replace(params, seed=seed), device, precision=precision, validation=data.val
+        )
         scores = evaluate_classifier(
             model, data.test, len(data.class_names), device, precision=precision, input_size=params.input_size
         )
@@ -121,6 +125,8 @@ def train_and_test(
                 name: _correct(model, images, device, precision=precision, input_size=params.input_size)
                 for name, images in (also_score or {}).items()
             },
+            report.selected_pass,
+            report.selected_val_accuracy,
         )
         runs.append(run)
         if not first:

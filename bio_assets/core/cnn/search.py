@@ -24,12 +24,15 @@ class CnnSearchRequest:
     max_nodes: int = MAX_NODES
     fixed_cell: str = ""  # the cell every macro candidate uses
     fixed_macro: str = "1-[]"  # the network every cell candidate sits in
+    fitness_repeats: int = 1  # trainings per candidate, their mean validation accuracy its fitness
 
     def __post_init__(self) -> None:
         if self.searching not in ("cell", "macro"):
             raise ValueError(f"searching must be 'cell' or 'macro', got {self.searching!r}")
         if self.searching == "macro" and not self.fixed_cell:
             raise ValueError("a macro search needs the searched cell (fixed_cell)")
+        if self.fitness_repeats < 1:
+            raise ValueError(f"fitness_repeats must be >= 1, got {self.fitness_repeats}")
         if not MIN_NODES <= self.min_nodes <= self.max_nodes <= MAX_NODES:
             raise ValueError(f"node range must lie in {MIN_NODES}..{MAX_NODES}, got {self.min_nodes}..{self.max_nodes}")
 
@@ -39,7 +42,9 @@ class CnnSearchRequest:
 
     def candidate_settings(self) -> dict:
         """What determines one candidate's result (the cache key), apart from its genotype."""
+        repeats = {"fitness_repeats": self.fitness_repeats} if self.fitness_repeats > 1 else {}
         return {
+            **repeats,  # absent at 1, so caches of single-training searches stay valid
             "searching": self.searching,
             "training": asdict(self.training),
             "channels": self.channels,
@@ -77,6 +82,7 @@ def search_cnn(
         device=runtime.device,
         precision=precision,
         threads=runtime.threads_per_worker,
+        fitness_repeats=request.fitness_repeats,
     )
     candidate_hash = settings_hash({**request.candidate_settings(), "precision": str(precision)})
     run_hash = settings_hash(

@@ -54,6 +54,11 @@ class TrainParams:
     # partial), instead of ``epochs`` passes: a control trained on fewer images makes as many
     # updates as the model it is compared with.
     steps: int | None = None
+    # After every pass, score the validation images and keep the weights of the pass with the
+    # highest validation accuracy (ties: the lower validation loss): early stopping without a
+    # stopping rule, so small training sets neither under- nor over-train whatever their size.
+    # The test split never takes part; a training without validation images ignores it.
+    select_on_validation: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -101,6 +106,8 @@ class TrainReport:
     seconds: float
     images_per_second: float
     steps: int = 0  # optimizer steps made
+    selected_pass: int | None = None  # the pass whose weights were kept (select_on_validation), 1-based
+    selected_val_accuracy: float | None = None
 
 
 def train_classifier(
@@ -111,21 +118,58 @@ def train_classifier(
     *,
     precision: Precision = Precision(),
     on_epoch: Callable[[int, float, float], None] | None = None,
+    validation: LabelledImages | None = None,
 ) -> TrainReport:
     """Cross-entropy training with shuffled mini-batches drawn from a seeded generator.
 
     Dropout and other in-model randomness draw from torch's global RNG: it is forked and
     seeded from ``params.seed`` here, so a training does not depend on what ran before it.
+    With ``params.select_on_validation`` and ``validation`` images, the weights end as those of
+    the pass that scored best on them (see ``TrainParams``).
     """
     if len(train.labels) == 0:
         raise ValueError("cannot train on an empty training set")
+    selector = None
+    if params.select_on_validation and validation is not None and len(validation.labels):
+        selector = _PassSelector(validation, device, precision=precision, params=params, train_images=train.images)
     reuse_freed_memory()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(params.seed)
-        report = _train(model, train, params, device, precision=precision, on_epoch=on_epoch)
+        report = _train(model, train, params, device, precision=precision, on_epoch=on_epoch, selector=selector)
+        if selector is not None:
+            report.selected_pass, report.selected_val_accuracy = selector.restore_best(model)
         if params.precise_bn:
             recompute_batch_norm(model, train.images, device, precision=precision, input_size=params.input_size)
         return report
+
+
+class _PassSelector:
+    """Scores the model on validation images after each pass and remembers the best pass's weights."""
+
+    def __init__(self, validation: LabelledImages, device: torch.device, *, precision, params, train_images) -> None:
+        self.validation, self.device, self.precision, self.params = validation, device, precision, params
+        self.train_images = train_images
+        self.best: tuple[float, float] | None = None  # (accuracy, -loss)
+        self.best_pass, self.best_state = 0, None
+
+    def score(self, model: nn.Module, pass_number: int) -> None:
+        if self.params.precise_bn:  # score with the statistics the kept weights would get
+            recompute_batch_norm(
+                model, self.train_images, self.device, precision=self.precision, input_size=self.params.input_size
+            )
+        probabilities = predict_probabilities(
+            model, self.validation.images, self.device, precision=self.precision, input_size=self.params.input_size
+        )  # (V, K)
+        labels = self.validation.labels.numpy()
+        picked = np.clip(probabilities[np.arange(len(labels)), labels], 1e-12, 1.0)
+        key = (accuracy(labels, probabilities.argmax(1)), float(np.mean(np.log(picked))))
+        if self.best is None or key > self.best:
+            self.best, self.best_pass = key, pass_number
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore_best(self, model: nn.Module) -> tuple[int, float]:
+        model.load_state_dict(self.best_state)
+        return self.best_pass, self.best[0]
 
 
 @torch.no_grad()
@@ -169,6 +213,7 @@ def _train(
     *,
     precision: Precision,
     on_epoch,
+    selector: _PassSelector | None = None,
 ) -> TrainReport:
     model.to(device)
     if precision.channels_last:
@@ -217,6 +262,8 @@ def _train(
             seen += epoch_images
             if on_epoch is not None:
                 on_epoch(epoch, losses[-1], accuracies[-1])
+            if selector is not None:
+                selector.score(model, epoch)
     seconds = time.perf_counter() - started
     return TrainReport(losses, accuracies, seconds, seen / seconds, steps)
 

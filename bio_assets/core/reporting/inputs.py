@@ -46,6 +46,7 @@ class RecordedResults:
     search_comparison: dict | None = None
     departures: list[tuple[str, str, str, str]] = field(default_factory=list)
     classifier: Mapping[str, object] = field(default_factory=dict)  # classifier's metadata values
+    data_efficiency: list[dict] | None = None  # the opt-in study's rows, when it was materialized
 
 
 def _labelled(images: dict[str, np.ndarray], class_names: tuple[str, ...]) -> LabelledSet:
@@ -216,4 +217,5 @@ def report_inputs(
         settings=recorded.settings,
         search_comparison=recorded.search_comparison,
         departures=recorded.departures,
+        data_efficiency=recorded.data_efficiency,
     )

@@ -93,3 +93,21 @@ def accuracy_interval_plot(rows: list[tuple[str, float, float, float]], title: s
     axis.set(xlim=(0, 1.02), xlabel="test accuracy", title=title)
     axis.invert_yaxis()
     return _png(figure)
+
+
+def learning_curve_plot(curves: dict[str, list[tuple[int, float, float, float]]]) -> bytes:
+    """Test accuracy against real training images per class (log scale), one line per model with
+    its interval as a band; ``curves``: name -> [(images per class, value, low, high)]."""
+    figure, axis = plt.subplots(figsize=(6.4, 3.8))
+    for name, points in curves.items():
+        points = sorted(points)
+        sizes = np.array([p[0] for p in points])
+        axis.plot(sizes, [p[1] for p in points], marker="o", label=name)
+        axis.fill_between(sizes, [p[2] for p in points], [p[3] for p in points], alpha=0.12)
+    axis.set_xscale("log")
+    sizes = sorted({p[0] for points in curves.values() for p in points})
+    axis.set_xticks(sizes, [str(s) for s in sizes])
+    axis.set(xlabel="real training images per class", ylabel="test accuracy (95% interval)", ylim=(0, 1.02))
+    axis.set_title("data efficiency")
+    axis.legend(loc="lower right", fontsize=8)
+    return _png(figure)

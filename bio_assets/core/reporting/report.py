@@ -10,6 +10,7 @@ import numpy as np
 from bio_assets.core.metrics.intervals import VERDICT_SEEDS, wilson_interval
 from bio_assets.core.metrics.synthetic import ExtractorScores
 from bio_assets.core.reporting import source
+from bio_assets.core.reporting.data_efficiency import learning_curve, study_table
 from bio_assets.core.reporting.document import Figure, Report, markdown_table
 from bio_assets.core.reporting.grids import image_grid_png
 from bio_assets.core.reporting.plots import accuracy_interval_plot, histogram_plot, roc_plot
@@ -56,6 +57,7 @@ class ReportInputs:
     # searched_cell's aging-vs-random comparison: val accuracies, genotypes, trainings (None: not run)
     search_comparison: dict | None = None
     departures: list[tuple[str, str, str, str]] = field(default_factory=list)  # setting, here, source, why
+    data_efficiency: list[dict] | None = None  # the opt-in study's rows (None: not materialized)
 
 
 def _does_it_work_section(inputs: ReportInputs, report: Report) -> None:
@@ -389,6 +391,25 @@ def _classifier_section(inputs: ReportInputs, report: Report) -> None:
     report.add("ROC curves on the real test split", *figures)
 
 
+def _data_efficiency_section(inputs: ReportInputs, report: Report) -> None:
+    rows = inputs.data_efficiency
+    title = "Data efficiency (opt-in study)"
+    if not rows:
+        report.add(
+            title,
+            f"Not run: the study is opt-in (it repeats the search, the GAN and every classifier per training size). "
+            f"Materialize `{inputs.dataset}/data_efficiency` to add its learning curve here.",
+        )
+        return
+    report.add(
+        title,
+        "Each size takes the first N real training images of every class, searches and trains again on them, and "
+        "tests on the same real test split; intervals are 95% over seeds and test images.",
+        study_table(rows),
+        Figure("data_efficiency", learning_curve(rows), "test accuracy by real training images per class"),
+    )
+
+
 def build_report(inputs: ReportInputs) -> Report:
     """All sections in reading order; the shortfalls section collects what each one found."""
     report = Report(f"bio-assets report: {inputs.dataset}")
@@ -407,6 +428,7 @@ def build_report(inputs: ReportInputs) -> Report:
     _metrics_section(inputs, report)
     _kl_section(inputs, report)
     _classifier_section(inputs, report)
+    _data_efficiency_section(inputs, report)
     grids = [
         Figure(
             f"samples_{i}",
