@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="classifier epochs (the most, with selection)")
     parser.add_argument("--no-selection", action="store_true", help="keep the last pass, not validation's choice")
     parser.add_argument("--min-confidence", type=float, default=None)
+    parser.add_argument("--baselines", nargs="+", default=None, help="classic CNNs beside the searched one")
     parser.add_argument("--json", default="")
     parser.add_argument(
         "--state", default="", help="search state and cache folder to keep: a rerun with other levers reuses the search"
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             "epochs": args.epochs,
             "min_synthetic_confidence": args.min_confidence,
             "select_on_validation": False if args.no_selection else None,
+            "baselines": tuple(args.baselines) if args.baselines else None,
         }.items()
         if v is not None
     }
