@@ -76,7 +76,7 @@ def test_assets_carry_kinds_owners_code_references_and_their_gpu_need():
     assert networks == {
         "searched_cell", "macro_architecture", "classifier", "baseline_classifiers", "optimizer_comparison",
         "feature_extractors", "generator", "discriminator", "trained_gan", "gan_baselines", "synthetic_dataset",
-        "extended_classifier", "metric_reports",
+        "extended_classifier", "metric_reports", "data_efficiency",
     }  # fmt: skip
 
 

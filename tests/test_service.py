@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from bio_assets.app.driver import OPT_IN_GROUPS
 from bio_assets.app.processes import run_processes
 from bio_assets.app.service import Service, in_progress_runs, state_path
 from bio_assets.app.webserver import FINISHED_BACKFILL_STATES, DagsterWebserver
@@ -37,12 +38,13 @@ def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
 
 
 def every_partition(instance, defs, dataset):
-    """(asset, partition) for every materializable asset of ``dataset`` and each of its partitions."""
+    """(asset, partition) for every materializable asset of ``dataset``'s method graph (the opt-in
+    studies left out, as `bio-assets materialize` leaves them) and each of its partitions."""
     graph = defs.resolve_asset_graph()
     pairs = []
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
-        if key.path[0] != dataset or not node.is_materializable:
+        if key.path[0] != dataset or not node.is_materializable or node.group_name in OPT_IN_GROUPS:
             continue
         if node.partitions_def is None:
             pairs.append((key, None))

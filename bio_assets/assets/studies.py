@@ -92,8 +92,7 @@ def build_study_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         generator: ModelWeights,
         discriminator: ModelWeights,
     ) -> dg.MaterializeResult:
-        """Opt-in: real only against real + synthetic at several training sizes per class, a CNN search and a
-        GAN for each subset, with the best classic baseline beside them; a learning curve and a table."""
+        """Opt-in: real only against real + synthetic and the best classic baseline at several training sizes."""
         started = time.perf_counter()
         profile, source = run_profile(context, entry)
 
