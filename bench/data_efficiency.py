@@ -26,7 +26,7 @@ from bio_assets.core.data.splits import SplitParams, split_images
 from bio_assets.core.hardware import gan_precision_for, precision_for
 from bio_assets.core.profiles import profile_setting
 from bio_assets.core.search.runtime import SearchRuntime
-from bio_assets.core.studies.data_efficiency import study_size
+from bio_assets.core.studies.data_efficiency import StudyRuntime, study_size
 from bio_assets.core.studies.settings import study_settings
 
 CPU = torch.device("cpu")
@@ -88,13 +88,14 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as temporary, ThreadPoolExecutor(1) as executor:
         state = Path(args.state or temporary)
         state.mkdir(parents=True, exist_ok=True)
-        runtime = SearchRuntime(executor, 1, state, precision=precision_for(CPU, amp=True))
+        search = SearchRuntime(executor, 1, state, precision=precision_for(CPU, amp=True))
+        runtime = StudyRuntime(
+            search, CPU, precision_for(CPU, amp=True), gan_precision_for(CPU, amp=True),
+            log=lambda message: print(message, flush=True),
+        )  # fmt: skip
         for size in args.sizes:
             started = time.perf_counter()
-            result = study_size(
-                splits, size, settings, runtime, device=CPU, precision=precision_for(CPU, amp=True),
-                gan_precision=gan_precision_for(CPU, amp=True), log=lambda m: print(m, flush=True),
-            )  # fmt: skip
+            result = study_size(splits, size, settings, runtime)
             row = {
                 "draw": args.draw, "size": size, "levers": overrides, "cell": result.cell, "macro": result.macro,
                 **{k: interval_row(getattr(result, k)) for k in ARMS},

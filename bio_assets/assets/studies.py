@@ -14,7 +14,7 @@ from bio_assets.core.io.storage import ModelWeights
 from bio_assets.core.profiles import profile_help, resolve_settings
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.core.reporting.data_efficiency import learning_curve, study_table
-from bio_assets.core.studies.data_efficiency import SizeResult, run_study
+from bio_assets.core.studies.data_efficiency import SizeResult, StudyRuntime, run_study
 from bio_assets.core.studies.settings import STUDY_FIELDS, study_settings
 from resources.compute import ComputeResource
 from resources.search_executor import SearchExecutorResource
@@ -105,11 +105,11 @@ def build_study_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
             setting, sizes, generator=generator.spec["genotype"], discriminator=discriminator.spec["genotype"],
             profile=profile, seed=config.seed, **overrides,
         )  # fmt: skip
-        with search_executor.runtime(dataset, compute, precision=compute.precision()) as runtime:
-            results = run_study(
-                image_splits, settings, runtime, device=compute.torch_device(), precision=compute.precision(),
-                gan_precision=gan_precision(compute), log=context.log.info,
-            )  # fmt: skip
+        with search_executor.runtime(dataset, compute, precision=compute.precision()) as search:
+            runtime = StudyRuntime(
+                search, compute.torch_device(), compute.precision(), gan_precision(compute), log=context.log.info
+            )
+            results = run_study(image_splits, settings, runtime)
         rows = study_rows(results)
         return dg.MaterializeResult(
             metadata={

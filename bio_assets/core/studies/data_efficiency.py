@@ -166,18 +166,20 @@ def _mean_val(runs: ClassifierRuns) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def study_size(
-    splits: dict[str, ImageSplits],
-    size: int,
-    settings: StudySettings,
-    runtime: SearchRuntime,
-    *,
-    device: torch.device,
-    precision: Precision,
-    gan_precision: Precision,
-    log: Callable[[str], None] = lambda message: None,
-) -> SizeResult:
+@dataclass(frozen=True)
+class StudyRuntime:
+    """Where the study runs: the searches' runtime, the device, the classifiers' and the GANs' precision."""
+
+    search: SearchRuntime
+    device: torch.device
+    precision: Precision
+    gan_precision: Precision
+    log: Callable[[str], None] = lambda message: None
+
+
+def study_size(splits: dict[str, ImageSplits], size: int, settings: StudySettings, at: StudyRuntime) -> SizeResult:
     """Every arm at one training size (see the module's description)."""
+    device, precision, log = at.device, at.precision, at.log
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -194,9 +196,9 @@ def study_size(
     data = assemble(augmented, subset)
     names, num_classes = data.class_names, len(data.class_names)
     lap("augment")
-    cell = search_cnn(data.for_search(), settings.cell_search, runtime).result.best.code
+    cell = search_cnn(data.for_search(), settings.cell_search, at.search).result.best.code
     macro_request = replace(settings.macro_search, fixed_cell=cell)
-    macro = search_cnn(data.for_search(), macro_request, runtime).result.best.code
+    macro = search_cnn(data.for_search(), macro_request, at.search).result.best.code
     log(f"{size or 'all'} per class: searched cell {cell}, network {macro}")
     lap("search")
 
@@ -208,7 +210,7 @@ def study_size(
         iterations=gan.iterations, batch_size=gan.batch_size, checkpoint_every=gan.iterations, seed=settings.seed
     )
     images = GanImages(resize_uint8(data.train.images, gan.image_size), data.train.labels, num_classes)
-    report = train_gan(generator, discriminator, images, params, device=device, precision=gan_precision)
+    report = train_gan(generator, discriminator, images, params, device=device, precision=at.gan_precision)
     trained = TrainedGenerator(report.sampler.eval(), generator_spec, names, "")
     sets = {}
     for name in names:
@@ -284,20 +286,6 @@ def study_size(
     )
 
 
-def run_study(
-    splits: dict[str, ImageSplits],
-    settings: StudySettings,
-    runtime: SearchRuntime,
-    *,
-    device: torch.device,
-    precision: Precision,
-    gan_precision: Precision,
-    log: Callable[[str], None] = lambda message: None,
-) -> list[SizeResult]:
+def run_study(splits: dict[str, ImageSplits], settings: StudySettings, at: StudyRuntime) -> list[SizeResult]:
     """``study_size`` at each of ``settings.sizes``, smallest first (0, all images, last)."""
-    order = sorted(settings.sizes, key=lambda s: (s == 0, s))
-    return [
-        study_size(splits, size, settings, runtime, device=device, precision=precision,
-                   gan_precision=gan_precision, log=log)
-        for size in order
-    ]  # fmt: skip
+    return [study_size(splits, size, settings, at) for size in sorted(settings.sizes, key=lambda s: (s == 0, s))]
