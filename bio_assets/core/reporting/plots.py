@@ -107,7 +107,10 @@ def learning_curve_plot(curves: dict[str, list[tuple[int, float, float, float]]]
     axis.set_xscale("log")
     sizes = sorted({p[0] for points in curves.values() for p in points})
     axis.set_xticks(sizes, [str(s) for s in sizes])
-    axis.set(xlabel="real training images per class", ylabel="test accuracy (95% interval)", ylim=(0, 1.02))
+    # Zoomed to the data (differences of a few points are what the study is about), never above 1.
+    lowest = min(p[2] for points in curves.values() for p in points)
+    axis.set(xlabel="real training images per class", ylabel="test accuracy (95% interval)")
+    axis.set_ylim(max(0.0, lowest - 0.05), 1.01)
     axis.set_title("data efficiency")
     axis.legend(loc="lower right", fontsize=8)
     return _png(figure)
