@@ -8,10 +8,11 @@ import sys
 
 import pytest
 
-# Measured (VmHWM): 1,418-1,514 MiB on a 2-core AMD EPYC with AVX-512-bf16 (torch 2.14.1, bf16
-# autocast), most of it torch's and oneDNN's own libraries and caches; the bound leaves room for
-# another CPU's kernels.
-PAPER_CANDIDATE_BOUND_MB = 2500
+# Measured (VmHWM) on a 2-core AMD EPYC with AVX-512-bf16 (torch 2.14.1, bf16 autocast): 1,730-1,880 MiB
+# alone or beside other trainings, and up to 2,700 MiB once inside `make test` beside the service tests,
+# most of it torch's and oneDNN's own libraries and caches. The bound is about twice the lone figure, so
+# that the load of the machine does not decide the test, while a training that doubles its memory fails.
+PAPER_CANDIDATE_BOUND_MB = 3600
 
 
 @pytest.mark.slow(seconds=15)
