@@ -15,15 +15,18 @@
 from __future__ import annotations
 
 import json
+import time
 
 import dagster as dg
 
 from bio_assets.assets.data import DATA_VERSION_TAG, folder_observation
-from bio_assets.assets.partitions import asset_key, class_partitions_name
+from bio_assets.assets.partitions import asset_key, class_partition_changes, class_partitions_name
 from bio_assets.core.registry import DatasetEntry
 from resources.image_dataset import ImageDatasetResource
 
 FOLLOW, WINDOW, MANUAL = "follow", "window", "manual"
+# Of the 60 s a sensor tick may take, the time the dataset sensor spends reading files.
+FINGERPRINT_SECONDS_PER_TICK = 30.0
 REBUILD_POLICY: dict[str, str] = {
     "raw_images": FOLLOW,
     "image_splits": FOLLOW,
@@ -62,11 +65,11 @@ def follow_condition() -> dg.AutomationCondition:
     return (changed & _guards()).with_label("follows its inputs: rebuilt as soon as an input changes")
 
 
-def window_condition(cron: str) -> dg.AutomationCondition:
-    """Rebuild after an input changed, at most once per window of ``cron``."""
-    window_opened = dg.AutomationCondition.cron_tick_passed(cron).since_last_handled()
+def window_condition(cron: str, timezone: str = "UTC") -> dg.AutomationCondition:
+    """Rebuild after an input changed, at most once per window of ``cron`` (local time of ``timezone``)."""
+    window_opened = dg.AutomationCondition.cron_tick_passed(cron, timezone).since_last_handled()
     changed = dg.AutomationCondition.any_deps_updated().since_last_handled()
-    label = f"costly: rebuilt when an input changed, at most once per window ({cron!r})"
+    label = f"costly: rebuilt when an input changed, at most once per window ({cron!r}, {timezone})"
     return (window_opened & changed & _guards()).with_label(label)
 
 
@@ -79,7 +82,9 @@ def with_rebuild_policy(assets: list, entry: DatasetEntry) -> list:
             raise ValueError(f"{spec.key.to_user_string()} has no rebuild policy in jobs/automation.py")
         if policy == MANUAL:
             return spec
-        condition = follow_condition() if policy == FOLLOW else window_condition(entry.rebuild_cron)
+        condition = (
+            follow_condition() if policy == FOLLOW else window_condition(entry.rebuild_cron, entry.rebuild_timezone)
+        )
         return spec.replace_attributes(automation_condition=condition)
 
     return [
@@ -89,14 +94,14 @@ def with_rebuild_policy(assets: list, entry: DatasetEntry) -> list:
 
 
 def partition_sync_requests(instance: dg.DagsterInstance, dataset: str, class_names: set[str]) -> list:
-    """Add partitions for new class folders, delete those whose folder is gone."""
+    """Add partitions for new class folders, delete those whose folder is gone (never all of them)."""
     name = class_partitions_name(dataset)
-    existing = set(instance.get_dynamic_partitions(name))
+    added, removed = class_partition_changes(dataset, set(instance.get_dynamic_partitions(name)), class_names)
     requests: list = []
-    if class_names - existing:
-        requests.append(dg.AddDynamicPartitionsRequest(name, sorted(class_names - existing)))
-    if existing - class_names:
-        requests.append(dg.DeleteDynamicPartitionsRequest(name, sorted(existing - class_names)))
+    if added:
+        requests.append(dg.AddDynamicPartitionsRequest(name, added))
+    if removed:
+        requests.append(dg.DeleteDynamicPartitionsRequest(name, removed))
     return requests
 
 
@@ -111,13 +116,19 @@ def recorded_version(instance: dg.DagsterInstance, dataset: str, class_name: str
 
 
 def observe_dataset(
-    instance: dg.DagsterInstance, image_dataset: ImageDatasetResource, entry: DatasetEntry, seen: dict[str, str]
+    instance: dg.DagsterInstance,
+    image_dataset: ImageDatasetResource,
+    entry: DatasetEntry,
+    seen: dict[str, str],
+    *,
+    deadline: float | None = None,
 ) -> tuple[list, list[dg.AssetObservation]]:
     """Partition requests and an observation for each class whose version differs from the one
     recorded (``seen``, the cursor, caches it). New classes are observed on the next tick, once
-    their partition exists."""
-    versions = image_dataset.fingerprints(entry.name)
-    requests = partition_sync_requests(instance, entry.name, set(versions))
+    their partition exists. Classes not fingerprinted by ``deadline`` are observed on a later tick."""
+    class_names = set(image_dataset.layout(entry.name).class_folders())
+    requests = partition_sync_requests(instance, entry.name, class_names)
+    versions = image_dataset.fingerprints(entry.name, deadline=deadline)
     known = set(instance.get_dynamic_partitions(class_partitions_name(entry.name)))
     observations = []
     for class_name, version in sorted(versions.items()):
@@ -128,7 +139,7 @@ def observe_dataset(
             continue
         observations.append(folder_observation(entry.name, class_name, version))
         seen[class_name] = version
-    for gone in set(seen) - set(versions):
+    for gone in set(seen) - class_names:
         del seen[gone]
     return requests, observations
 
@@ -147,10 +158,13 @@ def build_dataset_sensor(entries: list[DatasetEntry]) -> dg.SensorDefinition:
         # Cursor: dataset -> class -> the version last recorded (an observation per change, not per tick).
         seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
         partition_requests, observations = [], []
+        # Reading a large (or network-mounted) folder for the first time can take longer than a tick may
+        # (60 s): what is not read by the deadline is read on the next ticks, the digests kept meanwhile.
+        deadline = time.monotonic() + FINGERPRINT_SECONDS_PER_TICK
         for entry in entries:
             try:
                 requests, observed = observe_dataset(
-                    context.instance, image_dataset, entry, seen.setdefault(entry.name, {})
+                    context.instance, image_dataset, entry, seen.setdefault(entry.name, {}), deadline=deadline
                 )
             except (OSError, ValueError) as err:
                 # A broken folder stops its own dataset only.

@@ -100,11 +100,29 @@ def build_message(run: dg.DagsterRun, status: str, facts: dict, *, assets: list[
     }
 
 
+def will_be_retried(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """Whether the run-retry daemon reruns this failed run. Dagster writes ``dagster/will_retry`` just
+    after the failure, so a sensor may see the run first: then the same decision is computed here
+    (Dagster's own function, private to the pinned release)."""
+    from dagster._core.events import RunFailureReason
+    from dagster._core.execution.retries import auto_reexecution_should_retry_run
+    from dagster._core.storage.tags import RUN_FAILURE_REASON_TAG, WILL_RETRY_TAG
+
+    decided = run.tags.get(WILL_RETRY_TAG)
+    if decided is not None:
+        return decided.lower() == "true"
+    reason = run.tags.get(RUN_FAILURE_REASON_TAG)
+    known = reason in RunFailureReason.__members__
+    return auto_reexecution_should_retry_run(instance, run, RunFailureReason(reason) if known else None)
+
+
 def notify(context: dg.RunStatusSensorContext, notifier: NotifierResource, status: str) -> dg.SkipReason | None:
     run = context.dagster_run
     assets = training_assets(run_asset_keys(context.instance, run))
     if not assets:
         return dg.SkipReason(f"run {run.run_id[:8]} materializes no training asset")
+    if status == "FAILURE" and will_be_retried(context.instance, run):
+        return dg.SkipReason(f"run {run.run_id[:8]} will be retried: its retry reports how it ends")
     if not notifier.enabled():
         return dg.SkipReason("no webhook or e-mail configured")
     facts = {

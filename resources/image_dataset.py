@@ -47,16 +47,19 @@ class ImageDatasetResource(dg.ConfigurableResource):
             generate_demo_dataset(Path(self.demo_root), self.demo_images_per_class, self.image_size, self.demo_seed)
         return entry.layout(Path(self.demo_root))
 
-    def fingerprints(self, dataset: str) -> dict[str, str]:
+    def fingerprints(self, dataset: str, *, deadline: float | None = None) -> dict[str, str]:
         """Class name -> content fingerprint of each class folder as it is now. Digests are cached
-        by file size, mtime and inode, so only changed files are read."""
+        by file size, mtime and inode, so only changed files are read. ``deadline``
+        (``time.monotonic()``): the classes finished by then; the next call goes on from the cache."""
         layout = self.layout(dataset)
         cache = DigestCache(data_home() / "fingerprints" / f"{dataset}.json", max_file_bytes=self.max_file_bytes)
-        versions = dataset_fingerprints(
-            layout.class_folders(), layout.file_pattern, layout.root, max_file_bytes=self.max_file_bytes, cache=cache
-        )
-        cache.save()
-        return versions
+        try:
+            return dataset_fingerprints(
+                layout.class_folders(), layout.file_pattern, layout.root, max_file_bytes=self.max_file_bytes,
+                cache=cache, deadline=deadline,
+            )  # fmt: skip
+        finally:
+            cache.save()
 
     def limits(self) -> DecodeLimits:
         return DecodeLimits(max_file_bytes=self.max_file_bytes, max_pixels=self.max_pixels)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -48,6 +53,8 @@ def isolated_paths(tmp_path, monkeypatch):
     """Every test gets its own data home and registry; nothing touches the checkout."""
     monkeypatch.setenv("BIO_ASSETS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("BIO_ASSETS_REGISTRY", str(tmp_path / "datasets.yaml"))
+    # A service a test's client starts stops 3 s after its last client (60 s for people).
+    monkeypatch.setenv("BIO_ASSETS_SERVICE_IDLE_SECONDS", "3")
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
@@ -244,3 +251,43 @@ def service_home(tmp_path, tiny_dataset, monkeypatch):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     save_registry(tmp_path / "datasets.yaml", [tiny_entry(tiny_dataset)])
     return home
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
+    """``predicate()``'s first true value, polled every ``every`` s; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def service_stopped(home: Path) -> bool:
+    """Whether no supervisor serves the instance at ``home`` and its state file is gone."""
+    from bio_assets.app.service import ServiceFiles, lock_held
+
+    files = ServiceFiles.of(home)
+    return not lock_held(files.lock) and not files.state.exists()
+
+
+@contextmanager
+def running_ui(home: Path, *, cwd: Path, port: int = 0):
+    """``bio-assets ui`` as a user starts it (a process of its own), until the block ends with Ctrl-C.
+    Yields the process and the state of the service once its webserver proves its token."""
+    from bio_assets.app.service import ServiceFiles, running_service
+
+    command = [sys.executable, "-m", "bio_assets.app.cli", "ui", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        state = wait_for(lambda: process.poll() is None and running_service(ServiceFiles.of(home)), 300, "the UI")
+        yield process, state
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.send_signal(signal.SIGINT)  # the second Ctrl-C stops it at once
+                process.wait(timeout=60)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bio_assets.assets.partitions import class_partition_changes
 from bio_assets.core.data.fingerprint import DigestCache, class_fingerprint
 from bio_assets.core.registry import DatasetEntry, save_registry
 from bio_assets.definitions import build_definitions
@@ -115,6 +116,61 @@ def test_new_and_vanished_class_folders_become_partition_requests(setup):
     assert kinds == {"AddDynamicPartitionsRequest": ["Parabasal"], "DeleteDynamicPartitionsRequest": ["Dyskeratotic"]}
 
 
+def test_a_folder_too_large_for_one_tick_is_read_over_several_ticks(setup, monkeypatch):
+    """Reading a file costs one second of a fake clock and a tick may read for 10: the 24 files of the
+    3 classes take several ticks, the digests read stay cached, and each class is observed once."""
+    from types import SimpleNamespace
+
+    import bio_assets.core.data.fingerprint as fingerprint
+    import jobs.automation as automation
+
+    defs, instance, resources, _ = setup
+    seconds = [0.0]
+    reading = fingerprint.DigestCache.digest
+
+    def slow_digest(self, path):
+        before = self.files_read
+        digest = reading(self, path)
+        seconds[0] += self.files_read - before  # a file read, not a cached digest
+        return digest
+
+    clock = SimpleNamespace(monotonic=lambda: seconds[0])
+    monkeypatch.setattr(fingerprint.DigestCache, "digest", slow_digest)
+    monkeypatch.setattr(fingerprint, "time", clock)
+    monkeypatch.setattr(automation, "time", clock)
+    monkeypatch.setattr(automation, "FINGERPRINT_SECONDS_PER_TICK", 10.0)
+    result = tick(defs, instance, resources, None)  # adds the partitions; classes are observed from the next tick
+    per_tick = []
+    for _ in range(3):
+        result = tick(defs, instance, resources, result.cursor)
+        per_tick.append(observed(result))
+    assert seconds[0] == 24  # every file read once over the ticks
+    assert 0 < len(per_tick[0]) < len(TINY_CLASSES)  # one tick could not read everything
+    assert sorted(c for classes in per_tick for c in classes) == sorted(TINY_CLASSES)  # each once, all in the end
+
+
+def test_a_folder_that_suddenly_holds_no_class_deletes_no_partition(setup):
+    defs, instance, resources, root = setup
+    first = tick(defs, instance, resources, None)
+    for folder in list(root.iterdir()):
+        shutil.rmtree(folder)  # as an unmounted disk looks
+    second = tick(defs, instance, resources, first.cursor)
+    assert not second.dynamic_partitions_requests
+    assert sorted(instance.get_dynamic_partitions("tiny__classes")) == sorted(TINY_CLASSES)
+    with pytest.raises(ValueError, match="holds no class folder now.*no partition is deleted"):  # what the log says
+        class_partition_changes("tiny", set(TINY_CLASSES), set())
+    assert class_partition_changes("tiny", set(), set()) == ([], [])  # a new, still empty dataset is fine
+
+
+def test_the_rebuild_window_opens_in_the_datasets_time_zone(tmp_path, tiny_dataset):
+    entry = DatasetEntry("tiny", str(tiny_dataset), profile="demo", rebuild_timezone="Asia/Tokyo")
+    defs = build_definitions([entry], {})
+    label = defs.resolve_asset_graph().get(KEY["searched_cell"]).automation_condition.get_label()
+    assert "'0 2 * * *', Asia/Tokyo" in label
+    with pytest.raises(ValueError, match="rebuild_timezone 'Mars/Olympus' is not an IANA time zone"):
+        DatasetEntry("tiny", str(tiny_dataset), rebuild_timezone="Mars/Olympus")
+
+
 def test_only_files_whose_stat_changed_are_read_again(tiny_dataset, tmp_path):
     folder = tiny_dataset / "Metaplastic"
     cache = DigestCache(tmp_path / "digests.json")
@@ -213,4 +269,4 @@ def test_every_asset_has_a_readable_rebuild_rule(setup):
             continue
         label = graph.get(KEY[name]).automation_condition.get_label()
         assert label.startswith("follows its inputs" if policy == "follow" else "costly:"), (name, label)
-    assert "once per window ('0 2 * * *')" in graph.get(KEY["trained_gan"]).automation_condition.get_label()
+    assert "once per window ('0 2 * * *', UTC)" in graph.get(KEY["trained_gan"]).automation_condition.get_label()

@@ -19,22 +19,12 @@ import pytest
 
 from bio_assets.app.cluster import running_cluster, runs_since, step_hosts
 from bio_assets.core.registry import load_registry, save_registry
-from tests.conftest import POSTGRES_SERVER, TINY_SEARCH
+from tests.conftest import POSTGRES_SERVER, TINY_SEARCH, service_stopped, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH_STEP = "tiny__searched_cell"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow(seconds=200)]
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def evaluation_times(instance: dg.DagsterInstance, run_id: str) -> list[float]:
@@ -96,3 +86,4 @@ def test_steps_run_on_celery_workers_and_a_killed_workers_step_completes_on_anot
             assert 0 < len(after_kill) < total  # evaluations saved before the kill were resumed, not repeated
             if cluster.isolated:  # each worker host has a network of its own, apart from this machine's
                 assert os.stat(f"/proc/{survivor.process.pid}/ns/net").st_ino != os.stat("/proc/self/ns/net").st_ino
+    wait_for(lambda: service_stopped(service_home), 120, "the service the CLI started to stop once idle")

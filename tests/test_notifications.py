@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import dagster as dg
 import pytest
 
-from jobs.notifications import build_message, build_notification_sensors
+from jobs.notifications import build_message, build_notification_sensors, will_be_retried
 from resources.notifier import NotifierResource
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -182,3 +182,26 @@ def test_message_lists_at_most_five_failures():
     facts = {"failures": [f"step {i}: boom" for i in range(9)]}
     message = build_message(run, "FAILURE", facts, assets=["d/trained_gan"], url="http://ui/runs/r")
     assert message["text"].count("boom") == 5 and len(message["bio_assets"]["failures"]) == 9
+
+
+def test_a_run_that_will_be_retried_sends_no_failure_notification(webhook):
+    """With crash retries on, a crashed run is retried and its retry reports. Dagster may tag the decision
+    after the sensor sees the failure, so an untagged run gets the same decision computed."""
+    _, failed = sensors()
+    retries = {"run_retries": {"enabled": True, "max_retries": 1, "retry_on_asset_or_op_failure": False}}
+    with dg.instance_for_test(overrides=retries) as instance:
+        run, event = finished_run(instance, searched_cell, "FAILURE")
+        instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})
+        evaluate(failed, instance, instance.get_run_by_id(run.run_id), event, NotifierResource(webhook_url=webhook))
+        assert Receiver.received == []
+        instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})  # the retry daemon decided otherwise
+        evaluate(failed, instance, instance.get_run_by_id(run.run_id), event, NotifierResource(webhook_url=webhook))
+        assert [m["bio_assets"]["status"] for _, m in Receiver.received] == ["FAILURE"]
+        # Not yet tagged: a vanished worker is retried, a failed step is not (retry_on_asset_or_op_failure off).
+        for reason, retried in (("UNEXPECTED_TERMINATION", True), ("STEP_FAILURE", False)):
+            untagged = dg.DagsterRun(
+                job_name="j", run_id=f"untagged-{reason}", status=dg.DagsterRunStatus.FAILURE,
+                tags={"dagster/failure_reason": reason},
+            )  # fmt: skip
+            instance.add_run(untagged)
+            assert will_be_retried(instance, untagged) is retried

@@ -1,4 +1,4 @@
-"""The UI path with real processes: `dagster dev` (webserver, daemon, code server) on a temporary
+"""The UI path with real processes: `bio-assets ui` (code server, webserver, daemon) on a temporary
 instance with the project's dagster.yaml. "Materialize all" with every class partition, sent as the
 UI sends it, builds every asset and partition; a SIGKILLed run worker is failed by run monitoring,
 its pool slot freed, and the next run proceeds; stopping the service cancels what is in flight."""
@@ -16,25 +16,15 @@ import pytest
 
 from bio_assets.app.driver import OPT_IN_GROUPS
 from bio_assets.app.processes import run_processes
-from bio_assets.app.service import Service, in_progress_runs, state_path
+from bio_assets.app.service import in_progress_runs
 from bio_assets.app.webserver import FINISHED_BACKFILL_STATES, DagsterWebserver
 from bio_assets.assets.metadata import latest_metadata
 from bio_assets.core.registry import load_registry, save_registry
 from bio_assets.definitions import load_definitions
-from tests.conftest import TINY_CLASSES, TINY_SEARCH
+from tests.conftest import TINY_CLASSES, TINY_SEARCH, running_ui, service_stopped, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow(seconds=150)]
-WORKSPACE = Path(__file__).resolve().parents[1] / "workspace.yaml"
-
-
-def wait_for(predicate, timeout: float, what: str, every: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def every_partition(instance, defs, dataset):
@@ -70,9 +60,7 @@ def evaluations_logged(instance, run_id: str) -> int:
 
 
 def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is_released(service_home):
-    service = Service(service_home, WORKSPACE, log_path=service_home / "service.log")
-    service.start(timeout=300)
-    try:
+    with running_ui(service_home, cwd=ROOT) as (_, service):
         web = DagsterWebserver(service.url)
         with dg.DagsterInstance.get() as instance:
             defs = load_definitions()
@@ -127,8 +115,6 @@ def test_materialize_all_builds_every_asset_and_partition_and_a_killed_worker_is
             assert latest_metadata(instance, cell, None)["num_evaluations"] == 5
             # Evaluations finished before the kill are resumed, not repeated.
             assert evaluations_logged(instance, final) < 5
-    finally:
-        service.stop(grace=10)
-    assert not state_path(service_home).exists()
+    assert service_stopped(service_home)
     with dg.DagsterInstance.get() as instance:
         assert not in_progress_runs(instance)

@@ -8,14 +8,6 @@ import threading
 import pytest
 
 from bio_assets.app import daemon
-from bio_assets.app.dev_server import with_our_daemon
-
-
-def test_dev_server_swaps_only_the_daemon_module():
-    daemon_command = ["/py", "-m", "dagster._daemon", "run", "--shutdown-pipe", "7"]
-    assert with_our_daemon(daemon_command) == ["/py", "-m", "bio_assets.app.daemon", "run", "--shutdown-pipe", "7"]
-    webserver = ["/py", "-m", "dagster_webserver", "--port", "3000"]
-    assert with_our_daemon(webserver) == webserver
 
 
 def test_the_backfill_loop_sleeps_the_shortened_tick(monkeypatch):
@@ -88,3 +80,42 @@ def test_a_backfill_waits_until_its_failed_runs_say_whether_they_will_be_retried
         failed_run(instance, "b3")
         assert daemon.failed_runs_without_retry_decision("b3", instance) == []
         assert complete("b3", instance, logger)
+
+
+def test_the_daemon_refreshes_its_workspace_as_soon_as_a_code_server_reloads(monkeypatch, tmp_path):
+    """A reload changes the code server's id; the next loop of the controller refreshes the workspace
+    (Dagster's own check would wait up to 60 s) and records the id it serves for clients to wait on."""
+    import json
+    import time
+    from types import SimpleNamespace
+
+    import dagster._daemon.controller as controller
+
+    server = {"current": "first", "served": "first"}
+    location = SimpleNamespace(server_id="first")
+    client = SimpleNamespace(get_server_id=lambda: server["current"])
+    entry = SimpleNamespace(code_location=location, origin=SimpleNamespace(create_client=lambda: client))
+    context = SimpleNamespace(
+        create_request_context=lambda: SimpleNamespace(get_code_location_entries=lambda: {"bio_assets": entry})
+    )
+    refreshes = []
+
+    def dagsters_check(self, last_update: float) -> float:
+        if time.time() - last_update > controller.RELOAD_WORKSPACE_INTERVAL:
+            refreshes.append(last_update)
+            location.server_id = server["current"]
+            return time.time()
+        return last_update
+
+    monkeypatch.setattr(controller.DagsterDaemonController, "check_workspace_freshness", dagsters_check)
+    view = tmp_path / "daemon-workspace.json"
+    daemon.follow_code_server_reloads(view)
+    daemon_controller = SimpleNamespace(_workspace_process_context=context)
+    check = controller.DagsterDaemonController.check_workspace_freshness
+
+    recent = time.time()
+    assert check(daemon_controller, recent) == recent and refreshes == []  # nothing changed: no refresh
+    assert json.loads(view.read_text()) == {"server_ids": {"bio_assets": "first"}}
+    server["current"] = "second"  # the location was reloaded
+    assert check(daemon_controller, recent) > recent and len(refreshes) == 1
+    assert json.loads(view.read_text()) == {"server_ids": {"bio_assets": "second"}}

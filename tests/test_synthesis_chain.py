@@ -93,6 +93,24 @@ def synthesized(tiny_instance):
     return defs, assets, instance, materialize_synthesis(defs, assets, instance)
 
 
+def blocking_checks_pass_for_extended(defs, assets, instance) -> bool:
+    """Whether automation's ``all_deps_blocking_checks_passed()`` lets ``extended_classifier`` run now."""
+    key = dg.AssetKey(["tiny", "extended_classifier"])
+    # Dagster's condition, restricted to the synthetic_dataset parent (the data checks are not run here).
+    condition = dg.AutomationCondition.all_deps_blocking_checks_passed().allow(
+        dg.AssetSelection.assets(dg.AssetKey(["tiny", "synthetic_dataset"]))
+    )
+    with_condition = [
+        a.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=condition)) if key in a.keys else a
+        for a in assets
+    ]
+    changed = dg.Definitions(assets=with_condition, asset_checks=defs.asset_checks, resources=defs.resources)
+    result = dg.evaluate_automation_conditions(
+        defs=changed, instance=instance, asset_selection=dg.AssetSelection.assets(key)
+    )
+    return result.get_num_requested(key) == 1
+
+
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
@@ -271,7 +289,9 @@ def test_a_class_failing_its_gates_is_not_published_exported_or_used(tmp_path, t
     store = CatalogResource().store()
     name = CLASSES[0]
     failed = materialize_synthetic(defs, assets, instance, name, {"max_class_fid": 0.0})  # its first set fails
-    assert not failed.success and check_results(failed)["synthetic_class_fid"].passed is False
+    # A failed gate is the class's own: recorded for its partition, and the run is not failed for it.
+    gate = check_results(failed)["synthetic_class_fid"]
+    assert failed.success and gate.passed is False and gate.partition == name
     (meta,) = [e.materialization.metadata for e in failed.get_asset_materialization_events()]
     assert meta["published"].value is False and meta["dagster/row_count"].value == 0
     assert store.sync("tiny", name) is None and not store.class_folder("tiny", name).exists()
@@ -279,7 +299,10 @@ def test_a_class_failing_its_gates_is_not_published_exported_or_used(tmp_path, t
         assert materialize_synthetic(defs, assets, instance, other).success
     before = store.sync("tiny", CLASSES[1])["publication"]
     refused = materialize_synthetic(defs, assets, instance, CLASSES[1], {"max_class_fid": 0.0})
-    assert not refused.success and store.sync("tiny", CLASSES[1])["publication"] == before  # the previous one stays
+    assert refused.success and store.sync("tiny", CLASSES[1])["publication"] == before  # the previous one stays
+    # Automation reads the gates as a backfill does: the classes that passed hold nothing back, whichever
+    # class ran last (here a failing one), and extended_classifier leaves the failing ones out itself.
+    assert blocking_checks_pass_for_extended(defs, assets, instance)
 
     summary = export_package(store, "tiny", tmp_path / "package")
     exported = sorted(p.name for p in (tmp_path / "package").iterdir() if p.is_dir())

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from bio_assets.app.errors import ServiceError
 from bio_assets.core.profiles import PROFILES
 from bio_assets.core.registry import (
     BUILTIN_DEMO,
@@ -79,9 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--force", action="store_true", help="remove even though assets were materialized for it")
 
-    ui = commands.add_parser("ui", help="the Dagster UI and daemon on this instance; Ctrl-C stops both cleanly")
+    ui = commands.add_parser(
+        "ui", help="the Dagster UI, daemon and code server of this instance (or the running ones); Ctrl-C stops them"
+    )
     ui.add_argument("--port", type=int, default=3000, help="0: any free port")
-    ui.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    # The service a client starts for itself: detached, stops when no client uses it for --idle seconds.
+    service = commands.add_parser("service")
+    service.add_argument("--port", type=int, default=0)
+    service.add_argument("--idle", type=float, required=True)
 
     worker = commands.add_parser(
         "worker", help="a Celery worker that runs the steps of runs whose executor is celery (BIO_ASSETS_STEP_EXECUTOR)"
@@ -127,12 +133,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
-    """The dataset to run: a folder to register (``--dataset`` / env) or a registered name."""
+def _entry_for_run(args: argparse.Namespace, registry: Path) -> tuple[DatasetEntry, bool]:
+    """The dataset to run: a folder to register (``--dataset`` / env) or a registered name; and
+    whether this call changed the registry."""
     entries = load_registry(registry)
     folder = args.dataset or os.environ.get(DATASET_ENV)
     if folder is None:
-        return find_entry(entries, args.name or "demo")
+        return find_entry(entries, args.name or "demo"), False
     path = Path(folder).expanduser().absolute()
     if not path.is_dir():
         raise ValueError(f"dataset folder {path} does not exist or is not a folder")
@@ -155,7 +162,7 @@ def _entry_for_run(args: argparse.Namespace, registry: Path) -> DatasetEntry:
     entry = find_entry(update_registry(registry, register), name)
     if changed[0]:
         print(f"registered dataset {name!r} -> {path} in {registry}")
-    return entry
+    return entry, changed[0]
 
 
 def _materialized_assets(dataset: str) -> list[str]:
@@ -202,12 +209,14 @@ def _datasets_command(args: argparse.Namespace, registry: Path) -> int:
     return 0
 
 
-def _ui_command(args: argparse.Namespace) -> int:
+def _service_command(args: argparse.Namespace) -> int:
     from bio_assets.app.driver import dagster_home
-    from bio_assets.app.service import serve_until_signal
+    from bio_assets.app.service import DataPaths, run_detached_service, serve_in_foreground
 
-    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
-    return serve_until_signal(dagster_home(), workspace, port=args.port, say=(lambda _m: None) if args.quiet else None)
+    project = Path(__file__).resolve().parents[2]
+    if args.command == "ui":
+        return serve_in_foreground(dagster_home(), project, port=args.port, paths=DataPaths.current())
+    return run_detached_service(dagster_home(), project, port=args.port, idle=args.idle, paths=DataPaths.current())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -226,8 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "predict":
                 return user_commands.predict(args.folder, args.out, args.model)
             return user_commands.export(args.folder, args.dataset)
-        if args.command == "ui":
-            return _ui_command(args)
+        if args.command in ("ui", "service"):
+            return _service_command(args)
         if args.command == "worker":
             from bio_assets.app.celery_worker import main as worker_main
 
@@ -238,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             find_entry(load_registry(registry), args.name)
             summarize(args.name, registry)
             return 0
-        entry = _entry_for_run(args, registry)
-        failures = materialize_dataset(entry, args.profile or entry.profile, args.select, registry)
-    except ValueError as err:
+        entry, registry_changed = _entry_for_run(args, registry)
+        failures = materialize_dataset(
+            entry, args.profile or entry.profile, args.select, registry, registry_changed=registry_changed
+        )
+    except (ValueError, ServiceError) as err:
         print(f"bio-assets: error: {err}", file=sys.stderr)
         return 2
     if failures:

@@ -16,18 +16,27 @@ one-asset backfill was never rerun. ``wait_for_retry_decisions`` keeps such a ba
 until every failed run of it carries its decision (for at most ``RETRY_DECISION_WAIT_SECONDS``
 after it ended, so a run the retry daemon never tags cannot hold a backfill for ever).
 
+A reloaded code location reaches the daemon within seconds, not at its next full refresh (every
+60 s): each loop of the daemon's controller (5 s) asks every code server for its server id, a cheap
+call, and refreshes the workspace when one changed. The server ids the daemon serves are written to
+``$BIO_ASSETS_DAEMON_VIEW`` (a JSON file), so that a client that reloaded the location can wait until
+the daemon, which runs its backfills, knows the new assets.
+
 Run as ``python -m bio_assets.app.daemon run ...`` (the arguments of ``dagster-daemon``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from pathlib import Path
 
 BACKFILL_TICK_ENV = "BIO_ASSETS_BACKFILL_TICK_SECONDS"
 DEFAULT_BACKFILL_TICK_SECONDS = 3
 RETRY_DECISION_WAIT_SECONDS = 300.0
+DAEMON_VIEW_ENV = "BIO_ASSETS_DAEMON_VIEW"
 
 
 def backfill_tick_seconds() -> int:
@@ -99,9 +108,65 @@ def wait_for_retry_decisions() -> None:
     asset_backfill.backfill_runs_are_complete = backfill_runs_are_complete
 
 
+def served_and_current_server_ids(workspace_process_context) -> tuple[dict[str, str], dict[str, str]]:
+    """Per code location: the server id the daemon's workspace holds, and the one its server has now."""
+    served, current = {}, {}
+    for name, entry in workspace_process_context.create_request_context().get_code_location_entries().items():
+        location = entry.code_location
+        if location is None or not hasattr(location, "server_id"):
+            continue
+        served[name] = location.server_id
+        try:
+            current[name] = entry.origin.create_client().get_server_id()
+        except Exception:  # a server restarting: the next check asks again
+            current[name] = location.server_id
+    return served, current
+
+
+def follow_code_server_reloads(view_file: Path | None) -> None:
+    """Refresh the daemon's workspace as soon as a code server's id changes (a reload), and record
+    the ids it serves in ``view_file``."""
+    import dagster._daemon.controller as controller
+
+    dagsters_check = controller.DagsterDaemonController.check_workspace_freshness
+    if getattr(dagsters_check, "follows_reloads", False):
+        return
+    written: dict[str, str] = {}
+
+    def check_workspace_freshness(self, last_workspace_update_time: float) -> float:
+        context = self._workspace_process_context
+        try:
+            served, current = served_and_current_server_ids(context)
+        except Exception:
+            served = current = {}
+        if served != current:
+            # Old enough for Dagster's check to refresh now; young enough that a failed refresh stays
+            # inside its freshness tolerance.
+            overdue = time.time() - controller.RELOAD_WORKSPACE_INTERVAL - 1
+            last_workspace_update_time = min(last_workspace_update_time, overdue)
+        updated = dagsters_check(self, last_workspace_update_time)
+        if view_file is not None:
+            try:
+                served, _ = served_and_current_server_ids(context)
+            except Exception:
+                return updated
+            if served != written:
+                temporary = view_file.with_name(f".{view_file.name}.{os.getpid()}")
+                temporary.write_text(json.dumps({"server_ids": served}))
+                os.replace(temporary, view_file)
+                written.clear()
+                written.update(served)
+        return updated
+
+    check_workspace_freshness.follows_reloads = True
+    controller.DagsterDaemonController.check_workspace_freshness = check_workspace_freshness
+
+
 if __name__ == "__main__":
     shorten_backfill_tick()
     wait_for_retry_decisions()
+    view = os.environ.get(DAEMON_VIEW_ENV)
+    follow_code_server_reloads(Path(view) if view else None)
     from dagster._daemon.cli import main
 
     main()

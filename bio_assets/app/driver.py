@@ -2,17 +2,17 @@
 the UI's "Materialize all": an asset backfill, run by the daemon through the run queue, pools,
 run monitoring and retries of ``dagster.yaml``.
 
-When no bio-assets service (``bio-assets ui``) serves the instance, the CLI starts one as its
-child and stops it afterwards. Ctrl-C or SIGTERM cancels the backfill and its runs and exits
-within seconds; searches and trainings keep what they saved, and the next call resumes them.
+The CLI is a client of the instance's service (``bio_assets.app.service``): it uses the running one
+or starts one that outlives it while other clients use it. A dataset the service does not know yet
+(registered since it loaded) makes the CLI reload the code location first. Ctrl-C or SIGTERM cancels
+this CLI's backfill and its runs, and nothing else, and exits within seconds; searches and trainings
+keep what they saved, and the next call resumes them.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,18 +20,20 @@ from pathlib import Path
 
 import dagster as dg
 
-from bio_assets.app.service import die_with_parent, live_service, read_state
+from bio_assets.app.service import DataPaths, ServiceFiles, reload_code_location, service_client
 from bio_assets.app.summary import print_summary, run_failures
 from bio_assets.app.webserver import FINISHED_BACKFILL_STATES, DagsterWebserver
 from bio_assets.assets.common import PROFILE_TAG
-from bio_assets.assets.partitions import class_partitions_name
+from bio_assets.assets.partitions import class_partition_changes, class_partitions_name
 from bio_assets.core.registry import DatasetEntry
 from bio_assets.definitions import load_definitions
 from resources.image_dataset import ImageDatasetResource
 
 LAUNCHED_BY_TAG = "bio_assets/launched_by"
 POLL_SECONDS = 2.0
-SERVICE_START_TIMEOUT = 300.0
+KNOWN_ASSETS = """
+query Known($keys: [AssetKeyInput!]) { assetNodes(assetKeys: $keys) { assetKey { path } } }
+"""
 
 
 class Interrupted(Exception):
@@ -58,12 +60,12 @@ def open_instance() -> Iterator[dg.DagsterInstance]:
 
 
 def sync_class_partitions(instance: dg.DagsterInstance, dataset: str, class_names: list[str]) -> None:
-    """Make the dataset's class partitions exactly its class folders."""
+    """Make the dataset's class partitions exactly its class folders (never deleting all of them)."""
     name = class_partitions_name(dataset)
-    existing = set(instance.get_dynamic_partitions(name))
-    if set(class_names) - existing:
-        instance.add_dynamic_partitions(name, sorted(set(class_names) - existing))
-    for gone in sorted(existing - set(class_names)):
+    added, removed = class_partition_changes(dataset, set(instance.get_dynamic_partitions(name)), set(class_names))
+    if added:
+        instance.add_dynamic_partitions(name, added)
+    for gone in removed:
         instance.delete_dynamic_partition(name, gone)
 
 
@@ -91,40 +93,6 @@ def selected_keys(defs: dg.Definitions, select: str, dataset: str) -> list[dg.As
     if not keys:
         raise ValueError(f"selection {select!r} matches no asset of dataset {dataset!r}")
     return keys
-
-
-@contextmanager
-def service_for(home: Path, workspace: Path) -> Iterator[str]:
-    """The URL of the instance's service: the running one (``bio-assets ui``), else a child
-    service started now and stopped on exit (it also stops when this process is killed)."""
-    running = live_service(home)
-    if running:
-        print(f"using the bio-assets service at {running.url}", flush=True)
-        yield running.url
-        return
-    log = home / "service.log"
-    command = [sys.executable, "-m", "bio_assets.app.cli", "ui", "--port", "0", "--quiet"]
-    child = subprocess.Popen(command, preexec_fn=die_with_parent, stdout=subprocess.DEVNULL, stderr=open(log, "ab"))
-    try:
-        deadline = time.monotonic() + SERVICE_START_TIMEOUT
-        while True:
-            state = read_state(home)
-            if state and state.supervisor_pid == child.pid and DagsterWebserver(state.url, timeout=5).ready():
-                break
-            if child.poll() is not None:
-                raise RuntimeError(f"the Dagster service exited with code {child.returncode}; see {log}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the Dagster service did not start within {SERVICE_START_TIMEOUT:.0f} s; see {log}")
-            time.sleep(1.0)
-        print(f"started a Dagster service at {state.url} (webserver, daemon) for this run", flush=True)
-        yield state.url
-    finally:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-            try:
-                child.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
 
 
 @contextmanager
@@ -185,11 +153,22 @@ def cancel_backfill(instance: dg.DagsterInstance, web: DagsterWebserver, backfil
         time.sleep(1.0)
 
 
-def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry: Path) -> list[str]:
-    """Materialize ``select`` (restricted to ``entry``'s assets) with ``profile``; the failures."""
+def unknown_to_service(web: DagsterWebserver, keys: list[dg.AssetKey]) -> list[dg.AssetKey]:
+    """The keys the service's code location does not define (it loaded before they were registered)."""
+    nodes = web.query(KNOWN_ASSETS, {"keys": [{"path": list(k.path)} for k in keys]})["assetNodes"]
+    known = {tuple(node["assetKey"]["path"]) for node in nodes}
+    return [k for k in keys if tuple(k.path) not in known]
+
+
+def materialize_dataset(
+    entry: DatasetEntry, profile: str, select: str, registry: Path, *, registry_changed: bool = False
+) -> list[str]:
+    """Materialize ``select`` (restricted to ``entry``'s assets) with ``profile``; the failures.
+    ``registry_changed``: this command changed ``entry``, so the service reloads its code location."""
     started = time.perf_counter()
     home = dagster_home()
-    workspace = Path(__file__).resolve().parents[2] / "workspace.yaml"
+    paths = DataPaths(Path(registry).absolute(), DataPaths.current().data_home)
+    backfill_id = None
     with open_instance() as instance:
         defs = load_definitions(registry)
         keys = selected_keys(defs, select, entry.name)
@@ -197,14 +176,17 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
         sync_class_partitions(instance, entry.name, classes)
         with interrupts_raise():
             try:
-                with service_for(home, workspace) as url:
-                    web = DagsterWebserver(url)
-                    tags = {PROFILE_TAG: profile, LAUNCHED_BY_TAG: "bio-assets materialize"}
+                with service_client(home, paths=paths) as connection:
+                    web = DagsterWebserver(connection.url)
+                    if registry_changed or unknown_to_service(web, keys):
+                        print("reloading the code location: the registry changed since the service loaded it")
+                        reload_code_location(connection, ServiceFiles.of(home))
+                    tags = {PROFILE_TAG: profile, LAUNCHED_BY_TAG: "bio-assets materialize", **connection.tags}
                     title = f"bio-assets materialize {entry.name} ({profile})"
                     backfill_id = web.launch_backfill(keys, partitions=None, tags=tags, title=title)
                     print(
                         f"== backfill {backfill_id}: {len(keys)} assets of {entry.name!r}, {len(classes)} classes, "
-                        f"profile {profile}; follow it in the UI at {url}/runs/b/{backfill_id}",
+                        f"profile {profile}; follow it in the UI at {connection.url}/runs/b/{backfill_id}",
                         flush=True,
                     )
                     try:
@@ -214,7 +196,8 @@ def materialize_dataset(entry: DatasetEntry, profile: str, select: str, registry
                         cancel_backfill(instance, web, backfill_id)
                         raise
             except Interrupted as stop:
-                print_summary(instance, defs, entry.name, backfill_runs(instance, backfill_id))
+                if backfill_id is not None:
+                    print_summary(instance, defs, entry.name, backfill_runs(instance, backfill_id))
                 raise SystemExit(128 + stop.signum) from None
         runs = backfill_runs(instance, backfill_id)
         print_summary(instance, defs, entry.name, runs)

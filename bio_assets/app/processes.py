@@ -112,12 +112,108 @@ def run_processes(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProces
 
 
 def kill_processes(pids: list[int]) -> list[int]:
-    """SIGKILL each pid; the ones that were still there."""
+    """SIGKILL each pid; the ones that were still there. A pid that now belongs to another user
+    (reused after the run's process ended) is left alone."""
     killed = []
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
     return killed
+
+
+def command_line(pid: int) -> tuple[str, ...] | None:
+    """The arguments ``pid`` was started with (``/proc/<pid>/cmdline``), or ``None``."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return tuple(part.decode(errors="replace") for part in raw.split(b"\0") if part)
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A process as it was started: a pid is reused once its process ends, its start time and command
+    line are not, so a signal goes only to a process that still matches all three."""
+
+    pid: int
+    started: float
+    command: tuple[str, ...]
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        started, command = process_start_time(pid), command_line(pid)
+        if started is None or command is None:
+            return None
+        return cls(pid, started, command)
+
+    def still_running(self) -> bool:
+        return ProcessIdentity.of(self.pid) == self
+
+    def signal(self, sig: int) -> bool:
+        """Send ``sig`` when the process is still this one; whether it was sent."""
+        if not self.still_running():
+            return False
+        try:
+            os.kill(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def as_json(self) -> dict:
+        return {"pid": self.pid, "started": self.started, "command": list(self.command)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ProcessIdentity:
+        return cls(int(data["pid"]), float(data["started"]), tuple(data["command"]))
+
+
+def _listening_sockets(port: int) -> list[tuple[int, int]]:
+    """(uid, socket inode) of every TCP socket listening on ``port``, any local address."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, uid, inode = fields[1], fields[3], int(fields[7]), int(fields[9])
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                found.append((uid, inode))
+    return found
+
+
+def _pid_with_socket(inode: int) -> int | None:
+    """The process holding socket ``inode`` among those this user may inspect."""
+    target = f"socket:[{inode}]"
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in (entry / "fd").iterdir()):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def port_holder(port: int) -> str | None:
+    """Who listens on TCP ``port`` of this machine, in words, or ``None`` when no one does."""
+    sockets = _listening_sockets(port)
+    if not sockets:
+        return None
+    uid, inode = sockets[0]
+    try:
+        import pwd
+
+        user = pwd.getpwuid(uid).pw_name
+    except (KeyError, ImportError):
+        user = f"uid {uid}"
+    pid = _pid_with_socket(inode)
+    if pid is None:
+        return f"a process of user {user}"
+    command = " ".join(command_line(pid) or ())[:120]
+    return f"pid {pid} of user {user} ({command})"

@@ -13,6 +13,7 @@ datasets:
     profile: paper                # the default settings of runs that name no profile
     owners: [team:cytology]       # Dagster asset owners (emails or team:name)
     rebuild_cron: "0 2 * * *"     # searches and trainings rebuild at most once per window
+    rebuild_timezone: Europe/Berlin   # the window's time zone (IANA name; default UTC)
     settings:                     # per-dataset values over the profile's, per asset
       image_splits: {train_fraction: 0.8, val_fraction: 0.1, test_fraction: 0.1}
     cnn_baselines: [lenet5, resnet18]   # a subset of the baseline partitions (default: all)
@@ -25,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -54,6 +56,7 @@ class DatasetEntry:
     profile: str = "paper"  # the default profile of runs that name none
     owners: tuple[str, ...] = ()
     rebuild_cron: str = DEFAULT_REBUILD_CRON
+    rebuild_timezone: str = "UTC"  # an IANA time zone: the window opens at rebuild_cron's local time
     # asset name -> {setting: value}: this dataset's values over the profile's.
     settings: Mapping[str, Mapping[str, object]] = field(default_factory=dict, hash=False)
     # Subsets of the model partitions; empty: every model.
@@ -84,6 +87,13 @@ class DatasetEntry:
                 raise ValueError(f"dataset {self.name!r}: owner {owner!r} must be an email address or team:<name>")
         if len(self.rebuild_cron.split()) != _CRON_FIELDS:
             raise ValueError(f"dataset {self.name!r}: rebuild_cron {self.rebuild_cron!r} is not a 5-field cron string")
+        try:
+            ZoneInfo(self.rebuild_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"dataset {self.name!r}: rebuild_timezone {self.rebuild_timezone!r} is not an IANA time zone "
+                "such as 'UTC' or 'Europe/Berlin'"
+            ) from None
         if not isinstance(self.settings, Mapping) or not all(isinstance(v, Mapping) for v in self.settings.values()):
             raise ValueError(f"dataset {self.name!r}: settings must map asset names to {{setting: value}} mappings")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -113,8 +114,20 @@ def class_fingerprint(
     (with the same ``max_file_bytes``: a file above it counts by its size, unread).
     """
     cache = cache if cache is not None else DigestCache(max_file_bytes=max_file_bytes)
+    fingerprint = _fingerprint_until(class_dir, pattern, root, cache, deadline=None)
+    assert fingerprint is not None  # no deadline: every file is read
+    return fingerprint
+
+
+def _fingerprint_until(class_dir: Path, pattern: str, root: Path, cache: DigestCache, *, deadline) -> str | None:
+    """The class folder's fingerprint, or ``None`` when ``deadline`` passes first (digests read stay cached)."""
     files, _ = candidate_files(class_dir, pattern, root)
-    return combine_file_digests((path.relative_to(class_dir).as_posix(), cache.digest(path)) for path in files)
+    digests = []
+    for path in files:
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        digests.append((path.relative_to(class_dir).as_posix(), cache.digest(path)))
+    return combine_file_digests(digests)
 
 
 def dataset_fingerprints(
@@ -124,10 +137,17 @@ def dataset_fingerprints(
     *,
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     cache: DigestCache | None = None,
+    deadline: float | None = None,
 ) -> dict[str, str]:
-    """Class name -> fingerprint for every class folder of a dataset."""
+    """Class name -> fingerprint for every class folder of a dataset.
+
+    ``deadline`` (``time.monotonic()``): classes not finished by then are left out, while the digests
+    read so far stay in ``cache``, so that the next call goes on where this one stopped."""
     cache = cache if cache is not None else DigestCache(max_file_bytes=max_file_bytes)
-    return {
-        name: class_fingerprint(folder, pattern, root, max_file_bytes=max_file_bytes, cache=cache)
-        for name, folder in class_folders.items()
-    }
+    versions = {}
+    for name, folder in class_folders.items():
+        fingerprint = _fingerprint_until(folder, pattern, root, cache, deadline=deadline)
+        if fingerprint is None:
+            break
+        versions[name] = fingerprint
+    return versions

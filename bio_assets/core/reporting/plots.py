@@ -107,6 +107,7 @@ def learning_curve_plot(curves: dict[str, list[tuple[int, float, float, float]]]
     axis.set_xscale("log")
     sizes = sorted({p[0] for points in curves.values() for p in points})
     axis.set_xticks(sizes, [str(s) for s in sizes])
+    axis.minorticks_off()  # a log axis spanning less than a decade would label its minor ticks "3x10^0"
     # Zoomed to the data (differences of a few points are what the study is about), never above 1.
     lowest = min(p[2] for points in curves.values() for p in points)
     axis.set(xlabel="real training images per class", ylabel="test accuracy (95% interval)")
