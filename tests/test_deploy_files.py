@@ -339,6 +339,16 @@ def test_dockerfile_installs_the_project_and_serves_the_location_helm_expects(de
     assert any(f"BIO_ASSETS_HOME={home}" in a for a in by_kind["ENV"])
 
 
+def test_production_runs_the_daemon_development_runs(values, deployment):
+    """The chart's daemon pod runs `dagster-daemon` from the bio-assets image, where that command is
+    bio-assets' daemon: the one `bio-assets ui` starts, with the same fixes."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert pyproject["project"]["scripts"]["bio-assets-daemon"] == "bio_assets.app.daemon:main"
+    assert values["dagsterDaemon"]["image"] == deployment["image"]
+    runs = [a for kind, a in dockerfile_instructions() if kind == "RUN"]
+    assert any('ln -sf "$(command -v bio-assets-daemon)" "$(command -v dagster-daemon)"' in a for a in runs)
+
+
 def test_dockerfile_bakes_in_no_secret():
     for kind, arguments in dockerfile_instructions():
         if kind in {"ENV", "ARG"}:

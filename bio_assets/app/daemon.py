@@ -162,11 +162,17 @@ def follow_code_server_reloads(view_file: Path | None) -> None:
     controller.DagsterDaemonController.check_workspace_freshness = check_workspace_freshness
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """``dagster-daemon``'s command line, with the fixes above: what ``bio-assets ui`` runs and what the
+    production image installs as its ``dagster-daemon`` (deploy/Dockerfile)."""
     shorten_backfill_tick()
     wait_for_retry_decisions()
     view = os.environ.get(DAEMON_VIEW_ENV)
     follow_code_server_reloads(Path(view) if view else None)
-    from dagster._daemon.cli import main
+    from dagster._daemon.cli import main as dagster_daemon
 
+    dagster_daemon()
+
+
+if __name__ == "__main__":
     main()
