@@ -19,7 +19,7 @@ import time
 
 import dagster as dg
 
-from bio_assets.assets.data import DATA_VERSION_TAG, folder_observation
+from bio_assets.assets.data import DATA_VERSION_TAG, class_set_key, class_set_observation, folder_observation
 from bio_assets.assets.partitions import asset_key, class_partition_changes, class_partitions_name
 from bio_assets.core.registry import DatasetEntry
 from resources.image_dataset import ImageDatasetResource
@@ -49,28 +49,29 @@ REBUILD_POLICY: dict[str, str] = {
 }
 
 
-def _guards() -> dg.AutomationCondition:
-    """What every rule requires: parents present, nothing in progress, blocking checks passed."""
+def _guards(dataset: str) -> dg.AutomationCondition:
+    """What every rule requires: parents present, nothing in progress, blocking checks passed. The class
+    set is observed only when a class is removed: never observed, it is no missing parent."""
     return (
-        ~dg.AutomationCondition.any_deps_missing()
+        ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(class_set_key(dataset)))
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()
     )
 
 
-def follow_condition() -> dg.AutomationCondition:
+def follow_condition(dataset: str) -> dg.AutomationCondition:
     """Rebuild as soon as any input changed."""
     changed = dg.AutomationCondition.any_deps_updated().since_last_handled()
-    return (changed & _guards()).with_label("follows its inputs: rebuilt as soon as an input changes")
+    return (changed & _guards(dataset)).with_label("follows its inputs: rebuilt as soon as an input changes")
 
 
-def window_condition(cron: str, timezone: str = "UTC") -> dg.AutomationCondition:
+def window_condition(dataset: str, cron: str, timezone: str = "UTC") -> dg.AutomationCondition:
     """Rebuild after an input changed, at most once per window of ``cron`` (local time of ``timezone``)."""
     window_opened = dg.AutomationCondition.cron_tick_passed(cron, timezone).since_last_handled()
     changed = dg.AutomationCondition.any_deps_updated().since_last_handled()
     label = f"costly: rebuilt when an input changed, at most once per window ({cron!r}, {timezone})"
-    return (window_opened & changed & _guards()).with_label(label)
+    return (window_opened & changed & _guards(dataset)).with_label(label)
 
 
 def with_rebuild_policy(assets: list, entry: DatasetEntry) -> list:
@@ -82,9 +83,10 @@ def with_rebuild_policy(assets: list, entry: DatasetEntry) -> list:
             raise ValueError(f"{spec.key.to_user_string()} has no rebuild policy in jobs/automation.py")
         if policy == MANUAL:
             return spec
-        condition = (
-            follow_condition() if policy == FOLLOW else window_condition(entry.rebuild_cron, entry.rebuild_timezone)
-        )
+        if policy == FOLLOW:
+            condition = follow_condition(entry.name)
+        else:
+            condition = window_condition(entry.name, entry.rebuild_cron, entry.rebuild_timezone)
         return spec.replace_attributes(automation_condition=condition)
 
     return [
@@ -125,12 +127,16 @@ def observe_dataset(
 ) -> tuple[list, list[dg.AssetObservation]]:
     """Partition requests and an observation for each class whose version differs from the one
     recorded (``seen``, the cursor, caches it). New classes are observed on the next tick, once
-    their partition exists. Classes not fingerprinted by ``deadline`` are observed on a later tick."""
+    their partition exists. Classes not fingerprinted by ``deadline`` are observed on a later tick.
+    Removed classes also give an observation of ``<dataset>/class_set``, which the assets that read
+    every class depend on (a deleted partition is no event to them)."""
     class_names = set(image_dataset.layout(entry.name).class_folders())
     requests = partition_sync_requests(instance, entry.name, class_names)
     versions = image_dataset.fingerprints(entry.name, deadline=deadline)
     known = set(instance.get_dynamic_partitions(class_partitions_name(entry.name)))
     observations = []
+    if known - class_names:
+        observations.append(class_set_observation(entry.name, class_names, sorted(known - class_names)))
     for class_name, version in sorted(versions.items()):
         if class_name not in known or seen.get(class_name) == version:
             continue

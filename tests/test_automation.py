@@ -23,6 +23,7 @@ from tests.conftest import TINY_CLASSES, write_class_images
 
 KEY = {name: dg.AssetKey(["tiny", name]) for name in REBUILD_POLICY}
 FOLDER = dg.AssetKey(["tiny", "image_folder"])
+CLASS_SET = dg.AssetKey(["tiny", "class_set"])
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ def tick(defs, instance, resources, cursor):
 
 
 def observed(result) -> list[str]:
-    return sorted(e.partition for e in result.asset_events or [])
+    """The classes whose folder the tick observed."""
+    return sorted(e.partition for e in result.asset_events or [] if e.asset_key == FOLDER)
 
 
 def materialize(defs, instance, names, class_name=None):
@@ -114,6 +116,39 @@ def test_new_and_vanished_class_folders_become_partition_requests(setup):
     second = tick(defs, instance, resources, first.cursor)
     kinds = {type(r).__name__: sorted(r.partition_keys) for r in second.dynamic_partitions_requests}
     assert kinds == {"AddDynamicPartitionsRequest": ["Parabasal"], "DeleteDynamicPartitionsRequest": ["Dyskeratotic"]}
+
+
+def test_a_removed_class_is_an_update_of_the_class_set_for_the_assets_that_read_every_class(setup):
+    defs, instance, resources, root = setup
+    graph = defs.resolve_asset_graph()
+    readers = {k.path[-1] for k in graph.get(CLASS_SET).child_keys}
+    assert readers == {
+        "searched_cell", "feature_extractors", "generator", "baseline_classifiers", "optimizer_comparison",
+        "gan_baselines", "extended_classifier", "metric_reports",
+    }  # fmt: skip
+    reports = KEY["metric_reports"]
+    updated = dg.AutomationCondition.any_deps_updated().allow(dg.AssetSelection.assets(CLASS_SET))
+    watched = dg.Definitions(
+        assets=[
+            a.map_asset_specs(lambda spec: spec.replace_attributes(automation_condition=updated))
+            if isinstance(a, dg.AssetsDefinition) and reports in a.keys
+            else a
+            for a in defs.assets
+        ],
+        resources=defs.resources,
+    )
+    first = tick(defs, instance, resources, None)
+    only_reports = dg.AssetSelection.assets(reports)
+    before = dg.evaluate_automation_conditions(defs=watched, instance=instance, asset_selection=only_reports)
+    assert not [e for e in first.asset_events if e.asset_key == CLASS_SET] and before.get_num_requested(reports) == 0
+    shutil.rmtree(root / "Dyskeratotic")
+    second = tick(defs, instance, resources, first.cursor)
+    (event,) = [e for e in second.asset_events if e.asset_key == CLASS_SET]
+    assert event.metadata["removed"].value == ["Dyskeratotic"]
+    after = dg.evaluate_automation_conditions(
+        defs=watched, instance=instance, asset_selection=only_reports, cursor=before.cursor
+    )
+    assert after.get_num_requested(reports) == 1  # the report is rebuilt without the removed class
 
 
 def test_a_folder_too_large_for_one_tick_is_read_over_several_ticks(setup, monkeypatch):

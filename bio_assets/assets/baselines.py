@@ -7,6 +7,7 @@ from pydantic import Field
 
 from bio_assets.assets.classifier import classifier_metadata
 from bio_assets.assets.common import asset_options, config_values, data_ins, run_profile, run_settings
+from bio_assets.assets.data import class_set_key
 from bio_assets.core.cnn.baselines import BASELINES, OPTIMIZER_BATCH, SOURCE_OPTIMIZER_ACCURACY, baseline_defaults
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.evaluation import train_and_test
@@ -115,6 +116,7 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="baseline_classifiers",
         ins=ins,
+        deps=[class_set_key(dataset)],
         **asset_options(entry, GROUP, partitions=models, network=True, one_run=True),
     )
     def baseline_classifiers(
@@ -166,7 +168,7 @@ def build_baseline_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
 
     options = asset_options(entry, GROUP, partitions=optimizers, network=True, one_run=True)
 
-    @dg.asset(name="optimizer_comparison", ins=ins, **options)
+    @dg.asset(name="optimizer_comparison", ins=ins, deps=[class_set_key(dataset)], **options)
     def optimizer_comparison(
         context: dg.AssetExecutionContext,
         config: OptimizerComparisonConfig,

@@ -7,6 +7,7 @@ import numpy as np
 from pydantic import Field
 
 from bio_assets.assets.common import RunSettings, asset_options, config_values, data_ins, run_settings
+from bio_assets.assets.data import class_set_key
 from bio_assets.assets.metadata import png_markdown
 from bio_assets.core.cnn.dataset import assemble
 from bio_assets.core.cnn.genotypes import CellGenotype, MacroGenotype
@@ -213,7 +214,7 @@ def build_cnn_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     inputs = data_ins(dataset, "augmented_dataset", "image_splits")
     common = asset_options(entry, GROUP, network=True)
 
-    @dg.asset(name="searched_cell", ins=inputs, **common)
+    @dg.asset(name="searched_cell", ins=inputs, deps=[class_set_key(dataset)], **common)
     def searched_cell(
         context: dg.AssetExecutionContext,
         config: CellSearchConfig,

@@ -1,6 +1,7 @@
 """The data group: the observed class folders, ingested images, leakage-free splits and the
 augmented train split, per class."""
 
+import hashlib
 import time
 
 import dagster as dg
@@ -23,6 +24,40 @@ GROUP = "data"
 SPLIT_FIELDS = ("train_fraction", "val_fraction", "test_fraction")
 # The data version an observation records, as Dagster's observable source assets write it.
 DATA_VERSION_TAG = "dagster/data_version"
+
+
+def class_set_key(dataset: str) -> dg.AssetKey:
+    """``<dataset>/class_set``: which classes the dataset has. The assets that read every class depend
+    on it, so that a class removed (its partition deleted, which Dagster records as no event) rebuilds
+    them as a changed input does."""
+    return asset_key(dataset, "class_set")
+
+
+def class_set_version(class_names: set[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(class_names)).encode()).hexdigest()[:16]
+
+
+def build_class_set_source(entry: DatasetEntry) -> dg.SourceAsset:
+    """``<dataset>/class_set``: observed by dataset_sensor when a class folder is removed."""
+
+    @dg.observable_source_asset(
+        key=class_set_key(entry.name),
+        group_name=GROUP,
+        description="The dataset's classes; dataset_sensor records a new version when a class folder is removed.",
+    )
+    def class_set(image_dataset: ImageDatasetResource) -> dg.DataVersion:
+        return dg.DataVersion(class_set_version(set(image_dataset.layout(entry.name).class_folders())))
+
+    return class_set
+
+
+def class_set_observation(dataset: str, class_names: set[str], removed: list[str]) -> dg.AssetObservation:
+    """An observation of ``<dataset>/class_set`` after ``removed`` classes left it."""
+    return dg.AssetObservation(
+        asset_key=class_set_key(dataset),
+        tags={DATA_VERSION_TAG: class_set_version(class_names)},
+        metadata={"classes": sorted(class_names), "removed": sorted(removed)},
+    )
 
 
 def folder_observation(dataset: str, class_name: str, version: str) -> dg.AssetObservation:
@@ -97,7 +132,7 @@ def build_image_folder_source(entry: DatasetEntry) -> dg.SourceAsset:
 
 
 def build_data_assets(entry: DatasetEntry) -> list:
-    """``image_folder`` (observed), ``raw_images``, ``image_splits`` and ``augmented_dataset``."""
+    """``image_folder`` and ``class_set`` (observed), ``raw_images``, ``image_splits`` and ``augmented_dataset``."""
     dataset = entry.name
     partitions = class_partitions(dataset)
 
@@ -221,4 +256,5 @@ def build_data_assets(entry: DatasetEntry) -> list:
             },
         )
 
-    return [build_image_folder_source(entry), raw_images, image_splits, augmented_dataset]
+    sources = [build_image_folder_source(entry), build_class_set_source(entry)]
+    return [*sources, raw_images, image_splits, augmented_dataset]

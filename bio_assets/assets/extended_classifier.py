@@ -9,6 +9,7 @@ from pydantic import Field
 
 from bio_assets.assets.classifier import ClassifierConfig, classifier_metadata
 from bio_assets.assets.common import asset_options, config_values, data_ins, run_settings
+from bio_assets.assets.data import class_set_key
 from bio_assets.assets.synthesis import GROUP, require_current_generator
 from bio_assets.checks.gates import gate_status
 from bio_assets.core.cnn.architectures import architecture_spec
@@ -141,7 +142,9 @@ def build_extended_classifier_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     names = ("augmented_dataset", "image_splits", "synthetic_dataset", "macro_architecture", "searched_cell")
     ins = data_ins(dataset, *names)
 
-    @dg.asset(name="extended_classifier", ins=ins, **asset_options(entry, GROUP, network=True))
+    @dg.asset(
+        name="extended_classifier", ins=ins, deps=[class_set_key(dataset)], **asset_options(entry, GROUP, network=True)
+    )
     def extended_classifier(
         context: dg.AssetExecutionContext,
         config: ExtendedClassifierConfig,

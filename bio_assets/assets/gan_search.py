@@ -10,6 +10,7 @@ from pydantic import Field
 
 from bio_assets.assets.cnn_search import evaluation_logger
 from bio_assets.assets.common import RunSettings, asset_options, config_values, data_ins, run_settings
+from bio_assets.assets.data import class_set_key
 from bio_assets.assets.gan_inputs import (
     GROUP,
     RECIPE_FIELDS,
@@ -87,7 +88,9 @@ def build_feature_extractor_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     dataset = entry.name
     ins = data_ins(dataset, "augmented_dataset", "image_splits")
 
-    @dg.asset(name="feature_extractors", ins=ins, **asset_options(entry, GROUP, network=True))
+    @dg.asset(
+        name="feature_extractors", ins=ins, deps=[class_set_key(dataset)], **asset_options(entry, GROUP, network=True)
+    )
     def feature_extractors(
         context: dg.AssetExecutionContext,
         config: FeatureExtractorsConfig,
@@ -324,7 +327,7 @@ def build_gan_search_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
         )
         return value, {**metadata, **values.metadata()}
 
-    @dg.asset(name="generator", ins=inputs, **common)
+    @dg.asset(name="generator", ins=inputs, deps=[class_set_key(dataset)], **common)
     def generator(
         context: dg.AssetExecutionContext,
         config: GanSearchConfig,

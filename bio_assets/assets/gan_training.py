@@ -12,6 +12,7 @@ from pydantic import Field
 
 from bio_assets.assets.baselines import model_partitions
 from bio_assets.assets.common import RunSettings, asset_options, data_ins
+from bio_assets.assets.data import class_set_key
 from bio_assets.assets.gan_inputs import (
     GROUP,
     RECIPE_FIELDS,
@@ -346,6 +347,7 @@ def build_gan_training_assets(entry: DatasetEntry) -> list[dg.AssetsDefinition]:
     @dg.asset(
         name="gan_baselines",
         ins=every_class,
+        deps=[class_set_key(dataset)],
         **asset_options(entry, GROUP, partitions=models, network=True, one_run=True),
     )
     def gan_baselines(

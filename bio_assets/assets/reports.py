@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from bio_assets.assets.common import asset_options, data_ins, run_profile
+from bio_assets.assets.data import class_set_key
 from bio_assets.assets.metadata import latest_metadata
 from bio_assets.assets.partitions import asset_key
 from bio_assets.assets.synthesis import require_current_generator
@@ -249,7 +250,9 @@ def build_report_asset(entry: DatasetEntry) -> dg.AssetsDefinition:
     read_from_metadata = ("baseline_classifiers", "optimizer_comparison", "gan_baselines", "trained_gan")
     options = asset_options(entry, GROUP, network=True, kinds=("markdown",))
 
-    @dg.asset(name="metric_reports", ins=ins, deps=[asset_key(dataset, n) for n in read_from_metadata], **options)
+    deps = [class_set_key(dataset), *(asset_key(dataset, n) for n in read_from_metadata)]
+
+    @dg.asset(name="metric_reports", ins=ins, deps=deps, **options)
     def metric_reports(
         context: dg.AssetExecutionContext,
         config: ReportConfig,
