@@ -20,7 +20,7 @@ from resources.feature_extractor import FeatureExtractorResource
 from resources.image_dataset import ImageDatasetResource
 from resources.io_manager import AssetFileIOManager
 from resources.notifier import NotifierResource
-from resources.paths import registry_path
+from resources.paths import production, registry_path
 from resources.search_executor import SearchExecutorResource
 
 # Per-class asset checks (partitions_def on a check) are a Dagster preview feature; we rely on
@@ -64,7 +64,15 @@ def build_definitions(entries: list[DatasetEntry], resources: dict | None = None
 
 
 def load_definitions(registry: Path | None = None) -> dg.Definitions:
-    return build_definitions(load_registry(registry or registry_path()))
+    """The definitions of every dataset in the registry. Without a registry file a development checkout
+    has the demo only; production refuses to start, naming the file it looked for."""
+    path = registry or registry_path()
+    if production() and not Path(path).exists():
+        raise FileNotFoundError(
+            f"no dataset registry at {path}: production (BIO_ASSETS_PRODUCTION=1) starts only with one; "
+            "create it (datasets.example.yaml) or point BIO_ASSETS_REGISTRY at it"
+        )
+    return build_definitions(load_registry(path))
 
 
 defs = load_definitions()

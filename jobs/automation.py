@@ -23,6 +23,7 @@ from bio_assets.assets.data import DATA_VERSION_TAG, class_set_key, class_set_ob
 from bio_assets.assets.partitions import asset_key, class_partition_changes, class_partitions_name
 from bio_assets.core.registry import DatasetEntry
 from resources.image_dataset import ImageDatasetResource
+from resources.paths import default_sensor_status
 
 FOLLOW, WINDOW, MANUAL = "follow", "window", "manual"
 # Of the 60 s a sensor tick may take, the time the dataset sensor spends reading files.
@@ -154,7 +155,7 @@ def build_dataset_sensor(entries: list[DatasetEntry]) -> dg.SensorDefinition:
     @dg.sensor(
         name="dataset_sensor",
         minimum_interval_seconds=60,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=default_sensor_status(),
         description=(
             "Keeps class partitions equal to the class folders and records a new data version of "
             "<dataset>/image_folder for each class whose files changed."
@@ -192,7 +193,7 @@ def build_automation(entries: list[DatasetEntry]) -> list[dg.SensorDefinition]:
     follow_upstream = dg.AutomationConditionSensorDefinition(
         "follow_upstream",
         target=dg.AssetSelection.all(),
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=default_sensor_status(),
         minimum_interval_seconds=30,
         description="Rebuilds assets by their rebuild policy: cheap ones at once, searches and trainings per window.",
     )

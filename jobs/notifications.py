@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from resources.notifier import NotifierResource
+from resources.paths import default_sensor_status
 
 # Assets whose runs take long enough that someone waits for them.
 TRAINING_ASSETS = frozenset(
@@ -139,7 +140,7 @@ def build_notification_sensors() -> list[dg.SensorDefinition]:
     @dg.run_status_sensor(
         run_status=dg.DagsterRunStatus.SUCCESS,
         name="training_succeeded_notification",
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=default_sensor_status(),
         description="Posts a message when a run that trains a network succeeds (off unless configured).",
     )
     def training_succeeded(context: dg.RunStatusSensorContext, notifier: NotifierResource):
@@ -147,7 +148,7 @@ def build_notification_sensors() -> list[dg.SensorDefinition]:
 
     @dg.run_failure_sensor(
         name="training_failed_notification",
-        default_status=dg.DefaultSensorStatus.RUNNING,
+        default_status=default_sensor_status(),
         description="Posts a message when a run that trains a network fails (off unless configured).",
     )
     def training_failed(context: dg.RunFailureSensorContext, notifier: NotifierResource):

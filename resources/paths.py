@@ -7,6 +7,16 @@ from pathlib import Path
 
 HOME_ENV = "BIO_ASSETS_HOME"
 REGISTRY_ENV = "BIO_ASSETS_REGISTRY"
+PRODUCTION_ENV = "BIO_ASSETS_PRODUCTION"
+
+
+def production() -> bool:
+    """Whether this is a production deployment (``BIO_ASSETS_PRODUCTION=1``, set by the image): its
+    sensors start stopped, and it refuses to start without a dataset registry."""
+    value = os.environ.get(PRODUCTION_ENV, "").strip().lower()
+    if value not in ("", "0", "1", "false", "true"):
+        raise ValueError(f"{PRODUCTION_ENV}={value!r}: use 1 (production) or 0")
+    return value in ("1", "true")
 
 
 def _beside_the_instance() -> Path:
@@ -27,3 +37,11 @@ def registry_path() -> Path:
     """The dataset registry YAML (default ``datasets.yaml`` beside the instance; absent means ``demo`` only)."""
     value = os.environ.get(REGISTRY_ENV)
     return Path(value).absolute() if value else _beside_the_instance() / "datasets.yaml"
+
+
+def default_sensor_status():
+    """Sensors run from the start in development and wait for a person to start them in production,
+    where a sensor that starts by itself could launch hours of GPU work on a fresh deployment."""
+    import dagster as dg
+
+    return dg.DefaultSensorStatus.STOPPED if production() else dg.DefaultSensorStatus.RUNNING

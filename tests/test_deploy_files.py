@@ -373,3 +373,21 @@ def test_helm_template_renders_a_valid_instance(tmp_path, instance_env):
         shown = {key: config[name].get(key) for key in section}
         assert shown == section, f"the chart rendered {name} as {config[name]}"
     assert config["run_launcher"]["class"] == "K8sRunLauncher"
+
+
+def test_production_starts_with_sensors_stopped_and_refuses_to_start_without_a_registry(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from bio_assets.definitions import load_definitions
+
+    assert any("BIO_ASSETS_PRODUCTION=1" in a for kind, a in dockerfile_instructions() if kind == "ENV")
+    monkeypatch.setenv("BIO_ASSETS_PRODUCTION", "1")
+    with pytest.raises(FileNotFoundError, match=f"no dataset registry at {tmp_path / 'missing.yaml'}"):
+        load_definitions(tmp_path / "missing.yaml")
+    registry = tmp_path / "datasets.yaml"
+    registry.write_text("datasets:\n  - {name: cells, folder: /data/cells, profile: demo}\n")
+    sensors = load_definitions(registry).sensors
+    assert sensors and {s.default_status for s in sensors} == {dg.DefaultSensorStatus.STOPPED}
+    monkeypatch.setenv("BIO_ASSETS_PRODUCTION", "0")  # development: the demo without a registry, sensors on
+    development = load_definitions(tmp_path / "missing.yaml")
+    assert {s.default_status for s in development.sensors} == {dg.DefaultSensorStatus.RUNNING}
