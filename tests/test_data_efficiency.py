@@ -97,3 +97,13 @@ def test_the_study_materializes_a_learning_curve_at_each_size(tmp_path, tiny_dat
     assert "data:image/png;base64," in metadata["learning_curve"].value
     assert metadata["study_table"].value.count("\n") == 3  # header, rule, two sizes
     assert metadata["fitness_repeats"].value == 2 and metadata["seeds"].value == 1
+
+
+def test_the_summary_calls_an_unmade_study_opt_in_not_missing(tmp_path, tiny_dataset):
+    from bio_assets.app.summary import summary_rows
+
+    defs, _ = tiny_definitions(tmp_path, tiny_dataset)
+    with dg.instance_for_test() as instance:
+        rows = {(asset, partition): status for asset, partition, status, _ in summary_rows(instance, defs, "tiny", [])}
+    assert rows[("tiny/data_efficiency", "-")] == "opt-in"
+    assert rows[("tiny/searched_cell", "-")] == "missing"

@@ -67,6 +67,8 @@ def partitions_of(instance: dg.DagsterInstance, graph, key: dg.AssetKey, dataset
 def summary_rows(instance: dg.DagsterInstance, defs: dg.Definitions, dataset: str, runs: list) -> list[tuple]:
     """(asset, partition, status, numbers) for every materializable asset of ``dataset``; status is
     what ``runs`` (one backfill) did to it, else whether it is materialized at all."""
+    from bio_assets.app.driver import OPT_IN_GROUPS
+
     graph = defs.resolve_asset_graph()
     in_runs = {r.run_id for r in runs}
     rows = []
@@ -77,6 +79,8 @@ def summary_rows(instance: dg.DagsterInstance, defs: dg.Definitions, dataset: st
             run_id = latest_materialization_run(instance, key, partition)
             if run_id in in_runs:
                 status = "ok"
+            elif not metadata and graph.get(key).group_name in OPT_IN_GROUPS:
+                status = "opt-in"  # not part of "everything": it runs when named (--select or the UI)
             elif runs:
                 status = "not made" if not metadata else "unchanged"
             else:
