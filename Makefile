@@ -26,6 +26,7 @@ install: $(STAMP)
 ## lock: re-resolve pyproject.toml's dependencies into requirements.lock (versions and hashes)
 lock: $(BIN)/python
 	$(BIN)/python deploy/lock_requirements.py requirements.lock $(if $(KEEP),--keep)
+	$(BIN)/python deploy/lock_requirements.py --production
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)

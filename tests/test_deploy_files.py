@@ -315,17 +315,13 @@ def test_dockerfile_installs_the_project_and_serves_the_location_helm_expects(de
         by_kind.setdefault(kind, []).append(arguments)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert by_kind["FROM"] == ["python:3.11-slim"]
-    # Dependencies: pyproject.toml's pinned list from PyPI's default index (torch's CUDA wheels).
-    assert any("pyproject.toml" in a and "dependencies" in a for a in by_kind["RUN"])
-    assert "torch==2.14.1" in pyproject["project"]["dependencies"]
+    # Dependencies: exactly the production lock's files, hash-checked, from PyPI's default index.
+    assert any("pip install --require-hashes --no-deps -r requirements-production.lock" in a for a in by_kind["RUN"])
     assert not re.search(r"--(extra-)?index-url", DOCKERFILE.read_text())
-    postgres = next(d for d in pyproject["project"]["dependencies"] if d.startswith("dagster-postgres=="))
-    assert f"DAGSTER_K8S_VERSION={postgres.split('==')[1]}" in by_kind["ARG"]  # integrations share versions
-    assert any('"dagster-k8s==${DAGSTER_K8S_VERSION}"' in a for a in by_kind["RUN"])
     copied = {shlex.split(a)[0] for a in by_kind["COPY"]}
     packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
-    assert copied >= {"pyproject.toml", *packages}
-    assert any(re.search(r"pip install --no-deps \.( |$)", a) for a in by_kind["RUN"])
+    assert copied >= {"pyproject.toml", "deploy/requirements-production.lock", *packages}
+    assert any(re.search(r"pip install --no-deps --no-build-isolation \.( |$)", a) for a in by_kind["RUN"])
     # Non-root, the uid the pod security context expects; no ENTRYPOINT under the chart's `args:`.
     security = deployment["podSecurityContext"]
     assert by_kind["USER"] == [f"{security['runAsUser']}:{security['runAsGroup']}"] and security["runAsNonRoot"]
@@ -347,6 +343,25 @@ def test_production_runs_the_daemon_development_runs(values, deployment):
     assert values["dagsterDaemon"]["image"] == deployment["image"]
     runs = [a for kind, a in dockerfile_instructions() if kind == "RUN"]
     assert any('ln -sf "$(command -v bio-assets-daemon)" "$(command -v dagster-daemon)"' in a for a in runs)
+
+
+def locked(path: Path) -> dict[str, tuple[str, str]]:
+    """name -> (version, sha256) of a lock file."""
+    pattern = r"^([A-Za-z0-9_.\-]+)==(\S+) \\\n\s+--hash=sha256:([0-9a-f]{64})"
+    return {m[0].lower(): (m[1], m[2]) for m in re.findall(pattern, path.read_text(), re.M)}
+
+
+def test_the_production_lock_is_the_development_lock_without_the_test_tools():
+    development = locked(ROOT / "requirements.lock")
+    production = locked(ROOT / "deploy" / "requirements-production.lock")
+    assert production and all(development.get(name) == pin for name, pin in production.items())
+    assert {"dagster", "torch", "dagster-k8s", "dagster-celery", "setuptools"} <= set(production)
+    assert not {"pytest", "pytest-xdist", "ruff", "atheris"} & set(production)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in pyproject["dependencies"]:  # every pinned base dependency, at its pin
+        name, _, version = requirement.partition("==")
+        if version:
+            assert production[name.lower()][0] == version, name
 
 
 def test_dockerfile_bakes_in_no_secret():
