@@ -416,6 +416,9 @@ class Supervisor:
     def _exited(self) -> subprocess.Popen | None:
         return next((p for p in self.processes if p.poll() is not None), None)
 
+    def _name(self, process: subprocess.Popen) -> str:
+        return ("the code server", "the webserver", "the daemon")[self.processes.index(process)]
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while not proves_token(self.url, self.token):
@@ -424,7 +427,7 @@ class Supervisor:
                 holder = port_holder(int(self.url.rsplit(":", 1)[1]))
                 taken = f"; the port is now taken by {holder}" if holder and exited is self.processes[1] else ""
                 raise ServiceError(
-                    f"{' '.join(exited.args[1:4])} exited with code {exited.returncode}{taken}; see {self.files.log}"
+                    f"{self._name(exited)} exited with code {exited.returncode}{taken}; see {self.files.log}"
                 )
             if self._stop_requests:
                 raise KeyboardInterrupt
@@ -497,7 +500,7 @@ class Supervisor:
             while True:
                 exited = self._exited()
                 if exited is not None:
-                    self.say(f"{' '.join(exited.args[1:4])} exited with code {exited.returncode}; stopping the service")
+                    self.say(f"{self._name(exited)} exited with code {exited.returncode}; stopping the service")
                     return 1
                 clients = live_clients(self.files)
                 if self._stop_requests:
