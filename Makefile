@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install lock demo ui cluster-demo test test-fast lint format bench gpu-smoke fuzz clean-instance
+.PHONY: install lock demo ui cluster-demo image test test-fast lint format bench gpu-smoke fuzz clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ demo: install $(DAGSTER_HOME)/dagster.yaml
 ## ui: the Dagster UI and daemon (backfills, sensors, automation) on the same instance; Ctrl-C stops both
 ui: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/bio-assets ui --port 3000
+
+## image: the production image (deploy/Dockerfile) with podman, on a Debian base built by debootstrap
+## (no registry image is pulled); needs root and `apt-get install podman runc buildah debootstrap`
+image:
+	bash deploy/image.sh $(IMAGE)
 
 ## cluster-demo: the data group and CNN search of BIO_ASSETS_DATASET_DIR (default: the demo data) on
 ## Celery workers on stand-in hosts (network namespaces where possible), instance and catalog on

@@ -118,6 +118,22 @@ def recorded_version(instance: dg.DagsterInstance, dataset: str, class_name: str
     return observation.tags.get(DATA_VERSION_TAG) if observation is not None else None
 
 
+CLASS_SET_READERS = (
+    "searched_cell", "feature_extractors", "generator", "baseline_classifiers", "optimizer_comparison",
+    "gan_baselines", "extended_classifier", "metric_reports",
+)  # fmt: skip
+
+
+def first_class_set(instance: dg.DagsterInstance, dataset: str) -> bool:
+    """Whether to record the class set before any removal: once, on an instance where none of its readers
+    is built yet (unobserved, it would look missing in the lineage). Where they are built, a first record
+    would read to them as a changed input and rebuild them for nothing: it waits for a real removal."""
+    key = class_set_key(dataset)
+    if instance.fetch_observations(dg.AssetRecordsFilter(asset_key=key), limit=1).records:
+        return False
+    return not any(instance.get_latest_materialization_event(asset_key(dataset, n)) for n in CLASS_SET_READERS)
+
+
 def observe_dataset(
     instance: dg.DagsterInstance,
     image_dataset: ImageDatasetResource,
@@ -130,13 +146,14 @@ def observe_dataset(
     recorded (``seen``, the cursor, caches it). New classes are observed on the next tick, once
     their partition exists. Classes not fingerprinted by ``deadline`` are observed on a later tick.
     Removed classes also give an observation of ``<dataset>/class_set``, which the assets that read
-    every class depend on (a deleted partition is no event to them)."""
+    every class depend on (a deleted partition is no event to them); so does the first tick of a new
+    instance."""
     class_names = set(image_dataset.layout(entry.name).class_folders())
     requests = partition_sync_requests(instance, entry.name, class_names)
     versions = image_dataset.fingerprints(entry.name, deadline=deadline)
     known = set(instance.get_dynamic_partitions(class_partitions_name(entry.name)))
     observations = []
-    if known - class_names:
+    if known - class_names or (class_names and first_class_set(instance, entry.name)):
         observations.append(class_set_observation(entry.name, class_names, sorted(known - class_names)))
     for class_name, version in sorted(versions.items()):
         if class_name not in known or seen.get(class_name) == version:
@@ -157,8 +174,9 @@ def build_dataset_sensor(entries: list[DatasetEntry]) -> dg.SensorDefinition:
         minimum_interval_seconds=60,
         default_status=default_sensor_status(),
         description=(
-            "Keeps class partitions equal to the class folders and records a new data version of "
-            "<dataset>/image_folder for each class whose files changed."
+            "Keeps class partitions equal to the class folders, records a new data version of "
+            "<dataset>/image_folder for each class whose files changed, and of <dataset>/class_set when a "
+            "class folder is removed."
         ),
     )
     def dataset_sensor(context: dg.SensorEvaluationContext, image_dataset: ImageDatasetResource) -> dg.SensorResult:

@@ -140,7 +140,16 @@ def test_a_removed_class_is_an_update_of_the_class_set_for_the_assets_that_read_
     first = tick(defs, instance, resources, None)
     only_reports = dg.AssetSelection.assets(reports)
     before = dg.evaluate_automation_conditions(defs=watched, instance=instance, asset_selection=only_reports)
-    assert not [e for e in first.asset_events if e.asset_key == CLASS_SET] and before.get_num_requested(reports) == 0
+    (recorded,) = [e for e in first.asset_events if e.asset_key == CLASS_SET]  # the first tick: never "missing"
+    assert recorded.metadata["removed"].value == [] and before.get_num_requested(reports) == 0
+    again = tick(defs, instance, resources, first.cursor)
+    assert not [e for e in again.asset_events if e.asset_key == CLASS_SET]  # nothing removed: nothing recorded
+    first = again
+    from jobs.automation import first_class_set
+
+    with dg.instance_for_test() as built:  # an instance whose readers are built: no first record
+        built.report_runless_asset_event(dg.AssetMaterialization(KEY["searched_cell"]))
+        assert not first_class_set(built, "tiny") and first_class_set(dg.DagsterInstance.ephemeral(), "tiny")
     shutil.rmtree(root / "Dyskeratotic")
     second = tick(defs, instance, resources, first.cursor)
     (event,) = [e for e in second.asset_events if e.asset_key == CLASS_SET]

@@ -314,7 +314,9 @@ def test_dockerfile_installs_the_project_and_serves_the_location_helm_expects(de
     for kind, arguments in instructions:
         by_kind.setdefault(kind, []).append(arguments)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert by_kind["FROM"] == ["python:3.11-slim"]
+    # python:3.11-slim by default; `make image` passes the Debian base it builds (deploy/image.sh).
+    assert by_kind["FROM"] == ["${BASE_IMAGE}"] and "BASE_IMAGE=python:3.11-slim" in by_kind["ARG"]
+    assert 'BASE_IMAGE="$base"' in (ROOT / "deploy" / "image.sh").read_text()
     # Dependencies: exactly the production lock's files, hash-checked, from PyPI's default index.
     assert any("pip install --require-hashes --no-deps -r requirements-production.lock" in a for a in by_kind["RUN"])
     assert not re.search(r"--(extra-)?index-url", DOCKERFILE.read_text())
