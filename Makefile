@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: install lock demo ui cluster-demo image test test-fast lint format bench gpu-smoke fuzz clean-instance
+.PHONY: install lock demo ui cluster-demo image container-demo test test-fast lint format bench gpu-smoke fuzz clean-instance
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ ui: install $(DAGSTER_HOME)/dagster.yaml
 ## (no registry image is pulled); needs root and `apt-get install podman runc buildah debootstrap`
 image:
 	bash deploy/image.sh $(IMAGE)
+
+## container-demo: the deployment as containers of that image (code server, webserver, daemon, a Celery
+## worker) with this machine's PostgreSQL and RabbitMQ: the demo's data group and CNN search, the worker
+## of each step printed, everything it started stopped (run `make image` first)
+container-demo: install
+	$(BIN)/python -m bio_assets.app.container_demo $(if $(IMAGE),--image $(IMAGE))
 
 ## cluster-demo: the data group and CNN search of BIO_ASSETS_DATASET_DIR (default: the demo data) on
 ## Celery workers on stand-in hosts (network namespaces where possible), instance and catalog on

@@ -200,18 +200,24 @@ def location_entries(web: DagsterWebserver) -> list[dict]:
     return web.query(LOCATION_ENTRIES)["workspaceOrError"].get("locationEntries", [])
 
 
-def proves_token(url: str, token: str, *, timeout: float = 5.0) -> bool:
-    """Whether the server at ``url`` serves the code location that carries ``token``, loaded."""
+def loaded_locations(url: str, *, timeout: float = 5.0) -> list[dict]:
+    """The code locations the webserver at ``url`` has loaded without error; none when it does not answer."""
     try:
         entries = location_entries(DagsterWebserver(url, timeout=timeout))
     except (OSError, WebserverError, ValueError, KeyError, TypeError):
-        return False
-    return any(
-        {"key": TOKEN_KEY, "value": token} in entry["displayMetadata"]
-        and entry["loadStatus"] == "LOADED"
-        and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+        return []
+    return [
+        entry
         for entry in entries
-    )
+        if entry["loadStatus"] == "LOADED"
+        and (entry["locationOrLoadError"] or {}).get("__typename") == "RepositoryLocation"
+    ]
+
+
+def proves_token(url: str, token: str, *, timeout: float = 5.0) -> bool:
+    """Whether the server at ``url`` serves the code location that carries ``token``, loaded."""
+    token_entry = {"key": TOKEN_KEY, "value": token}
+    return any(token_entry in entry["displayMetadata"] for entry in loaded_locations(url, timeout=timeout))
 
 
 def running_service(files: ServiceFiles) -> ServiceState | None:
