@@ -121,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image", default="localhost/bio-assets:0.1.0")
     parser.add_argument("--profile", default="demo")
     args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("container-demo: run it as root (the shared folder belongs to the image's uid 10001)", file=sys.stderr)
+        return 2
+    if shutil.which("podman") is None:
+        print("container-demo: podman is missing: apt-get install -y podman runc buildah debootstrap", file=sys.stderr)
+        return 2
     if podman("image", "exists", args.image, check=False).returncode != 0:
         print(f"container-demo: no image {args.image}: run `make image` first", file=sys.stderr)
         return 2
