@@ -193,3 +193,15 @@ def test_registry_and_data_home_default_beside_the_instance_whatever_the_current
         assert data_home() == tmp_path / "project" / ".bio_assets"
     monkeypatch.setenv("BIO_ASSETS_REGISTRY", "relative.yaml")  # an explicit value is taken as given
     assert registry_path() == ROOT / "relative.yaml"
+
+
+def test_another_users_instance_is_a_clear_error(tmp_path, monkeypatch):
+    """Root may write every folder, so the refusal is shown with the permission check answering as it
+    does for an unprivileged user (checked by hand as one: `bio-assets materialize` on root's instance)."""
+    from bio_assets.app.driver import dagster_home
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert dagster_home() == tmp_path
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
+    with pytest.raises(ValueError, match=rf"the Dagster instance {tmp_path} belongs to user \w+ and you may not"):
+        dagster_home()

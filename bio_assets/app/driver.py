@@ -49,6 +49,16 @@ def dagster_home() -> Path:
         )
     home = Path(os.environ["DAGSTER_HOME"]).absolute()
     home.mkdir(parents=True, exist_ok=True)
+    if not os.access(home, os.W_OK | os.X_OK):
+        # Another user's instance: its storage and service files are theirs to write.
+        try:
+            import pwd
+
+            owner = f"user {pwd.getpwuid(home.stat().st_uid).pw_name}"
+        except (KeyError, ImportError):
+            owner = "another user"
+        raise ValueError(f"the Dagster instance {home} belongs to {owner} and you may not write it; "
+                         "export DAGSTER_HOME=<a folder of your own with a dagster.yaml>")  # fmt: skip
     return home
 
 

@@ -57,6 +57,9 @@ CLIENT_TAG = "bio_assets/client"
 IDLE_ENV = "BIO_ASSETS_SERVICE_IDLE_SECONDS"
 DEFAULT_IDLE_SECONDS = 60.0
 START_TIMEOUT_SECONDS = 300.0
+# How often the supervisor looks at its processes, its clients and orphaned work (a GraphQL query and a
+# run query each time): quick enough for Ctrl-C and killed clients, cheap beside the trainings.
+WATCH_SECONDS = 2.0
 IN_PROGRESS = [
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.STARTING,
@@ -525,7 +528,7 @@ class Supervisor:
                 elif self.idle is not None and time.monotonic() - idle_since > self.idle and self._close_to_clients():
                     self.say(f"no client for {self.idle:.0f} s: stopping the service")
                     return 0
-                time.sleep(1.0)
+                time.sleep(WATCH_SECONDS)
 
     # -- stopping -------------------------------------------------------------------------------
     def _stop(self, grace: float) -> None:
